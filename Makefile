@@ -1,0 +1,39 @@
+# create-llm — the template repository.
+#   make demo   set everything up, scaffold a nano project, train it on the built-in corpus,
+#               and print generated text (the main job, on built-in defaults)
+#   make test   set everything up and run the whole test suite
+# Both install into ./.venv; TORCH_SPEC picks the torch build (default: torch).
+
+.DEFAULT_GOAL := help
+.PHONY: help venv demo test lint clean
+
+TORCH_SPEC ?= torch
+VENV := $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+DEMO_DIR := build/demo-llm
+PYTEST_ARGS ?=
+
+help: ## list the commands
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+venv: $(VENV)/.installed ## create .venv with the wrapper and everything the tests need
+
+demo: venv ## scaffold a nano project in build/, train it on the built-in stories, generate text
+	rm -rf $(DEMO_DIR)
+	CI=1 $(VENV)/bin/create-llm $(notdir $(DEMO_DIR)) --template nano --yes --skip-install --no-git -o $(dir $(DEMO_DIR))
+	$(MAKE) -C $(DEMO_DIR) data train generate PYTHON=$(PY)
+
+test: venv ## run the whole test suite (wrapper, hooks, bake, and the generated project's tests)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+lint: venv ## ruff over the wrapper, hooks and tests
+	$(PY) -m ruff check wrapper hooks tests
+
+clean: ## remove build outputs (build/, dist/) but not .venv
+	rm -rf build dist

@@ -1,0 +1,94 @@
+"""Finish the generated project (runs as a script inside it, stdlib only).
+
+1. Prune: remove the files that the chosen options do not need, following KEEP_ONLY_WHEN below.
+2. Write `.cookiecutter.json`: the answers, so the project can be regenerated or updated with
+       cookiecutter --replay-file my-llm/.cookiecutter.json <template> -o elsewhere
+   The file has cookiecutter's replay format, {"cookiecutter": {answers}}. It holds the public
+   answers only: private keys such as `_presets` and `_copy_without_render` are left out so a
+   replay takes them from the template's *current* cookiecutter.json, and local paths
+   (`_output_dir`, `_repo_dir`, a local `_template`) are left out because they name places on the
+   machine that generated it. `_template` (and `_checkout`) are kept when the template came from a
+   remote source (gh:..., https://..., git@...), as a record of where the project came from.
+3. Print short next steps, unless the create-llm wrapper runs us (it sets CREATE_LLM_WRAPPER=1
+   and prints its own summary).
+"""
+
+import json
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+
+# Every answer, plus private keys, as data (never pasted into Python source).
+CONTEXT = json.loads(r'''{{ cookiecutter | tojson }}''')
+
+# Paths (relative to the project root, '/'-separated) that exist only for some choices, and the
+# condition under which each is KEPT. Paths not listed are always kept. A listed path that the
+# template does not contain is a stale entry: the tests fail on it.
+KEEP_ONLY_WHEN: dict[str, Callable[[dict], bool]] = {
+    "LICENSE": lambda answers: answers["license"] != "None",
+}
+
+REMOTE_TEMPLATE = re.compile(r"^(gh|gl|bb):|^[a-z][a-z0-9+.-]*://|^git@")
+
+# The commands printed after plain `cookiecutter`; every one is a target of the project Makefile.
+NEXT_STEPS = (
+    ("make setup", "create .venv and install PyTorch and the requirements"),
+    ("make data", "prepare the training text (built-in stories when data/raw/ is empty)"),
+    ("make tokenizer", "train the tokenizer"),
+    ("make train", "train the model"),
+)
+
+
+def pruned_paths(answers: dict, table: dict[str, Callable[[dict], bool]]) -> list[str]:
+    """The table's paths that these answers do not need, in table order."""
+    return [path for path, keep in table.items() if not keep(answers)]
+
+
+def prune(project_dir: str, paths: list[str]) -> None:
+    """Delete each path (file or directory) under project_dir; a missing one is a template bug."""
+    for path in paths:
+        full = os.path.join(project_dir, *path.split("/"))
+        if os.path.isdir(full) and not os.path.islink(full):
+            shutil.rmtree(full)
+        else:
+            os.remove(full)  # FileNotFoundError names the stale table entry
+
+
+def replay_answers(context: dict) -> dict:
+    """The part of the context worth keeping in .cookiecutter.json (see the module docstring)."""
+    answers = {key: value for key, value in context.items() if not key.startswith("_")}
+    template = context.get("_template")
+    if isinstance(template, str) and REMOTE_TEMPLATE.match(template):
+        answers["_template"] = template
+        if context.get("_checkout"):
+            answers["_checkout"] = context["_checkout"]
+    return answers
+
+
+def write_replay_file(project_dir: str, context: dict) -> None:
+    path = os.path.join(project_dir, ".cookiecutter.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump({"cookiecutter": replay_answers(context)}, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def next_steps(slug: str) -> str:
+    width = max(len(command) for command, _ in NEXT_STEPS) + 3
+    lines = [f"Created {slug}. Next steps:", f"  {'cd ' + slug:<{width}}go into the project"]
+    lines += [f"  {command:<{width}}{what}" for command, what in NEXT_STEPS]
+    lines.append("Run `make help` in the project for every other command.")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    project_dir = os.getcwd()  # cookiecutter runs post-gen hooks inside the new project
+    prune(project_dir, pruned_paths(CONTEXT, KEEP_ONLY_WHEN))
+    write_replay_file(project_dir, CONTEXT)
+    if not os.environ.get("CREATE_LLM_WRAPPER"):
+        print(next_steps(CONTEXT["project_slug"]))
+
+
+if __name__ == "__main__":
+    main()

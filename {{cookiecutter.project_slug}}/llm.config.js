@@ -1,0 +1,96 @@
+{%- set p = cookiecutter._presets[cookiecutter.preset] -%}
+{%- set custom = cookiecutter.preset == 'custom' -%}
+{%- set layers = cookiecutter.custom_layers | int if custom else p.layers -%}
+{%- set heads = cookiecutter.custom_heads | int if custom else p.heads -%}
+{%- set kv_heads = heads if custom else p.kv_heads -%}
+{%- set dim = cookiecutter.custom_dim | int if custom else p.dim -%}
+{%- set mlp_dim = ((dim * 8 // 3 + 31) // 32 * 32) if custom else p.mlp_dim -%}
+{%- set max_length = cookiecutter.custom_max_length | int if custom else p.max_length -%}
+{%- set vocab_size = cookiecutter.custom_vocab_size | int if custom else p.vocab_size -%}
+// llm.config.js — the one configuration of this project.
+//
+// Contract: this file is ONE object literal after `module.exports =`, holding plain values only
+// (numbers, strings, true/false, null, lists, objects). No expressions, variables, functions,
+// require() or `undefined`: the Python code reads it as JSON5 and never executes JavaScript, so
+// Node is not needed. Comments and trailing commas are fine.
+//
+// Any key can be overridden for one run from the command line, e.g.
+//   make train ARGS="--training.max_steps 300 --training.learning_rate 0.001"
+module.exports = {
+  model: {
+    architecture: 'gpt',      // decoder-only, Llama-style (RMSNorm, RoPE, SwiGLU, tied embeddings)
+    preset: '{{ cookiecutter.preset }}',         // the size preset these numbers came from (informational)
+    layers: {{ layers }},                // transformer blocks
+    heads: {{ heads }},                 // attention heads; dim / heads = head size, must be even
+    kv_heads: {{ kv_heads }},              // key/value heads (< heads = grouped-query attention); divides heads
+    dim: {{ dim }},                 // model width (embedding size)
+    mlp_dim: {{ mlp_dim }},             // hidden width of the SwiGLU feed-forward block
+    max_length: {{ max_length }},          // context length in tokens
+    dropout: 0.0,             // 0 is best for short runs and fastest on CPU; try 0.1 for long runs on small data
+    rope_theta: 10000.0,      // RoPE base frequency
+    norm_eps: 1e-5,           // RMSNorm epsilon
+    tie_embeddings: true,     // share the input embedding and output projection (saves vocab * dim params)
+  },
+
+  tokenizer: {
+    type: '{{ cookiecutter.tokenizer }}',            // 'bpe' (byte-level, lossless), 'wordpiece' or 'unigram'
+    vocab_size: {{ vocab_size }},        // target size; the trained tokenizer's real size is what the model uses
+    min_frequency: 2,         // a merge/piece must occur at least this often
+    special_tokens: ['<|endoftext|>', '<|pad|>', '<|unk|>'],  // the first one ends every document
+    path: 'tokenizer/tokenizer.json',  // where `make tokenizer` writes it
+  },
+
+  data: {
+    raw_dir: 'data/raw',      // your .txt / .md / .jsonl files (nested folders too); empty = built-in stories
+    processed_dir: 'data/processed',  // where `make data` writes train.bin, val.bin and meta.json
+    val_split: 0.05,          // fraction of documents held out for validation
+    val_path: '',             // or a separate file/folder for validation ('' = split from raw_dir)
+    stride: {{ max_length }},             // evaluation window stride in tokens (<= max_length)
+    sample_size_mb: 5,        // size of the built-in story corpus used when raw_dir is empty
+    seed: 1337,               // seed for the sample corpus and the train/val split
+  },
+
+  training: {
+    batch_size: {{ p.batch_size }},           // sequences per micro-batch
+    gradient_accumulation: {{ p.gradient_accumulation }},  // micro-batches per optimizer step
+    max_steps: {{ p.max_steps }},          // optimizer steps
+    learning_rate: {{ p.learning_rate }},     // peak learning rate (after warmup)
+    min_lr: {{ p.min_lr }},           // learning rate at the end of the cosine decay
+    warmup_steps: {{ p.warmup_steps }},         // linear warmup from 0 to learning_rate
+    weight_decay: 0.1,        // AdamW decay on matrices (not on norms)
+    beta1: 0.9,               // AdamW beta1
+    beta2: 0.95,              // AdamW beta2
+    grad_clip: 1.0,           // clip the gradient norm to this (0 = off)
+    eval_interval: {{ p.eval_interval }},       // evaluate on validation data every N steps
+    eval_batches: {{ p.eval_batches }},         // validation batches per evaluation
+    log_interval: {{ p.log_interval }},         // log loss / lr / tokens per second every N steps
+    seed: 1337,               // seed for initialisation and batch order
+    device: 'auto',           // 'auto' (cuda -> mps -> cpu), 'cuda', 'mps' or 'cpu'
+    precision: '{{ p.precision }}',        // 'auto' (bf16 where fast, else fp16 on CUDA, else fp32), 'bf16', 'fp16', 'fp32'
+    compile: false,           // torch.compile the model (faster on GPU; often slower on CPU)
+    gradient_checkpointing: false,  // recompute activations in backward: less memory, ~30% slower
+    threads: 0,               // CPU threads for torch (0 = one per physical core)
+  },
+
+  checkpoints: {
+    dir: 'checkpoints',       // where checkpoints are written
+    save_interval: {{ p.save_interval }},       // save every N steps (and always at the end)
+    save_total_limit: 3,      // keep the newest N step checkpoints (best.pt is always kept)
+    keep_best: true,          // keep best.pt, chosen by validation loss
+  },
+
+  logging: {
+    dir: 'logs',              // metrics.jsonl (and TensorBoard files) go here
+    tensorboard: false,       // also write TensorBoard logs (needs `pip install tensorboard`)
+    progress_bar: true,       // show a progress bar (plain lines when output is not a terminal)
+  },
+
+  generation: {
+    prompt: 'Once upon a time',  // default prompt for `make generate`
+    max_new_tokens: 200,      // tokens to generate
+    temperature: 0.8,         // 0 = greedy; higher = more random
+    top_k: 50,                // sample from the k most likely tokens (0 = off)
+    top_p: 0.95,              // nucleus sampling: smallest set with this total probability (1 = off)
+    repetition_penalty: 1.1,  // > 1 discourages repeating tokens already in the context
+  },
+};

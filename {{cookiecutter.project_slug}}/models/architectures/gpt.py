@@ -1,0 +1,337 @@
+"""GPT: a decoder-only transformer in the Llama style, written to be read top to bottom.
+
+    tokens -> embed_tokens -> layers x [x + attention(RMSNorm(x)); x + SwiGLU-MLP(RMSNorm(x))]
+           -> norm -> lm_head (tied to embed_tokens) -> logits for the next token
+
+Attention uses rotary position embeddings (RoPE, "rotate-half" layout) and optionally
+grouped-query attention (kv_heads < heads). There are no biases. The math and the tensor names
+match Hugging Face `LlamaForCausalLM` exactly, so exporting (`make export`) is a rename of keys
+(a `model.` prefix) with identical logits. Rename or reshape things here and the export needs the
+same change.
+
+    python -m models.config --summary         # sizes of the presets and of this project's model
+    python -m training.train                  # train it (make train)
+    python -m evaluation.generate --prompt "Once upon a time"    # sample from it (make generate)
+    python -m pytest tests/test_model.py      # what this file promises, checked
+
+Shapes in comments: B batch, T new tokens, S tokens attended to (cache + new), C = dim,
+H query heads, Hkv key/value heads, D head size, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
+
+from errors import ConfigurationError
+from models.config import ModelConfig
+
+# ---- rotary position embeddings (RoPE) ----
+
+
+def precompute_rope(
+    head_dim: int, max_length: int, theta: float, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin tables, each (max_length, head_dim), in float32.
+
+    Rotate-half layout: element i of a head is rotated together with element i + head_dim/2, by the
+    angle position * theta^(-2i/head_dim). That is Hugging Face Llama's layout, so no permutation
+    of the q/k weights is needed at export. Computed in float32 even for bf16 models: at position
+    2000 an angle in bf16 would be off by whole radians.
+    """
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim
+    inv_freq = 1.0 / (theta**exponents)  # (D/2,)
+    positions = torch.arange(max_length, dtype=torch.int64, device=device).float()  # (max_length,)
+    freqs = torch.outer(positions, inv_freq)  # (max_length, D/2)
+    angles = torch.cat((freqs, freqs), dim=-1)  # (max_length, D): pairs (i, i + D/2) share an angle
+    return angles.cos(), angles.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (-x2, x1) on the two halves of the last dimension."""
+    x1, x2 = x.chunk(2, dim=-1)  # (..., D/2) each
+    return torch.cat((-x2, x1), dim=-1)  # (..., D)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate queries or keys x (B, heads, T, D) by their positions' angles; cos/sin are (T, D)."""
+    return x * cos + rotate_half(x) * sin
+
+
+# ---- KV cache: generation without recomputing the past ----
+
+
+class KVCache:
+    """Keys and values of every layer for the tokens seen so far.
+
+    With it, generating a token costs one position of compute instead of the whole context. The
+    tensors are allocated once, (layers, B, Hkv, max_length, D), and filled from `pos` on; the
+    model advances `pos` after each forward pass. `reset()` starts over (the memory is reused).
+    """
+
+    def __init__(
+        self,
+        layers: int,
+        batch_size: int,
+        kv_heads: int,
+        head_dim: int,
+        max_length: int,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        shape = (layers, batch_size, kv_heads, max_length, head_dim)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.max_length = max_length
+        self.pos = 0  # how many positions are filled (the same for every layer between forwards)
+
+    def reset(self) -> None:
+        self.pos = 0
+
+    def update(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store this layer's new k, v (B, Hkv, T, D); return all of them so far (B, Hkv, S, D)."""
+        end = self.pos + k.size(2)
+        self.k[layer, :, :, self.pos : end] = k
+        self.v[layer, :, :, self.pos : end] = v
+        return self.k[layer, :, :, :end], self.v[layer, :, :, :end]
+
+
+# ---- the building blocks ----
+
+
+class Attention(nn.Module):
+    """Causal self-attention with RoPE and grouped-query attention."""
+
+    def __init__(self, config: ModelConfig, layer_idx: int) -> None:
+        super().__init__()
+        self.layer_idx = layer_idx  # which slice of the KV cache is ours
+        self.heads, self.kv_heads, self.head_dim = config.heads, config.kv_heads, config.head_dim
+        self.q_proj = nn.Linear(config.dim, config.heads * self.head_dim, bias=False)
+        self.k_proj = nn.Linear(config.dim, config.kv_heads * self.head_dim, bias=False)
+        self.v_proj = nn.Linear(config.dim, config.kv_heads * self.head_dim, bias=False)
+        self.o_proj = nn.Linear(config.heads * self.head_dim, config.dim, bias=False)
+        self.dropout = config.dropout
+        self.resid_dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv_cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
+        k = self.k_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B,Hkv,T,D)
+        v = self.v_proj(x).view(B, T, self.kv_heads, self.head_dim).transpose(1, 2)  # (B,Hkv,T,D)
+        cos, sin = cos.to(q.dtype), sin.to(q.dtype)  # the float32 tables, in the compute dtype
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+
+        # Who may attend to whom. Without a cache, queries and keys are the same T positions and
+        # the causal mask is the usual lower triangle. With a cache, the keys are the S = start + T
+        # positions so far: one new token may see all of them; several new tokens (a prefill
+        # after earlier tokens) need the triangle shifted right by `start`, spelled out because
+        # is_causal=True aligns the triangle to the top-left corner.
+        mask, is_causal = None, True
+        if kv_cache is not None:
+            start = kv_cache.pos
+            k, v = kv_cache.update(self.layer_idx, k, v)  # (B, Hkv, S, D)
+            k, v = k.to(q.dtype), v.to(q.dtype)  # a no-op unless the cache dtype differs
+            if T == 1:
+                is_causal = False
+            elif start > 0:
+                is_causal = False
+                mask = torch.ones(T, start + T, dtype=torch.bool, device=x.device)
+                mask = mask.tril(diagonal=start)  # (T, S): query i sees keys 0..start+i
+
+        if self.kv_heads != self.heads:
+            # Grouped-query attention: query head h uses k/v head h // (H / Hkv), as in Llama.
+            repeat = self.heads // self.kv_heads
+            k = k.repeat_interleave(repeat, dim=1)  # (B, H, S, D)
+            v = v.repeat_interleave(repeat, dim=1)  # (B, H, S, D)
+
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0,
+        )  # (B, H, T, D); scale 1/sqrt(D)
+        y = y.transpose(1, 2).reshape(B, T, self.heads * self.head_dim)  # (B, T, C)
+        return self.resid_dropout(self.o_proj(y))
+
+
+class MLP(nn.Module):
+    """SwiGLU feed-forward: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(config.dim, config.mlp_dim, bias=False)
+        self.up_proj = nn.Linear(config.dim, config.mlp_dim, bias=False)
+        self.down_proj = nn.Linear(config.mlp_dim, config.dim, bias=False)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x)))
+
+
+class Block(nn.Module):
+    """One transformer layer: pre-norm attention, then pre-norm MLP, each added to the residual."""
+
+    def __init__(self, config: ModelConfig, layer_idx: int) -> None:
+        super().__init__()
+        # eps given explicitly: nn.RMSNorm's default is the dtype's machine epsilon, not Llama's.
+        self.input_layernorm = nn.RMSNorm(config.dim, eps=config.norm_eps)
+        self.self_attn = Attention(config, layer_idx)
+        self.post_attention_layernorm = nn.RMSNorm(config.dim, eps=config.norm_eps)
+        self.mlp = MLP(config)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        cos: torch.Tensor,
+        sin: torch.Tensor,
+        kv_cache: KVCache | None = None,
+    ) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, kv_cache)  # (B, T, C)
+        x = x + self.mlp(self.post_attention_layernorm(x))  # (B, T, C)
+        return x
+
+
+# ---- the model ----
+
+
+class GPT(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.vocab_size <= 0:
+            raise ConfigurationError(
+                "the model's vocab_size is not set (it is 0)",
+                "it comes from the trained tokenizer: run `make tokenizer`, then build the model "
+                "with dataclasses.replace(cfg.model, vocab_size=tokenizer.get_vocab_size())",
+            )
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(Block(config, i) for i in range(config.layers))
+        self.norm = nn.RMSNorm(config.dim, eps=config.norm_eps)
+        self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)
+        if config.tie_embeddings:
+            # One matrix maps tokens to vectors and vectors back to token scores: fewer parameters
+            # (most of a small model's) and, at small scale, no worse a model.
+            self.lm_head.weight = self.embed_tokens.weight
+
+        # RoPE tables for every position, filled in by init_weights(). Not saved in checkpoints
+        # (persistent=False): they are a function of the config.
+        table = torch.empty(config.max_length, config.head_dim, dtype=torch.float32)
+        self.register_buffer("rope_cos", table, persistent=False)  # (max_length, D)
+        self.register_buffer("rope_sin", table.clone(), persistent=False)  # (max_length, D)
+
+        # Set True to recompute each block's activations during backward: much less memory for
+        # ~30% more compute (training.gradient_checkpointing in llm.config.js).
+        self.gradient_checkpointing = False
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Initialise every weight (and the RoPE tables).
+
+        Also the way to materialise a model built on the meta device: `model.to_empty(device=...)`
+        then `model.init_weights()`.
+        """
+        std = 0.02
+        # The output projections of attention and MLP write into the residual stream, which sums
+        # 2 * layers of them: scaling their std by 1/sqrt(2 * layers) keeps the stream's variance
+        # about constant with depth at initialisation (GPT-2).
+        residual_std = std / math.sqrt(2 * self.config.layers)
+        nn.init.normal_(self.embed_tokens.weight, mean=0.0, std=std)
+        if not self.config.tie_embeddings:
+            nn.init.normal_(self.lm_head.weight, mean=0.0, std=std)
+        for layer in self.layers:
+            attn, mlp = layer.self_attn, layer.mlp
+            for linear in (attn.q_proj, attn.k_proj, attn.v_proj, mlp.gate_proj, mlp.up_proj):
+                nn.init.normal_(linear.weight, mean=0.0, std=std)
+            for linear in (attn.o_proj, mlp.down_proj):
+                nn.init.normal_(linear.weight, mean=0.0, std=residual_std)
+            layer.input_layernorm.reset_parameters()  # weight = 1
+            layer.post_attention_layernorm.reset_parameters()
+        self.norm.reset_parameters()
+        cos, sin = precompute_rope(
+            self.config.head_dim, self.config.max_length, self.config.rope_theta,
+            device=self.rope_cos.device,
+        )
+        self.rope_cos.copy_(cos)
+        self.rope_sin.copy_(sin)
+
+    def forward(
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        kv_cache: KVCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits (B, T, V) for the token after each position, and the loss if targets are given.
+
+        idx: (B, T) token ids. targets: (B, T), the inputs shifted left by one (targets[:, t] is
+        the token that follows idx[:, t]; the data loader makes x = window[:-1], y = window[1:]);
+        -1 marks positions not to score. kv_cache: continue after the tokens already in it.
+        """
+        B, T = idx.shape
+        start = 0 if kv_cache is None else kv_cache.pos
+        limit = self.config.max_length if kv_cache is None else min(
+            self.config.max_length, kv_cache.max_length
+        )
+        if start + T > limit:
+            raise ValueError(
+                f"sequence of {start + T} tokens (cache {start} + new {T}) is longer than the "
+                f"model's context of {limit} tokens (model.max_length / the KV cache size)"
+            )
+
+        x = self.embed_tokens(idx)  # (B, T, C)
+        cos = self.rope_cos[start : start + T]  # (T, D): the angles of these tokens' positions
+        sin = self.rope_sin[start : start + T]  # (T, D)
+        for layer in self.layers:
+            if self.gradient_checkpointing and self.training and kv_cache is None:
+                x = checkpoint(layer, x, cos, sin, use_reentrant=False)  # (B, T, C)
+            else:
+                x = layer(x, cos, sin, kv_cache)  # (B, T, C)
+        if kv_cache is not None:
+            kv_cache.pos += T
+        x = self.norm(x)  # (B, T, C)
+        logits = self.lm_head(x)  # (B, T, V)
+
+        loss = None
+        if targets is not None:
+            # Next-token prediction. No shifting here: position t's logits are compared with
+            # targets[:, t], which the caller already set to the token at t + 1. Comparing with
+            # idx itself would teach the model to copy its input.
+            loss = F.cross_entropy(
+                logits.view(-1, logits.size(-1)).float(),  # (B*T, V), float32 for a stable loss
+                targets.reshape(-1),  # (B*T,)
+                ignore_index=-1,
+            )
+        return logits, loss
+
+    def num_parameters(self) -> int:
+        """Trainable parameters, the tied embedding counted once."""
+        return sum(p.numel() for p in self.parameters())  # parameters() skips shared duplicates
+
+    def new_kv_cache(
+        self,
+        batch_size: int,
+        max_length: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> KVCache:
+        """An empty KV cache for this model (default: its full context, device and dtype)."""
+        weight = self.embed_tokens.weight
+        return KVCache(
+            layers=self.config.layers,
+            batch_size=batch_size,
+            kv_heads=self.config.kv_heads,
+            head_dim=self.config.head_dim,
+            max_length=min(max_length or self.config.max_length, self.config.max_length),
+            device=device if device is not None else weight.device,
+            dtype=dtype if dtype is not None else weight.dtype,
+        )

@@ -1,0 +1,130 @@
+"""Logging: a progress bar (or plain lines when not on a terminal), logs/metrics.jsonl, TensorBoard.
+
+metrics.jsonl holds one JSON object per line: training lines {"step", "loss", "lr", "tokens",
+"tokens_per_sec", "elapsed"} and evaluation lines {"step", "val_loss", "val_ppl", "val_bpb"}.
+On resume, lines after the resumed step are dropped, so the curve continues without a seam.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from errors import ConfigurationError
+from training.callbacks.base import Callback
+
+
+def truncate_metrics(path: Path, after_step: int) -> None:
+    """Drop metric lines of steps after `after_step` (they belong to work that was not saved)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line).get("step", 0) <= after_step:
+                kept.append(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+    path.write_text("".join(f"{line}\n" for line in kept))
+
+
+class LoggingCallback(Callback):
+    def __init__(self, folder: str, progress_bar: bool = True, tensorboard: bool = False) -> None:
+        self.folder = Path(folder)
+        self.use_bar = progress_bar and sys.stderr.isatty()
+        self.use_tensorboard = tensorboard
+        self.bar: tqdm | None = None
+        self.writer = None
+        self.file = None
+        self.last_time = 0.0
+        self.last_tokens = 0
+
+    def on_train_begin(self, trainer: Any) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / "metrics.jsonl"
+        if trainer.step > 0:
+            truncate_metrics(path, trainer.step)
+        elif path.exists():
+            path.unlink()  # a fresh run (train.py archived the old logs first)
+        self.file = open(path, "a", encoding="utf-8")
+        if self.use_tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise ConfigurationError(
+                    "logging.tensorboard is true but the tensorboard package is not installed",
+                    "pip install tensorboard (or set logging.tensorboard: false)",
+                ) from None
+            self.writer = SummaryWriter(str(self.folder / "tensorboard"), purge_step=trainer.step)
+        total = trainer.cfg.training.max_steps
+        if self.use_bar:
+            self.bar = tqdm(total=total, initial=trainer.step, unit="step", dynamic_ncols=True,
+                            desc="training")
+        self.last_time = time.perf_counter()
+        self.last_tokens = trainer.tokens_seen
+
+    def _write(self, record: dict[str, Any]) -> None:
+        assert self.file is not None
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+
+    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+        if "loss" not in metrics:
+            return
+        now = time.perf_counter()
+        tokens_per_sec = (trainer.tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_tokens = now, trainer.tokens_seen
+        record = {"step": trainer.step, "loss": round(metrics["loss"], 6), "lr": metrics["lr"],
+                  "tokens": trainer.tokens_seen, "tokens_per_sec": round(tokens_per_sec, 1),
+                  "elapsed": round(trainer.elapsed(), 2)}
+        self._write(record)
+        if self.writer is not None:
+            self.writer.add_scalar("train/loss", metrics["loss"], trainer.step)
+            self.writer.add_scalar("train/lr", metrics["lr"], trainer.step)
+            self.writer.add_scalar("train/tokens_per_sec", tokens_per_sec, trainer.step)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}",
+                                 tok_s=f"{tokens_per_sec:,.0f}")
+        else:
+            total = trainer.cfg.training.max_steps
+            eta = trainer.elapsed() / max(1, trainer.step - trainer.start_step) * (
+                total - trainer.step)
+            print(f"step {trainer.step:>6}/{total} | loss {metrics['loss']:.4f} | "
+                  f"lr {metrics['lr']:.2e} | {tokens_per_sec:,.0f} tok/s | "
+                  f"eta {_duration(eta)}", flush=True)
+
+    def on_evaluate(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        record = {"step": trainer.step, "val_loss": round(metrics["val_loss"], 6),
+                  "val_ppl": round(metrics["val_ppl"], 4), "val_bpb": round(metrics["val_bpb"], 6)}
+        self._write(record)
+        if self.writer is not None:
+            for key in ("val_loss", "val_ppl", "val_bpb"):
+                self.writer.add_scalar(f"val/{key[4:]}", metrics[key], trainer.step)
+        line = (f"eval step {trainer.step}: val loss {metrics['val_loss']:.4f} | "
+                f"ppl {metrics['val_ppl']:.2f} | {metrics['val_bpb']:.4f} bits/byte"
+                + (" (best)" if metrics.get("is_best") else ""))
+        if self.bar is not None:
+            self.bar.write(line)
+        else:
+            print(line, flush=True)
+
+    def on_train_end(self, trainer: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        if self.file is not None:
+            self.file.close()
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"

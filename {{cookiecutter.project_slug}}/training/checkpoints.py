@@ -1,0 +1,296 @@
+"""Checkpoint files: write them safely, find them, verify them, load them.
+
+Layout of the checkpoints folder:
+
+    checkpoints/step_000500.pt   + step_000500.json   one per save_interval (newest N kept)
+    checkpoints/best.pt          + best.json          lowest validation loss so far
+
+Each .pt holds only tensors and plain Python values (it loads with `weights_only=True`, so a
+checkpoint can never run code when opened). Each .json sidecar records the step, validation
+loss, size and SHA-256 of its .pt, and is written *after* the .pt: a .pt without a matching
+sidecar is an interrupted or corrupt save and is skipped with a message.
+
+Writes are atomic: a temporary file in the same folder, fsync, then rename. A crash or
+`kill -9` at any moment leaves the previous checkpoint untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import re
+import time
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+from errors import TrainingError
+
+FORMAT_VERSION = 1
+STEP_PATTERN = re.compile(r"^step_(\d+)\.pt$")
+
+
+# ---- writing ----
+
+
+class _HashingWriter:
+    """A file wrapper that hashes bytes as torch.save writes them (no second read pass)."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self.file = file
+        self.sha256 = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.size += len(data)
+        return self.file.write(data)
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:  # makes the rename itself durable; not possible on every OS
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any]) -> dict:
+    """Atomically write `state` to `path` and its sidecar; return the sidecar dict.
+
+    On any failure (disk full, read-only folder) the previous file at `path` is untouched and a
+    TrainingError says what happened.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            writer = _HashingWriter(f)
+            torch.save(state, writer)
+            f.flush()
+            os.fsync(f.fileno())
+        sidecar = {
+            **info,
+            "file": path.name,
+            "size": writer.size,
+            "sha256": writer.sha256.hexdigest(),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "format_version": FORMAT_VERSION,
+        }
+        # Order matters: the old sidecar no longer matches once the new .pt is in place, so a
+        # crash between the two renames makes this file "unverified" (skipped), never "wrong".
+        os.replace(tmp, path)
+        _atomic_write_bytes(sidecar_path(path), json.dumps(sidecar, indent=2).encode())
+        _fsync_dir(path.parent)
+        return sidecar
+    except OSError as error:
+        raise TrainingError(
+            f"could not write checkpoint {path}: {error.strerror or error}",
+            "free some disk space or make the checkpoints folder writable "
+            "(checkpoints.dir in llm.config.js); earlier checkpoints are untouched",
+        ) from error
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sidecar_path(path: str | Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def rotate(folder: str | Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` step checkpoints (never best.pt); return the deleted."""
+    steps = list_step_checkpoints(folder)
+    deleted = []
+    for _, path in steps[:-keep] if keep > 0 else []:
+        path.unlink(missing_ok=True)
+        sidecar_path(path).unlink(missing_ok=True)
+        deleted.append(path)
+    return deleted
+
+
+# ---- finding and verifying ----
+
+
+def list_step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every step checkpoint in the folder, oldest first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        match = STEP_PATTERN.match(path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def read_sidecar(path: str | Path) -> dict | None:
+    try:
+        return json.loads(sidecar_path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def verify_checkpoint(path: str | Path, full: bool = True) -> str | None:
+    """None if the file is complete and matches its sidecar, else what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        return "the file does not exist"
+    sidecar = read_sidecar(path)
+    if sidecar is None:
+        return "its .json sidecar is missing or unreadable (an interrupted save?)"
+    size = path.stat().st_size
+    if size != sidecar.get("size"):
+        return f"it has {size} bytes but its sidecar says {sidecar.get('size')} (truncated?)"
+    if full:
+        sha = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""):
+                sha.update(block)
+        if sha.hexdigest() != sidecar.get("sha256"):
+            return "its checksum does not match its sidecar (the file is corrupt)"
+    return None
+
+
+def latest_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
+    """The newest step checkpoint that verifies; corrupt ones are named and skipped."""
+    for _, path in reversed(list_step_checkpoints(folder)):
+        problem = verify_checkpoint(path)
+        if problem is None:
+            return path
+        if warn:
+            print(f"Skipping {path}: {problem}")
+    return None
+
+
+def best_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
+    path = Path(folder) / "best.pt"
+    if not path.exists():
+        return None
+    problem = verify_checkpoint(path)
+    if problem is None:
+        return path
+    if warn:
+        print(f"Skipping {path}: {problem}")
+    return None
+
+
+def find_checkpoint(which: str, folder: str | Path, prefer: str = "best") -> Path:
+    """Resolve 'auto' | 'best' | 'latest' | a path to a verified checkpoint file.
+
+    `auto` means best then latest for inference (prefer='best') and latest then best for
+    resuming (prefer='latest').
+    """
+    folder = Path(folder)
+    if which not in ("auto", "best", "latest"):
+        path = Path(which)
+        if path.is_dir():  # a project folder or a checkpoints folder
+            inner = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+            return find_checkpoint("auto", inner, prefer)
+        problem = verify_checkpoint(path)
+        if problem == "the file does not exist":
+            raise TrainingError(f"checkpoint {path} not found",
+                                f"list the available ones with `ls {folder}`")
+        if problem is not None and read_sidecar(path) is not None:
+            raise TrainingError(f"checkpoint {path} is unusable: {problem}",
+                                f"pick another one from {folder}/, or `--resume auto` to use "
+                                "the newest good one")
+        return path  # no sidecar (e.g. copied by hand): torch.load's own checks still apply
+    order = {"best": [best_checkpoint], "latest": [latest_checkpoint],
+             "auto": [best_checkpoint, latest_checkpoint] if prefer == "best"
+             else [latest_checkpoint, best_checkpoint]}[which]
+    for finder in order:
+        path = finder(folder)
+        if path is not None:
+            return path
+    raise TrainingError(
+        f"no usable checkpoint in {folder}/",
+        "train a model first: `make train` (it saves checkpoints as it goes)",
+    )
+
+
+# ---- loading ----
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """Load a checkpoint safely: tensors and plain values only, never arbitrary objects."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise TrainingError(
+            f"refused to load {path}: it contains Python objects other than tensors and plain "
+            f"values, which could run code ({str(error).splitlines()[0][:160]})",
+            "only load checkpoints this project wrote; delete the file if you do not trust it",
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise TrainingError(
+            f"could not read checkpoint {path}: {str(error).splitlines()[0][:200]}",
+            "the file is truncated or corrupt; use another checkpoint (`--resume auto` picks "
+            "the newest good one)",
+        ) from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise TrainingError(f"{path} is not a checkpoint written by this project",
+                            "pass a checkpoints/step_*.pt or checkpoints/best.pt file")
+    return state
+
+
+def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
+                       device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
+    """Find a checkpoint (best, else latest; or a path) and return (model in eval mode, info).
+
+    info holds: path, step, tokens_seen, val_loss, model_config (dict), config (dict),
+    tokenizer_hash.
+    """
+    from models.architectures.gpt import GPT  # here, so checkpoint I/O does not need the model
+    from models.config import ModelConfig
+
+    path = find_checkpoint(which, folder, prefer="best")
+    state = load_checkpoint(path, map_location=device)
+    try:
+        model_config = ModelConfig(**state["model_config"])
+        model = GPT(model_config)
+        model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError) as error:
+        raise TrainingError(
+            f"{path} does not match this project's model code: {str(error).splitlines()[0]}",
+            "it was written by a different version of models/; retrain, or restore that code",
+        ) from None
+    model.to(device).eval()
+    metrics = state.get("metrics", {})
+    info = {
+        "path": str(path),
+        "step": state.get("step", 0),
+        "tokens_seen": state.get("tokens_seen", 0),
+        "val_loss": metrics.get("val_loss"),
+        "val_bpb": metrics.get("val_bpb"),
+        "model_config": dataclasses.asdict(model_config),
+        "config": state.get("config", {}),
+        "tokenizer_hash": state.get("tokenizer_hash"),
+    }
+    return model, info

@@ -1,0 +1,143 @@
+"""Where and how fast to compute: device, precision and CPU threads, chosen by hardware.
+
+Each choice can be forced from llm.config.js (training.device, training.precision,
+training.threads); `auto` picks:
+- device: cuda -> mps -> cpu;
+- precision: bf16 where the hardware runs it fast (CUDA GPUs with bf16, CPUs with avx512_bf16 or
+  AMX, Apple M2 and later), fp16 with a GradScaler on older CUDA GPUs, fp32 otherwise;
+- threads: one per physical core (hyper-threads only add contention for matmuls).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+from errors import ConfigurationError
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """The device to train on: the requested one, or the best available."""
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigurationError(
+            "training.device is 'cuda' but no CUDA GPU is available",
+            "set training.device to 'auto' (or 'cpu'), or install a CUDA build of PyTorch",
+        )
+    if requested == "mps" and not torch.backends.mps.is_available():
+        raise ConfigurationError(
+            "training.device is 'mps' but Apple's Metal backend is not available",
+            "set training.device to 'auto' or 'cpu'",
+        )
+    return torch.device(requested)
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _apple_has_bf16() -> bool:
+    """Apple M2 and later report FEAT_BF16."""
+    if platform.system() != "Darwin":
+        return False
+    try:
+        out = subprocess.run(["sysctl", "-n", "hw.optional.arm.FEAT_BF16"],
+                             capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() == "1"
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when this CPU multiplies bf16 matrices in hardware (about 2x fp32 speed)."""
+    flags = _cpu_flags()
+    return bool({"avx512_bf16", "amx_bf16"} & flags) or _apple_has_bf16()
+
+
+def pick_precision(requested: str, device: torch.device) -> str:
+    """'bf16', 'fp16' or 'fp32' for this device."""
+    if requested != "auto":
+        if requested == "fp16" and device.type != "cuda":
+            raise ConfigurationError(
+                f"training.precision 'fp16' needs a CUDA GPU (training on {device.type})",
+                "use 'auto', 'bf16' or 'fp32'",
+            )
+        if requested == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigurationError(
+                "training.precision 'bf16' is not supported by this GPU",
+                "use 'auto' (fp16 with loss scaling) or 'fp32'",
+            )
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type in ("cpu", "mps") and cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """Mixed-precision context for forward passes (a no-op for fp32)."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def physical_cores() -> int:
+    """Physical CPU cores (not hyper-threads), falling back to the logical count."""
+    try:
+        pairs = set()
+        physical_id = core_id = None
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("physical id"):
+                physical_id = line.split(":")[1].strip()
+            elif line.startswith("core id"):
+                core_id = line.split(":")[1].strip()
+                pairs.add((physical_id, core_id))
+        if pairs:
+            return len(pairs)
+    except OSError:
+        pass
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def set_threads(requested: int = 0) -> int:
+    """Set torch's CPU thread count (0 = physical cores) and return it."""
+    threads = requested or physical_cores()
+    try:  # never more than this process may use (containers, taskset)
+        threads = min(threads, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        pass
+    torch.set_num_threads(max(1, threads))
+    return torch.get_num_threads()
+
+
+def describe(device: torch.device, precision: str, threads: int) -> str:
+    """One line saying what was chosen, printed at the start of every run."""
+    if device.type == "cuda":
+        where = f"cuda ({torch.cuda.get_device_name(device)})"
+    elif device.type == "mps":
+        where = "mps (Apple GPU)"
+    else:
+        where = f"cpu ({threads} threads)"
+    return f"device: {where} | precision: {precision}"

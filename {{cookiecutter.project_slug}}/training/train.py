@@ -1,0 +1,199 @@
+"""Train the model described by llm.config.js on the data made by `make data`.
+
+    make train                                    # = python -m training.train
+    make train ARGS="--training.max_steps 300"    # any config key, for this run only
+    make resume                                   # = python -m training.train --resume auto
+    python -m training.train --resume checkpoints/step_000500.pt
+    python -m training.train --fresh              # archive the previous run, start over
+
+Ctrl+C (or SIGTERM) finishes the current step, saves a checkpoint and exits; `make resume`
+continues exactly where it stopped. Checkpoints go to checkpoints/, metrics to logs/metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from config import Config, add_config_arguments, config_from_args
+from data.dataset import TrainBatches, check_enough_tokens, load_split
+from errors import DataError, TrainingError, run_cli
+from models.architectures.gpt import GPT
+from tokenizer.load import tokenizer_hash
+from training import checkpoints
+from training.callbacks.checkpoint import CheckpointCallback
+from training.callbacks.logging import LoggingCallback
+from training.device import describe, pick_device, pick_precision, set_threads
+from training.trainer import Trainer
+
+# Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
+ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
+                     "vocab_size", "tie_embeddings")
+
+
+def load_meta(cfg: Config) -> dict:
+    """meta.json from `make data`, checked against the current tokenizer."""
+    path = Path(cfg.data.processed_dir) / "meta.json"
+    if not path.exists():
+        raise DataError(f"no prepared data: {path} not found",
+                        "run `make data` (after `make tokenizer`) first")
+    meta = json.loads(path.read_text())
+    if not Path(cfg.tokenizer.path).exists():
+        raise DataError(f"tokenizer {cfg.tokenizer.path} not found",
+                        "run `make tokenizer` then `make data`")
+    current = tokenizer_hash(cfg.tokenizer.path)
+    if meta.get("tokenizer_hash") != current:
+        raise DataError(
+            f"the prepared data in {cfg.data.processed_dir} was made with a different "
+            "tokenizer than " + cfg.tokenizer.path,
+            "run `make data` again to re-encode the text with the current tokenizer",
+        )
+    return meta
+
+
+def archive_previous_run(cfg: Config) -> Path:
+    """Move the previous run's checkpoints and metrics aside (never delete a user's work)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    archive = Path(cfg.checkpoints.dir) / "previous" / stamp
+    archive.mkdir(parents=True)
+    for path in Path(cfg.checkpoints.dir).iterdir():
+        if path.is_file():
+            shutil.move(str(path), archive / path.name)
+    metrics = Path(cfg.logging.dir) / "metrics.jsonl"
+    if metrics.exists():
+        shutil.move(str(metrics), archive / "metrics.jsonl")
+    return archive
+
+
+def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) -> None:
+    """Refuse a checkpoint from another architecture or tokenizer, saying which key differs."""
+    saved = state.get("model_config", {})
+    for key in ARCHITECTURE_KEYS:
+        if saved.get(key) != model_config[key]:
+            raise TrainingError(
+                f"cannot resume from {path}: it has model.{key} = {saved.get(key)}, "
+                f"the current config has {model_config[key]}",
+                "restore the old value in llm.config.js, or start a new run with "
+                "`python -m training.train --fresh`",
+            )
+    if state.get("tokenizer_hash") != tok_hash:
+        raise TrainingError(
+            f"cannot resume from {path}: it was trained with a different tokenizer",
+            "restore the old tokenizer/tokenizer.json, or start over with `--fresh`",
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--resume", nargs="?", const="auto", metavar="auto|PATH",
+                        help="continue a run: 'auto' = the newest good checkpoint, or a file")
+    parser.add_argument("--fresh", action="store_true",
+                        help="move the previous run's checkpoints to checkpoints/previous/ "
+                             "and start a new one")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    t = cfg.training
+
+    threads = set_threads(t.threads)
+    device = pick_device(t.device)
+    precision = pick_precision(t.precision, device)
+
+    meta = load_meta(cfg)
+    tok_hash = meta["tokenizer_hash"]
+    model_config = dataclasses.replace(cfg.model, vocab_size=meta["vocab_size"])
+    if meta["vocab_size"] != cfg.tokenizer.vocab_size:
+        print(f"vocabulary: {meta['vocab_size']} tokens, from the trained tokenizer "
+              f"(tokenizer.vocab_size in llm.config.js asks for {cfg.tokenizer.vocab_size}; "
+              "the tokenizer wins)")
+    train_tokens = load_split(cfg.data.processed_dir, "train")
+    val_tokens = load_split(cfg.data.processed_dir, "val")
+    check_enough_tokens(len(train_tokens), t.batch_size, model_config.max_length, "train")
+    check_enough_tokens(len(val_tokens), 1, model_config.max_length, "val")
+
+    # Never overwrite a previous run by accident.
+    folder = Path(cfg.checkpoints.dir)
+    has_run = bool(checkpoints.list_step_checkpoints(folder)) or (folder / "best.pt").exists()
+    if has_run and not args.resume:
+        if not args.fresh:
+            latest = checkpoints.list_step_checkpoints(folder)
+            where = f" (up to step {latest[-1][0]})" if latest else ""
+            raise TrainingError(
+                f"{folder}/ already holds a training run{where}",
+                "continue it with `make resume`, or start over with "
+                "`make train ARGS=--fresh` (the old run is moved to checkpoints/previous/)",
+            )
+        print(f"Moved the previous run to {archive_previous_run(cfg)}")
+
+    torch.manual_seed(t.seed)
+    model = GPT(model_config)
+    model.gradient_checkpointing = t.gradient_checkpointing
+    model.to(device)
+    batches = TrainBatches(train_tokens, t.batch_size, model_config.max_length, t.seed)
+    callbacks = [
+        LoggingCallback(cfg.logging.dir, cfg.logging.progress_bar, cfg.logging.tensorboard),
+        CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
+                           cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best),
+    ]
+    trainer = Trainer(cfg, model, batches, val_tokens, meta, device, precision, callbacks,
+                      tok_hash)
+    if t.compile:
+        trainer.forward_model = compile_model(model)
+
+    if args.resume:
+        path = checkpoints.find_checkpoint(args.resume, folder, prefer="latest")
+        state = checkpoints.load_checkpoint(path, map_location=device)
+        check_resumable(state, dataclasses.asdict(model_config), tok_hash, path)
+        trainer.load_state(state)
+        print(f"Resuming from {path} (step {trainer.step})")
+        if trainer.step >= t.max_steps:
+            print(f"Already trained for {trainer.step} steps (training.max_steps = "
+                  f"{t.max_steps}). To train longer: make resume ARGS=\"--training.max_steps "
+                  f"{t.max_steps * 2}\"")
+            return 0
+
+    tokens_per_step = t.batch_size * t.gradient_accumulation * model_config.max_length
+    print(f"model: {model_config.architecture} '{model_config.preset}' with "
+          f"{model.num_parameters() / 1e6:.2f}M parameters | context {model_config.max_length} "
+          f"| vocabulary {model_config.vocab_size}")
+    print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
+          f"tokens | {tokens_per_step:,} tokens per step")
+    print(describe(device, precision, threads))
+    trainer.fit()
+
+    if trainer.stop_reason:
+        print(f"Stopped at step {trainer.step} ({trainer.stop_reason}). "
+              "Continue with: make resume")
+        return 0
+    m = trainer.last_metrics
+    print(f"Done: {trainer.step} steps in {trainer.elapsed():.0f}s | val loss "
+          f"{m.get('val_loss', float('nan')):.4f} | {m.get('val_bpb', float('nan')):.4f} "
+          f"bits/byte | best val loss {trainer.best_val_loss:.4f}")
+    print("Next: make generate   (or make eval, make chat)")
+    return 0
+
+
+def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile, or the plain model with a one-line warning where no compiler works."""
+    if sys.platform == "win32" or not (shutil.which("cc") or shutil.which("gcc")
+                                       or shutil.which("clang")):
+        print("Warning: training.compile needs a C++ compiler (none found); running uncompiled")
+        return model
+    try:
+        return torch.compile(model)
+    except Exception as error:  # compile support varies by platform and torch build
+        print(f"Warning: torch.compile failed ({type(error).__name__}); running uncompiled")
+        return model
+
+
+if __name__ == "__main__":
+    run_cli(main)

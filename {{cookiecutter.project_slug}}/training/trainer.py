@@ -1,0 +1,264 @@
+"""The training loop. One class, read top to bottom: a step, an evaluation, a checkpoint.
+
+Everything else (progress bars, metric files, checkpoint timing) is a callback, so this loop stays
+short. The trainer also owns the full training state (model, optimizer, step, RNGs, data
+position), which is what a checkpoint holds: a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import random
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from config import Config
+from data.dataset import TrainBatches
+from errors import TrainingError
+from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
+from training.callbacks.base import Callback
+from training.device import autocast
+from training.optimizer import build_optimizer, lr_at
+
+OOM_SUGGESTION = (
+    "lower training.batch_size (and raise training.gradient_accumulation to keep the same "
+    "tokens per step), lower model.max_length, set training.gradient_checkpointing: true, "
+    "or pick a smaller preset"
+)
+
+
+class Trainer:
+    def __init__(self, cfg: Config, model: torch.nn.Module, batches: TrainBatches,
+                 val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
+                 precision: str, callbacks: list[Callback], tokenizer_hash: str) -> None:
+        self.cfg = cfg
+        self.model = model  # the plain module: its state_dict is what checkpoints hold
+        self.forward_model = model  # what computes; torch.compile may wrap it (train.py)
+        self.batches = batches
+        self.val_tokens = val_tokens
+        self.meta = meta
+        self.device = device
+        self.precision = precision
+        self.callbacks = callbacks
+        self.tokenizer_hash = tokenizer_hash
+        self.optimizer = build_optimizer(model, cfg.training, device)
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+        self.step = 0
+        self.start_step = 0
+        self.tokens_seen = 0
+        self.best_val_loss = math.inf
+        self.last_metrics: dict[str, Any] = {}
+        self.stop_reason: str | None = None
+        self.start_time = time.perf_counter()
+
+    # ---- state (what a checkpoint holds) ----
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Everything needed to continue exactly here: tensors and plain Python values only."""
+        np_state = np.random.get_state()
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "best_val_loss": self.best_val_loss,
+            "metrics": dict(self.last_metrics),
+            "data": self.batches.state_dict(),
+            "rng": {
+                "python": random.getstate(),
+                # numpy's state holds an ndarray, which weights_only loading refuses: store a list
+                "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+            "config": self.cfg.to_dict(),
+            "model_config": dataclasses.asdict(self.model.config),
+            "tokenizer_hash": self.tokenizer_hash,
+        }
+
+    def checkpoint_info(self) -> dict[str, Any]:
+        """The small summary written next to each checkpoint (its .json sidecar)."""
+        return {"step": self.step, "tokens_seen": self.tokens_seen,
+                "val_loss": self.last_metrics.get("val_loss"),
+                "val_bpb": self.last_metrics.get("val_bpb"),
+                "preset": self.model.config.preset, "tokenizer_hash": self.tokenizer_hash}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore a checkpoint_state() dict (see train.py for the compatibility checks)."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state.get("scaler", {}))
+        self.step = self.start_step = state["step"]
+        self.tokens_seen = state["tokens_seen"]
+        self.best_val_loss = state.get("best_val_loss", math.inf)
+        self.last_metrics = dict(state.get("metrics", {}))
+        self.batches.load_state_dict(state["data"])
+        rng = state["rng"]
+        random.setstate(_as_tuple(rng["python"]))
+        np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], dtype=np.uint32),
+                             *rng["numpy"][2:]))
+        torch.set_rng_state(rng["torch"].cpu())
+        if rng.get("cuda") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start_time
+
+    # ---- one optimizer step ----
+
+    def train_step(self, lr: float) -> torch.Tensor:
+        """Forward/backward over gradient_accumulation micro-batches, then one update.
+
+        Returns the mean loss as a tensor on the device: reading it (.item()) would wait for the
+        device, so the loop only does that at log intervals.
+        """
+        t = self.cfg.training
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        total = torch.zeros((), device=self.device)
+        for _ in range(t.gradient_accumulation):
+            x, y = self.batches.next_batch()
+            if self.device.type == "cuda":  # overlap the copy with compute
+                x = x.pin_memory().to(self.device, non_blocking=True)
+                y = y.pin_memory().to(self.device, non_blocking=True)
+            else:
+                x, y = x.to(self.device), y.to(self.device)
+            with autocast(self.device, self.precision):
+                _, loss = self.forward_model(x, y)
+            loss = loss / t.gradient_accumulation
+            self.scaler.scale(loss).backward()
+            total += loss.detach()
+        if t.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total
+
+    # ---- evaluation ----
+
+    def evaluate(self) -> dict[str, Any]:
+        """Validation loss, perplexity and bits per byte on the same fixed windows every time."""
+        m = self.model.config
+        loss, _ = evaluate_loss(
+            self.forward_model, self.val_tokens, m.max_length, self.cfg.data.stride,
+            self.cfg.training.batch_size, self.cfg.training.eval_batches, self.device,
+            autocast_ctx=lambda: autocast(self.device, self.precision),
+        )
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"validation loss is {loss} at step {self.step}: the model has diverged",
+                "lower training.learning_rate (e.g. by 3x) or use training.precision 'fp32'; "
+                "resume from the last good checkpoint with `make resume`",
+            )
+        bpb = bits_per_byte(loss, self.meta["val_tokens"], self.meta["val_bytes"])
+        is_best = loss < self.best_val_loss
+        self.best_val_loss = min(self.best_val_loss, loss)
+        return {"val_loss": loss, "val_ppl": perplexity(loss), "val_bpb": bpb, "is_best": is_best}
+
+    # ---- the loop ----
+
+    def fit(self) -> None:
+        t = self.cfg.training
+        tokens_per_step = t.batch_size * t.gradient_accumulation * self.model.config.max_length
+        self.start_time = time.perf_counter()
+        self.model.train()
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        try:
+            with _stop_on_signals(self):
+                while self.step < t.max_steps and self.stop_reason is None:
+                    lr = lr_at(self.step, t)
+                    loss = self._guarded_step(lr)
+                    self.step += 1
+                    self.tokens_seen += tokens_per_step
+                    metrics: dict[str, Any] = {"lr": lr}
+                    last = self.step == t.max_steps or self.stop_reason is not None
+                    if (self.step % t.log_interval == 0 or last
+                            or self.step % self.cfg.checkpoints.save_interval == 0):
+                        metrics["loss"] = self._check_finite(loss.item())
+                        self.last_metrics["train_loss"] = metrics["loss"]
+                    if self.step % t.eval_interval == 0 or self.step == t.max_steps:
+                        evaluation = self.evaluate()
+                        self.last_metrics.update(
+                            {k: v for k, v in evaluation.items() if k != "is_best"})
+                        for cb in self.callbacks:
+                            cb.on_evaluate(self, evaluation)
+                    for cb in self.callbacks:
+                        cb.on_step_end(self, metrics)
+        finally:
+            # Runs on normal ends and on Ctrl+C / SIGTERM, not after a TrainingError
+            # (a diverged model must not overwrite the last good checkpoint).
+            if sys.exc_info()[0] is None:
+                for cb in self.callbacks:
+                    cb.on_train_end(self)
+
+    def _guarded_step(self, lr: float) -> torch.Tensor:
+        try:
+            return self.train_step(lr)
+        except torch.OutOfMemoryError:
+            raise TrainingError(
+                f"out of GPU memory at step {self.step + 1} (batch_size "
+                f"{self.cfg.training.batch_size}, max_length {self.model.config.max_length})",
+                OOM_SUGGESTION) from None
+        except RuntimeError as error:
+            text = str(error)
+            if "out of memory" in text or "can't allocate memory" in text:
+                raise TrainingError(f"out of memory at step {self.step + 1}: "
+                                    f"{text.splitlines()[0][:160]}", OOM_SUGGESTION) from None
+            raise
+
+    def _check_finite(self, loss: float) -> float:
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the training loss became {loss} at step {self.step}",
+                "the learning rate is probably too high (lower training.learning_rate by 3-10x, "
+                "or raise warmup_steps), or fp16 overflowed (use training.precision 'bf16' or "
+                "'fp32'); the last good checkpoint is kept: `make resume` continues from it",
+            )
+        return loss
+
+
+class _stop_on_signals:
+    """Ctrl+C / SIGTERM ask the loop to stop after the current step (and save).
+
+    A second Ctrl+C stops at once. Only possible in the main thread (signals are delivered
+    there), so elsewhere (e.g. tests running in threads) this does nothing.
+    """
+
+    def __init__(self, trainer: Trainer) -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.trainer.stop_reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.trainer.stop_reason = signal.Signals(signum).name
+        print(f"\n{self.trainer.stop_reason} received: finishing step {self.trainer.step + 1} "
+              "and saving a checkpoint (press Ctrl+C again to quit at once)",
+              file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _stop_on_signals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
+def _as_tuple(value: Any) -> Any:
+    """random.setstate wants tuples where a checkpoint round trip may give lists."""
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
