@@ -1,6 +1,7 @@
 """Finish the generated project (runs as a script inside it, stdlib only).
 
-1. Prune: remove the files that the chosen options do not need, following KEEP_ONLY_WHEN below.
+1. Prune: remove the files that the chosen options do not need, following KEEP_ONLY_WHEN below,
+   and tool caches (__pycache__, .ruff_cache) a template checkout may hold.
 2. Write `.cookiecutter.json`: the answers, so the project can be regenerated or updated with
        cookiecutter --replay-file my-llm/.cookiecutter.json <template> -o elsewhere
    The file has cookiecutter's replay format, {"cookiecutter": {answers}}. It holds the public
@@ -17,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import sys
 from collections.abc import Callable
 
 # Every answer, plus private keys, as data (never pasted into Python source).
@@ -26,17 +26,22 @@ CONTEXT = json.loads(r'''{{ cookiecutter | tojson }}''')
 # Paths (relative to the project root, '/'-separated) that exist only for some choices, and the
 # condition under which each is KEPT. Paths not listed are always kept. A listed path that the
 # template does not contain is a stale entry: the tests fail on it.
-KEEP_ONLY_WHEN: dict[str, Callable[[dict], bool]] = {
-    "LICENSE": lambda answers: answers["license"] != "None",
-}
+# Today every file serves every choice (one architecture, one tokenizer script for all three
+# types), so the table is empty; an entry looks like
+#     "models/architectures/bert.py": lambda answers: answers["model"] == "bert",
+KEEP_ONLY_WHEN: dict[str, Callable[[dict], bool]] = {}
+
+# Tool caches a developer may have left in a template checkout (cookiecutter.json copies them
+# without rendering); they are not part of anyone's project.
+CACHE_DIRS = ("__pycache__", ".ruff_cache", ".pytest_cache")
 
 REMOTE_TEMPLATE = re.compile(r"^(gh|gl|bb):|^[a-z][a-z0-9+.-]*://|^git@")
 
 # The commands printed after plain `cookiecutter`; every one is a target of the project Makefile.
 NEXT_STEPS = (
     ("make setup", "create .venv and install PyTorch and the requirements"),
-    ("make data", "prepare the training text (built-in stories when data/raw/ is empty)"),
-    ("make tokenizer", "train the tokenizer"),
+    ("make tokenizer", "train the tokenizer on data/raw/ (built-in stories when it is empty)"),
+    ("make data", "tokenize the training text into data/processed/"),
     ("make train", "train the model"),
 )
 
@@ -54,6 +59,13 @@ def prune(project_dir: str, paths: list[str]) -> None:
             shutil.rmtree(full)
         else:
             os.remove(full)  # FileNotFoundError names the stale table entry
+
+
+def remove_caches(project_dir: str) -> None:
+    for root, dirs, _ in os.walk(project_dir):
+        for name in [d for d in dirs if d in CACHE_DIRS]:
+            shutil.rmtree(os.path.join(root, name))
+            dirs.remove(name)
 
 
 def replay_answers(context: dict) -> dict:
@@ -85,6 +97,7 @@ def next_steps(slug: str) -> str:
 def main() -> None:
     project_dir = os.getcwd()  # cookiecutter runs post-gen hooks inside the new project
     prune(project_dir, pruned_paths(CONTEXT, KEEP_ONLY_WHEN))
+    remove_caches(project_dir)
     write_replay_file(project_dir, CONTEXT)
     if not os.environ.get("CREATE_LLM_WRAPPER"):
         print(next_steps(CONTEXT["project_slug"]))

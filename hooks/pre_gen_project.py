@@ -127,8 +127,9 @@ def check_architecture(arch: dict) -> None:
             raise AnswerError(f"{key} {value} is more than {limit:,}.",
                               f"Choose {key} of at most {limit:,}.")
     if dim % heads:
-        lower = dim // heads * heads
-        hint = f"dim {lower} or {lower + heads}" if lower else f"dim {heads}"
+        step = 2 * heads  # a width that divides evenly AND gives an even head size
+        lower = dim // step * step
+        hint = f"dim {lower} or {lower + step}" if lower else f"dim {step}"
         raise AnswerError(
             f"dim {dim} is not divisible by heads {heads} (each head gets dim / heads "
             "channels).",

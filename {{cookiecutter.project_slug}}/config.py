@@ -326,7 +326,8 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
         try:
             sections[name] = cls(**kwargs)
         except ConfigurationError as error:  # a dataclass's own check (e.g. ModelConfig)
-            raise ConfigurationError(error.message + _where(text, path, name), error.suggestion)
+            raise ConfigurationError(error.message + _where(text, path, name),
+                                     error.suggestion) from None
     config = Config(**sections, path=path)
     validate(config, text, path)
     return config

@@ -48,6 +48,9 @@ GIRL_NAMES = _words("""
     Edith Mabel Violet Pearl Opal Flora Fern Juniper Maple Olive Harriet Beatrix Agnes Martha
     Lena Kira Tara Anya Dina Keiko Hana Mina Suki Amina Kemi Ada Nia Imani Zuri Ayla Selin Defne
     Ines Carmen Paloma Frida Lotte Saskia Maren Elin Sigrid Bianca Chiara Giulia Francesca
+    Aurora Beatrice Cora Delphine Eloise Fiona Gemma Ilse Johanna Katya Lorna Marisol Nell
+    Orla Petra Quinn Rhea Simone Thea Una Vera Winnie Xenia Yara Zelda Adele Brigid Celeste
+    Dorothy Esme Flavia Gwen Hilda Imogen Jemima Kerstin Lucille Marguerite Nadine Ottilie
 """)
 BOY_NAMES = _words("""
     Leo Max Sam Ben Tom Jack Oliver Noah Liam Finn Oscar Theo Hugo Felix Arthur Henry Charlie
@@ -58,6 +61,9 @@ BOY_NAMES = _words("""
     Teddy Freddie Archie Stanley Walter Albert Edgar Frank Harold Hector Victor Rufus Cyrus
     Dmitri Mikhail Jonas Nils Pedro Bruno Rocco Gino Ahmed Hassan Zayd Emre Kemal Baris Tobias
     Quentin Ignatius Barnaby Wilbur Cedric Desmond Gordon Murray Angus Duncan Fergus Rory
+    Ambrose Benedict Clement Dorian Emil Florian Gideon Horace Ismael Jules Kasimir Leopold
+    Magnus Nathaniel Orson Phineas Raphael Sebastian Thaddeus Ulrich Vincent Wendell Xavier
+    Yannick Zachary Alonso Bartholomew Cosmo Dashiell Elias Ferdinand Gustav Humphrey Isidore
 """)
 # (kind, gender): who a character is. Animals and creatures get a name and a pronoun too.
 PEOPLE = [
@@ -105,8 +111,12 @@ THINGS = _words("""
     tent hammock jar bottle vase mirror comb brush sponge broom bowl plate pan pot toy
     doll teddy robot top yo-yo harmonica banjo tambourine xylophone piano cello accordion
     globe magnet rock pebble acorn pinecone seed egg stamp sticker medal trophy badge
+    lunchbox paintbox flashlight snow-globe kaleidoscope hourglass birdcage pinwheel
+    skateboard scooter canoe paddle anchor oar lasso saddle bridle horseshoe bucket spade
+    trowel watering-can rolling-pin whisk ladle sieve teacup saucer thimble needle spool
+    marionette rattle kazoo ocarina bagpipe gong bongo lute mandolin recorder tuba clarinet
 """)
-THINGS = [t.replace("-", " ") if t == "fishing-rod" else t for t in THINGS]
+THINGS = [t.replace("-", " ") for t in THINGS]  # "watering-can" -> "watering can"
 FOODS = _phrases("""
     apples, pears, plums, cherries, strawberries, blueberries, raspberries, grapes, oranges,
     bananas, peaches, carrots, peas, corn, pumpkin soup, tomato soup, warm bread, honey cake,
@@ -138,7 +148,12 @@ PLACES = _phrases("""
     the cellar, the kitchen, the greenhouse, the clock tower, the fairground, the bus stop,
     the post office, the town hall, the candy shop, the bookshop, the pier, the tide pools,
     the cornfield, the vegetable patch, the bamboo grove, the pine woods, the old well,
-    the top of the hill, the edge of the cliff, the far side of the lake, the end of the lane
+    the top of the hill, the edge of the cliff, the far side of the lake, the end of the lane,
+    the ice rink, the swimming pool, the skate park, the botanical garden, the observatory,
+    the aquarium, the circus tent, the carousel, the boathouse, the quarry, the marshes,
+    the heather moor, the olive grove, the vineyard, the lavender fields, the salt flats,
+    the canyon, the glacier, the volcano, the coral reef, the mangroves, the tea house,
+    the bakery on the corner, the village green, the duck pond, the windmill
 """)
 # Hiding places for lost things: "under the bed", "behind the door".
 SPOTS = _phrases("""
@@ -172,9 +187,10 @@ TREES = _words("""
 """)
 FLOWERS = _words("""
     roses tulips daisies sunflowers poppies lilies violets bluebells daffodils marigolds
-    lavender dandelions buttercups orchids peonies snowdrops primroses foxgloves clover heather
-    irises lilacs pansies cornflowers forget-me-nots honeysuckle jasmine
+    camellias dandelions buttercups orchids peonies snowdrops primroses foxgloves bellflowers
+    irises lilacs pansies cornflowers forget-me-nots sweet-peas carnations hyacinths
 """)
+FLOWERS = [f.replace("-", " ") for f in FLOWERS]
 BIRDS = _words("""
     robins sparrows blackbirds finches swallows larks thrushes wrens magpies doves pigeons
     seagulls owls geese ducks starlings herons cranes woodpeckers jays
@@ -195,6 +211,18 @@ DAYS = _words("Monday Tuesday Wednesday Thursday Friday Saturday Sunday")
 MONTHS = _words("""
     January February March April May June July August September October November December
 """)
+CLOTHES = _phrases("""
+    coat, cloak, dress, pair of overalls, pair of boots, cap, beret, bonnet, waistcoat, shawl,
+    raincoat, pair of sneakers, pair of slippers, pair of gloves, pair of earmuffs, bow tie,
+    sash, tunic, kilt, poncho, hoodie, cardigan, pinafore, bandana, straw hat, woolly hat,
+    sun hat, top hat, pair of rain boots, apron with big pockets
+""")
+HAIR = _phrases("""
+    curly red hair, long black braids, short brown hair, messy blond hair, a bushy tail,
+    silver whiskers, spotted fur, soft gray feathers, a tuft of white hair, freckles,
+    big round glasses, a crooked smile, rosy cheeks, a gap between the front teeth,
+    shiny green scales, long floppy ears, a striped tail, bright blue eyes, dark brown eyes
+""")
 NUMBERS = _words("two three four five six seven eight nine ten eleven twelve twenty")
 SKY = _phrases("""
     pale blue, pink and orange, heavy and gray, full of fluffy clouds, clear and full of stars,
@@ -203,6 +231,11 @@ SKY = _phrases("""
 SCENERY = [
     "The {tree} trees swayed in the breeze, and {birds} sang overhead.",
     "The air smelled of {smell}.",
+    "A {trait} {animal} {scurried} across the path and disappeared.",
+    "Puddles sparkled in the {weather} light.",
+    "Long shadows stretched across the ground.",
+    "A {animal} {scurried} past, and {sound}.",
+    "The clouds drifted slowly, like {color} sheep.",
     "Somewhere nearby, {sound}.",
     "The sky was {sky}.",
     "It was a {weather} {day} in {month}.",
@@ -226,7 +259,11 @@ ACTIVITIES = _phrases("""
     swing on the swings, look for treasure, visit the market, fix old clocks,
     grow tomatoes, write poems, play the flute, make puppets, ice skate on the pond,
     go fishing, explore the woods, carve wooden animals, pick berries, gather acorns,
-    play chess, do puzzles, practice magic tricks, race paper planes, sew quilts
+    play chess, do puzzles, practice magic tricks, race paper planes, sew quilts,
+    build snowmen, press flowers, play marbles, watch the trains, sketch birds,
+    polish stones, juggle oranges, make pancakes, play the harmonica, blow soap bubbles,
+    tend the beehives, groom the horses, weave baskets, fold paper cranes, stack pebbles,
+    search for fossils, listen to the rain, paint the fence, decorate cupcakes, sail toy boats
 """)
 IRREGULAR_PAST = {
     "fly": "flew", "build": "built", "ride": "rode", "sing": "sang", "read": "read",
@@ -276,6 +313,13 @@ def article(phrase: str) -> str:
     return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
 
 
+def dressed(color: str, clothes: str) -> str:
+    """('red', 'pair of boots') -> 'a pair of red boots'; ('red', 'cap') -> 'a red cap'."""
+    if clothes.startswith("pair of "):
+        return f"a pair of {color} {clothes.removeprefix('pair of ')}"
+    return article(f"{color} {clothes}")
+
+
 def capitalize(text: str) -> str:
     return text[:1].upper() + text[1:]
 
@@ -299,7 +343,8 @@ class Character:
             name = rng.choice(names)
         taken.add(name)
         self.name, self.kind, self.trait = name, kind, rng.choice(TRAITS)
-        self.he, self.him, self.his = ("she", "her", "her") if gender == "f" else ("he", "him", "his")
+        female = gender == "f"
+        self.he, self.him, self.his = ("she", "her", "her") if female else ("he", "him", "his")
         called = rng.choice(("named", "called", "named", "whose name was"))
         self.intro = f"{article(self.trait)} {kind} {called} {name}"
 
@@ -331,6 +376,12 @@ FRESH = {
     "day": DAYS,
     "month": MONTHS,
     "Number": [n.capitalize() for n in NUMBERS],
+    "animal": ANIMALS,
+    "trait": TRAITS,
+    "scurried": _words("""
+        scurried hopped waddled trotted darted crept wandered strolled tiptoed galloped
+        fluttered slithered scampered shuffled bounded zigzagged
+    """),
     "number": NUMBERS,
 }
 
@@ -369,8 +420,11 @@ class StoryWriter:
     def say(self, who: str, line: str, verb: str = "said") -> str:
         """A line of dialogue in one of three shapes, punctuated correctly."""
         who, line = who.format_map(self.slots), self.fill(line)
-        if verb in ("said", "replied"):  # a question is asked, an exclamation is shouted
-            verb = "asked" if line.endswith("?") else "shouted" if line.endswith("!") else verb
+        # A question is asked and an exclamation shouted, whatever the template suggested.
+        if line.endswith("?") and verb != "whispered":
+            verb = "asked"
+        elif line.endswith("!") and verb in ("said", "replied"):
+            verb = "shouted"
         verb = self.slots[verb] if verb in FRESH else verb
         shape = self.rng.random()
         if shape < 0.45:  # "Line," said Mia.
@@ -394,8 +448,10 @@ class StoryWriter:
         rng = self.rng
         taken: set[str] = set()
         hero, friend = Character(rng, taken), Character(rng, taken)
-        thing = f"{rng.choice(LOOKS)} {rng.choice(COLORS)} {rng.choice(THINGS)}" if rng.random() < 0.4 \
-            else f"{rng.choice(LOOKS + COLORS)} {rng.choice(THINGS)}"
+        if rng.random() < 0.4:  # "a shiny red kite" or just "a shiny kite"
+            thing = f"{rng.choice(LOOKS)} {rng.choice(COLORS)} {rng.choice(THINGS)}"
+        else:
+            thing = f"{rng.choice(LOOKS + COLORS)} {rng.choice(THINGS)}"
         activity = rng.choice(ACTIVITIES)
         self.slots = Slots(rng, {
             "hero": hero.name, "he": hero.he, "He": capitalize(hero.he), "him": hero.him,
@@ -412,9 +468,11 @@ class StoryWriter:
             "when": (when := f"one {rng.choice(WEATHERS)} {rng.choice(TIMES)}"),
             "When": capitalize(when),
             "season": rng.choice(SEASONS),
+            "hair": rng.choice(HAIR),
+            "a_clothes": dressed(rng.choice(COLORS), rng.choice(CLOTHES)),
         })
         arc = rng.choice(ARCS)
-        paragraphs = [self.opening(hero)] + arc(self) + [self.ending()]
+        paragraphs = [self.opening(hero)] + arc(self) + [self.ending(MORALS[arc.__name__])]
         return "\n\n".join(paragraphs)
 
     def opening(self, hero: Character) -> str:
@@ -431,8 +489,15 @@ class StoryWriter:
                 "{He} loved to {activity} more than anything.",
                 "Every day, {he} liked to {activity}.",
                 "{His} favorite thing to do was {activity_ing}.",
-                "More than anything, {hero} loved {activity_ing} with {his} friend {friend}.",
+                "More than anything, {hero} loved {activity_ing}.",
                 "{hero} was {trait}, and {he} spent most days {activity_ing}.",
+            ),
+            self.one(
+                "{He} had {hair} and always wore {a_clothes}.",
+                "{He} had {hair}.",
+                "{He} wore {a_clothes} wherever {he} went.",
+                "",
+                "",
             ),
             self.one(
                 "{His} best friend was {friend_intro}.",
@@ -443,9 +508,9 @@ class StoryWriter:
             ),
         )
 
-    def ending(self) -> str:
-        moral = self.pick(MORALS)
-        return self.paragraph(
+    def ending(self, morals: list[str]) -> str:
+        moral = self.pick(morals)
+        return " ".join(s for s in (
             self.one(
                 "From that day on, {hero} and {friend} were the best of friends.",
                 "That night, {hero} fell asleep with a smile on {his} face.",
@@ -461,18 +526,9 @@ class StoryWriter:
                 f"{self.slots['hero']} knew now that {moral}.",
                 "",
             )),
-        )
+        ) if s)
 
 
-MORALS = _phrases("""
-    it is always better to tell the truth, friends are there to help each other,
-    being brave does not mean you are never scared, sharing makes everyone happier,
-    trying again is how you learn, kindness comes back to you, it is good to ask for help,
-    small things can make a big difference, patience pays off, every mistake can be fixed,
-    home is where your friends are, listening is as important as talking,
-    working together makes hard things easy, it is fine to be different,
-    saying sorry can mend a friendship, curiosity leads to wonderful things
-""")
 
 
 # ---- plot arcs: each returns the middle paragraphs of a story ----
@@ -578,7 +634,7 @@ def arc_help_friend(w: StoryWriter) -> list[str]:
         w.paragraph(
             w.one(f"It was {{friend}}. {{fHe}} was {trouble}.",
                   f"{{hero}} ran toward the sound and found {{friend}}, {trouble}."),
-            w.say("{friend}", "I can't get out by myself. I am so {bad}!"),
+            w.say("{friend}", "I can't get out by myself. I am so scared!"),
             w.say("{hero}", w.pick(("Don't be afraid. I will help you.", "Hold on, I am coming!",
                                      "Stay calm. I have an idea."))),
         ),
@@ -897,8 +953,314 @@ def arc_learning(w: StoryWriter) -> list[str]:
     ]
 
 
+def arc_garden(w: StoryWriter) -> list[str]:
+    crop = w.pick(("carrots", "pumpkins", "tomatoes", "beans", "potatoes", "strawberries",
+                   "cabbages", "onions", "radishes", "lettuce", "cucumbers", "peppers",
+                   "melons", "turnips", "beetroots", "sunflowers", "herbs"))
+    pest = w.pick(("a family of slugs", "a hungry rabbit", "a flock of crows", "a late frost",
+                   "a long dry spell", "a mischievous goat", "aphids on every leaf"))
+    return [
+        w.paragraph(
+            w.one(f"In {{season}}, {{hero}} planted a row of {crop} behind the house.",
+                  f"{{hero}} dug a little garden and planted {crop}."),
+            w.one("{He} watered them every morning and pulled out every weed.",
+                  "Every evening {he} checked to see whether anything had sprouted."),
+            w.say("{hero}", f"Grow, little {crop}, grow!"),
+        ),
+        w.paragraph(
+            w.one(f"But then came {pest}.", f"One morning {{hero}} discovered {pest}."),
+            w.one("Half of the leaves were gone.", "The garden looked sad and ragged."),
+            w.say("{hero}", w.pick(("What shall I do?", "All my hard work, wasted!",
+                                     "This is not fair!"))),
+            w.say("{friend}", w.pick((
+                "My grandfather knew a trick for that. Let me show you.",
+                "Don't give up. Gardens need patience.",
+                "We can build a fence and try again."))),
+        ),
+        w.paragraph(
+            w.one("They built a little fence out of sticks and string.",
+                  "They covered the rows with an old net and put up a scarecrow."),
+            w.one(f"By the end of {{season}}, the {crop} were big and ripe.",
+                  f"Weeks later, there were more {crop} than {{hero}} could count."),
+            w.one(f"{{hero}} gave a basket of {crop} to every neighbor on the street.",
+                  f"They cooked the {crop} and invited everyone to a feast."),
+        ),
+    ]
+
+
+def arc_market(w: StoryWriter) -> list[str]:
+    price = w.pick(NUMBERS)
+    return [
+        w.paragraph(
+            w.one("On {day}, {hero} went to the market with {number} coins in {his} pocket.",
+                  "{hero}'s mother gave {him} a list and sent {him} to the market."),
+            w.one("{He} needed {food}, {food} and a loaf of bread.",
+                  "The list said: {food}, {food}, and something sweet."),
+            w.one("The market was loud and busy, and the stalls were full of {color} awnings.",
+                  "Merchants were calling out their prices, and the air smelled of {smell}."),
+        ),
+        w.paragraph(
+            w.one(f"At the last stall, {{he}} saw {{a_thing}}. It cost {price} coins.",
+                  f"In a shop window, {{hero}} saw {{a_thing}} for {price} coins."),
+            w.say("{hero}", "Oh, how I wish I could buy that!", "whispered"),
+            w.one("But if {he} bought it, there would be no money for the shopping.",
+                  "{He} counted {his} coins twice. It was not enough for both."),
+        ),
+        w.paragraph(
+            w.one("{hero} bought everything on the list and walked home.",
+                  "{He} turned away and did the shopping instead."),
+            w.one("When {he} got home, {his} mother was so {good} that she gave {him} a hug.",
+                  "At home, {friend} was waiting with a surprise."),
+            w.one("A week later, on {his} birthday, there was {a_thing} wrapped in {color} paper.",
+                  "Later, {he} saved {his} coins, and by {month} {he} could buy the {thing}."),
+            w.say("{hero}", "This is the best surprise ever!"),
+        ),
+    ]
+
+
+def arc_lost_pet(w: StoryWriter) -> list[str]:
+    pet = w.pick(("puppy", "kitten", "rabbit", "hamster", "parrot", "tortoise", "goat", "pony",
+                  "duckling", "guinea pig", "ferret", "lamb"))
+    pet_name = w.pick(("Biscuit", "Pepper", "Muffin", "Pickle", "Button", "Noodle", "Pudding",
+                       "Sprout", "Waffle", "Clover", "Bramble", "Pumpkin", "Toffee", "Sausage"))
+    return [
+        w.paragraph(
+            w.one(f"{{hero}} had a {pet} named {pet_name}.",
+                  f"{{hero}}'s best friend in the whole world was a {pet} called {pet_name}."),
+            w.one(f"One {{weather}} morning, {pet_name} was gone. The gate was open.",
+                  f"{{When}}, {{hero}} went to feed {pet_name}, but the basket was empty."),
+            w.say("{hero}", f"{pet_name}! Where are you?", "shouted"),
+        ),
+        w.paragraph(
+            w.one("{hero} and {friend} made posters and put them up all over town.",
+                  "{hero} asked everyone at {place} if they had seen a little {color} "
+                  f"{pet}."),
+            w.say("{friend}", w.pick((f"I think I saw a {pet} near {{place2}}.",
+                                       "Animals often hide when they are scared.",
+                                       "Let's listen carefully. Maybe we will hear it."))),
+            w.one("They searched until the sun went down.",
+                  "They looked in every garden and every hedge."),
+        ),
+        w.paragraph(
+            w.one("Just as they were about to give up, they heard a tiny sound from {spot}.",
+                  f"Then {{friend}} pointed. There was {pet_name}, curled up {{spot}}."),
+            w.say("{hero}", f"{pet_name}! You silly thing! I missed you so much!", "shouted"),
+            w.one(f"{pet_name} licked {{hero}}'s nose, and everyone laughed.",
+                  f"{{hero}} carried {pet_name} home and fixed the latch on the gate."),
+        ),
+    ]
+
+
+def arc_wish(w: StoryWriter) -> list[str]:
+    giver = w.pick(("an old woman with a silver cane", "a tiny fairy with glass wings",
+                    "a talking fish", "a wise old owl", "a shooting star", "a genie in a lamp",
+                    "a friendly giant", "a little wooden frog that could speak"))
+    wish = w.pick(("to fly like a bird", "to be the tallest in town", "to have all the toys "
+                   "in the world", "to never go to bed", "to eat cake every day",
+                   "to be invisible", "to talk to animals", "for it to snow in summer"))
+    return [
+        w.paragraph(
+            w.one(f"{{When}}, {{hero}} met {giver} at {{place}}.",
+                  f"{{When}}, {{hero}} helped {giver} who was stuck in a net."),
+            w.say("the stranger", "Because you were kind, I will grant you one wish."),
+            w.one("{hero} thought and thought.", "{hero} could hardly believe it."),
+            w.say("{hero}", f"I wish {wish}!", "shouted"),
+        ),
+        w.paragraph(
+            w.one("There was a flash of light, and the wish came true.",
+                  "All at once, everything changed."),
+            w.one("At first it was wonderful.", "For one whole day, it was the best thing ever."),
+            w.one("But soon {hero} felt {bad}. {friend} could not play with {him} anymore.",
+                  "But by evening, things had gone wrong, and {hero} missed the way things were."),
+        ),
+        w.paragraph(
+            w.say("{hero}", "Please, I would like everything to be as it was before."),
+            w.one("The stranger smiled, and everything went back to normal.",
+                  "With a soft pop, the magic was gone."),
+            w.one("{hero} ran to find {friend}, and they went to {activity} together.",
+                  "{hero} decided that {his} life was pretty wonderful just as it was."),
+        ),
+    ]
+
+
+def arc_camping(w: StoryWriter) -> list[str]:
+    stars = w.pick(("the Great Bear", "the Hunter", "the Swan", "the Little Dipper",
+                    "the Milky Way", "the North Star", "a bright red planet"))
+    return [
+        w.paragraph(
+            w.one("One {season} night, {hero} and {friend} went camping near {place}.",
+                  "{hero} and {friend} put up a small tent at the edge of {place}."),
+            w.one("They made a campfire and toasted bread on long sticks.",
+                  "They cooked {food} over the fire and drank hot cocoa."),
+        ),
+        w.paragraph(
+            w.one("When it got dark, strange noises came from the trees.",
+                  "Later, something rustled right behind the tent."),
+            w.say("{friend}", "What was that?", "whispered"),
+            w.say("{hero}", "Maybe it is a bear!", "whispered"),
+            w.one("They held their breath. Out of the bushes came a small hedgehog.",
+                  "{hero} shone the lantern, and there was only a curious raccoon."),
+            w.one("They laughed until their tummies hurt.", "They giggled with relief."),
+        ),
+        w.paragraph(
+            w.one(f"Then they lay on their backs and looked up at {stars}.",
+                  f"{{friend}} pointed at the sky and showed {{hero}} {stars}."),
+            w.say("{hero}", w.pick(("There are more stars than grains of sand.",
+                                     "I feel so small, and so happy.",
+                                     "Let's come back every year."))),
+            w.one("They fell asleep to the sound of the crackling fire.",
+                  "They talked softly until their eyes closed."),
+        ),
+    ]
+
+
+def arc_voyage(w: StoryWriter) -> list[str]:
+    ship = w.pick(("a little red sailboat", "an old fishing boat", "a raft made of barrels",
+                   "a tall ship with white sails", "a rowing boat with a patched sail"))
+    island = w.pick(("an island shaped like a turtle", "a sandy island with one palm tree",
+                     "an island covered in purple flowers", "a rocky island full of puffins",
+                     "an island where the sand was pink"))
+    return [
+        w.paragraph(
+            w.one(f"{{hero}} and {{friend}} set sail in {ship}.",
+                  f"{{When}}, {{hero}} pushed {ship} into the water and climbed aboard."),
+            w.one("The waves were gentle, and seagulls followed them.",
+                  "The wind filled the sail, and the shore grew smaller and smaller."),
+            w.say("{friend}", "Which way shall we go, captain?", "asked"),
+            w.say("{hero}", "Toward the horizon!", "shouted"),
+        ),
+        w.paragraph(
+            w.one("Suddenly, the sky turned dark and the waves grew tall.",
+                  "In the afternoon, a thick fog rolled over the sea."),
+            w.one("The boat rocked from side to side.", "They could not see the shore anymore."),
+            w.say("{friend}", "I am scared!", "shouted"),
+            w.say("{hero}", w.pick(("Hold on tight! We will be fine.",
+                                     "Look at the compass. We just have to keep going north."))),
+        ),
+        w.paragraph(
+            w.one(f"When the sea calmed down, they found {island}.",
+                  f"At last they saw land: {island}."),
+            w.one("They explored the beach, collected shells and swam in the warm water.",
+                  "They ate {food} on the sand and watched crabs scuttle past."),
+            w.one("In the evening, the wind carried them safely back to the harbor.",
+                  "Then they sailed home, their hearts full of stories."),
+        ),
+    ]
+
+
+def arc_dragon(w: StoryWriter) -> list[str]:
+    return [
+        w.paragraph(
+            w.one("The people of the kingdom were afraid of the dragon who lived on the mountain.",
+                  "Every night, smoke rose from the dragon's cave above the village."),
+            w.say("the king", "Who will be brave enough to climb the mountain?"),
+            w.one("Nobody said a word, except {hero}.", "All the knights looked at their boots."),
+            w.say("{hero}", "I will go.", w.pick(("said", "replied"))),
+        ),
+        w.paragraph(
+            w.one("{hero} climbed for three days, with {friend} by {his} side.",
+                  "The path was steep, and the wind was cold, but {hero} kept going."),
+            w.one("At the top, the dragon was sitting alone, crying big smoky tears.",
+                  "At the cave, they found the dragon curled up and looking miserable."),
+            w.say("{hero}", "Why are you crying?", "asked"),
+            w.say("the dragon", w.pick(("Everyone runs away from me. I have no friends.",
+                                         "I have a thorn in my foot, and nobody will help me.",
+                                         "I am cold. My fire has gone out."))),
+        ),
+        w.paragraph(
+            w.one("{hero} was kind to the dragon and helped it.",
+                  "{hero} sat down next to the dragon and listened."),
+            w.one("The dragon flew them home on its back, high above the clouds.",
+                  "The next day, the dragon came to the village, and everyone cheered."),
+            w.one("From then on, the dragon kept the village warm every winter.",
+                  "Now the children of the kingdom ride on the dragon every {day}."),
+        ),
+    ]
+
+
+def arc_grandparents(w: StoryWriter) -> list[str]:
+    dish = w.pick(("plum dumplings", "apple strudel", "potato pancakes", "fish soup",
+                   "cherry pie", "lemon cake", "vegetable curry", "bread with seeds",
+                   "sweet rice", "spinach pie", "honey biscuits", "mushroom risotto"))
+    return [
+        w.paragraph(
+            w.one("Every {season}, {hero} visited {his} grandparents in the countryside.",
+                  "On {day}, {hero} took the train to see {his} grandmother."),
+            w.one(f"Grandmother was famous for her {dish}.",
+                  f"Nobody in the world made {dish} like Grandfather."),
+            w.say("{hero}", f"Will you teach me how to make {dish}?", "asked"),
+        ),
+        w.paragraph(
+            w.one("They measured flour, cracked eggs and stirred the big pot.",
+                  "They chopped, mixed and tasted, and the kitchen got very messy."),
+            w.one("But {hero} forgot to watch the oven, and the first batch burned.",
+                  "{hero} used salt instead of sugar by mistake."),
+            w.say("{hero}", "I ruined it!", "shouted"),
+            w.say("Grandmother", w.pick(("Every cook burns something. Let's start again.",
+                                          "When I was your age, I did the same thing.",
+                                          "Mistakes are just part of the recipe."))),
+        ),
+        w.paragraph(
+            w.one(f"The second batch of {dish} was perfect.",
+                  f"This time the {dish} came out golden and smelled wonderful."),
+            w.one("They ate together at the big wooden table while {sound}.",
+                  "The whole family came to taste it, and there was nothing left."),
+            w.one("{hero} wrote the recipe in {his} notebook so {he} would never forget.",
+                  "When {hero} went home, {he} carried the recipe like a treasure."),
+        ),
+    ]
+
+
+# What each kind of story teaches, picked for its last line.
+MORALS = {
+    "arc_lost_thing": ["it is good to ask for help", "two friends can find anything",
+                       "you should take good care of the things you love"],
+    "arc_fear": ["being brave does not mean you are never scared",
+                 "things are often less scary than they seem", "a friend makes you braver"],
+    "arc_help_friend": ["friends are there to help each other", "kindness comes back to you",
+                        "a calm head can solve a hard problem"],
+    "arc_sharing": ["sharing makes everyone happier", "saying sorry can mend a friendship",
+                    "things are more fun when you share them"],
+    "arc_making": ["every mistake can be fixed", "working together makes hard things easy",
+                   "it is fine to ask a friend for help"],
+    "arc_journey": ["the journey matters as much as the goal",
+                    "good friends make a long road short",
+                    "you never know what you can do until you try"],
+    "arc_race": ["doing your best is what matters", "a good friend is happy when you win",
+                 "practice makes you better, one day at a time"],
+    "arc_new_friend": ["a single hello can start a friendship", "it is fine to be different",
+                       "new friends can teach you new things"],
+    "arc_storm": ["home is wherever your friends are", "neighbors are there for each other",
+                  "after every storm, the sun comes out again"],
+    "arc_mystery": ["curiosity leads to wonderful things", "secrets are best shared with friends",
+                    "it pays to keep your eyes open"],
+    "arc_mistake": ["it is always better to tell the truth",
+                    "a mistake is easier to fix than a lie",
+                    "being honest makes the heart light"],
+    "arc_learning": ["trying again is how you learn", "patience pays off",
+                     "everyone is bad at something at first"],
+    "arc_garden": ["patience pays off", "good things grow slowly",
+                   "what you grow is best when you share it"],
+    "arc_market": ["the best things are worth waiting for", "doing your job well feels good",
+                   "it is wise to spend carefully"],
+    "arc_lost_pet": ["you should never give up on someone you love",
+                     "a good friend helps you look", "small friends need big care"],
+    "arc_wish": ["your own life is already full of wonderful things",
+                 "be careful what you wish for", "friends are worth more than magic"],
+    "arc_camping": ["the dark is not so scary with a friend", "the world is full of wonders",
+                    "the best nights are spent with friends"],
+    "arc_voyage": ["courage is staying calm when the waves are high",
+                   "the sea is beautiful but must be respected", "adventures are best shared"],
+    "arc_dragon": ["kindness is stronger than fear", "nobody is as scary as the stories say",
+                   "everyone needs a friend, even a dragon"],
+    "arc_grandparents": ["mistakes are part of learning", "old recipes keep families together",
+                         "the best things are made with love"],
+}
+
 ARCS = [arc_lost_thing, arc_fear, arc_help_friend, arc_sharing, arc_making, arc_journey,
-        arc_race, arc_new_friend, arc_storm, arc_mystery, arc_mistake, arc_learning]
+        arc_race, arc_new_friend, arc_storm, arc_mystery, arc_mistake, arc_learning,
+        arc_garden, arc_market, arc_lost_pet, arc_wish, arc_camping, arc_voyage, arc_dragon,
+        arc_grandparents]
 
 
 # ---- the corpus ----

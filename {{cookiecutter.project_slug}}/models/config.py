@@ -138,11 +138,11 @@ PRESETS: dict[str, dict[str, int]] = {
     "tiny": dict(vocab_size=8192, dim=320, layers=6, heads=5, kv_heads=5, mlp_dim=864,
                  max_length=256),
     # ~100M: one GPU. Grouped-query attention (4 k/v heads for 12 query heads) keeps the KV
-    # cache small, as in Llama 3 and SmolLM.
+    # cache small, as in Llama 3 and SmolLM, and the count at 100M (12 k/v heads: 110M).
     "small": dict(vocab_size=32000, dim=768, layers=12, heads=12, kv_heads=4, mlp_dim=2048,
                   max_length=1024),
-    # ~1.0B: several GPUs (FSDP). TinyLlama-like width and MLP, 20 layers, 8 k/v heads.
-    "base": dict(vocab_size=32000, dim=2048, layers=20, heads=16, kv_heads=8, mlp_dim=5632,
+    # ~0.99B: a large GPU or several. TinyLlama's width and MLP, 18 layers.
+    "base": dict(vocab_size=32000, dim=2048, layers=18, heads=16, kv_heads=16, mlp_dim=5632,
                  max_length=2048),
 }
 # What each preset is meant to reach, for the summary and the tests.
@@ -189,7 +189,8 @@ def _project_model() -> tuple[ModelConfig | None, str]:
     try:  # the trained tokenizer's real size, when there is one
         from tokenizers import Tokenizer
 
-        vocab, source = Tokenizer.from_file(cfg.tokenizer.path).get_vocab_size(), "trained tokenizer"
+        vocab = Tokenizer.from_file(cfg.tokenizer.path).get_vocab_size()
+        source = "trained tokenizer"
     except Exception:  # not trained yet: the configured size is close enough for a summary
         pass
     return dataclasses.replace(cfg.model, vocab_size=vocab), f"{cfg.path}, vocab from {source}"

@@ -28,6 +28,7 @@ from errors import DataError, TrainingError, run_cli
 from models.architectures.gpt import GPT
 from tokenizer.load import tokenizer_hash
 from training import checkpoints
+from training.callbacks.base import Callback
 from training.callbacks.checkpoint import CheckpointCallback
 from training.callbacks.logging import LoggingCallback
 from training.device import describe, pick_device, pick_precision, set_threads
@@ -90,7 +91,8 @@ def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) 
         )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None = None) -> int:
+    """Train. `extra_callbacks` run after the built-in ones (add your own here)."""
     parser = argparse.ArgumentParser(
         prog="python -m training.train", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -143,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         LoggingCallback(cfg.logging.dir, cfg.logging.progress_bar, cfg.logging.tensorboard),
         CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
                            cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best),
+        *(extra_callbacks or []),
     ]
     trainer = Trainer(cfg, model, batches, val_tokens, meta, device, precision, callbacks,
                       tok_hash)

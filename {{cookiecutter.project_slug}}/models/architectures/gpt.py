@@ -218,10 +218,7 @@ class GPT(nn.Module):
         self.layers = nn.ModuleList(Block(config, i) for i in range(config.layers))
         self.norm = nn.RMSNorm(config.dim, eps=config.norm_eps)
         self.lm_head = nn.Linear(config.dim, config.vocab_size, bias=False)
-        if config.tie_embeddings:
-            # One matrix maps tokens to vectors and vectors back to token scores: fewer parameters
-            # (most of a small model's) and, at small scale, no worse a model.
-            self.lm_head.weight = self.embed_tokens.weight
+        self.tie_weights()
 
         # RoPE tables for every position, filled in by init_weights(). Not saved in checkpoints
         # (persistent=False): they are a function of the config.
@@ -234,6 +231,12 @@ class GPT(nn.Module):
         self.gradient_checkpointing = False
         self.init_weights()
 
+    def tie_weights(self) -> None:
+        """With tie_embeddings, one matrix maps tokens to vectors and vectors back to token
+        scores: fewer parameters (most of a small model's) and, at small scale, no worse a model."""
+        if self.config.tie_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+
     @torch.no_grad()
     def init_weights(self) -> None:
         """Initialise every weight (and the RoPE tables).
@@ -241,6 +244,7 @@ class GPT(nn.Module):
         Also the way to materialise a model built on the meta device: `model.to_empty(device=...)`
         then `model.init_weights()`.
         """
+        self.tie_weights()  # to_empty() gives each module its own copy: share it again
         std = 0.02
         # The output projections of attention and MLP write into the residual stream, which sums
         # 2 * layers of them: scaling their std by 1/sqrt(2 * layers) keeps the stream's variance

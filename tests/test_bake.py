@@ -1,0 +1,207 @@
+"""Bake the template with pytest-cookies and check what comes out.
+
+Matrix: every preset x every tokenizer (they change llm.config.js), with the independent
+license answer cycled through the rows, so the suite stays fast.
+
+    /work/venv-dev/bin/python -m pytest tests/test_bake.py -q
+"""
+
+import fnmatch
+import itertools
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from conftest import (
+    CACHE_DIRS,
+    PROJECT_TEMPLATE,
+    REPO_ROOT,
+    cookiecutter_json,
+    parse_llm_config,
+    render_hook,
+    rendered_context,
+    tree_contents,
+    tree_files,
+)
+from typer.testing import CliRunner
+
+from create_llm import cli
+from create_llm.presets import architecture
+
+TEMPLATE = cookiecutter_json()
+PRESETS = TEMPLATE["preset"]
+TOKENIZERS = TEMPLATE["tokenizer"]
+LICENSES = TEMPLATE["license"]
+MATRIX = [
+    (preset, tokenizer, license)
+    for (preset, tokenizer), license in zip(
+        itertools.product(PRESETS, TOKENIZERS), itertools.cycle(LICENSES), strict=False)
+]
+HARDWARE_KEYS = {"min_ram_gb", "device", "runs_on_cpu", "expected_time"}
+LEFTOVER_MARKERS = ("{{", "}}", "{%", "%}")
+
+
+def expected_files(context: dict, tmp_path: Path) -> set[str]:
+    """The template tree, minus what the post-gen prune table removes, plus the answers file."""
+    post = render_hook("post_gen_project", context, tmp_path)
+    pruned = post.pruned_paths(context, post.KEEP_ONLY_WHEN)
+    files = {
+        name for name in tree_files(PROJECT_TEMPLATE)
+        if not any(name == p or name.startswith(p + "/") for p in pruned)
+    }
+    return files | {".cookiecutter.json"}
+
+
+def rendered_text_files(project: Path) -> dict[str, str]:
+    """Files cookiecutter rendered with Jinja (not those in _copy_without_render)."""
+    copy_only = TEMPLATE.get("_copy_without_render", [])
+    texts = {}
+    for name in tree_files(project):
+        if any(fnmatch.fnmatch(name, pattern) for pattern in copy_only):
+            continue
+        try:
+            texts[name] = (project / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue  # binary files are copied, never rendered
+    return texts
+
+
+def bake(cookies, **extra):
+    result = cookies.bake(extra_context=extra)
+    assert result.exception is None, result.exception
+    assert result.exit_code == 0
+    return result.project_path
+
+
+@pytest.mark.parametrize("preset, tokenizer, license", MATRIX)
+def test_bake_matrix(cookies, tmp_path, preset, tokenizer, license):
+    project = bake(cookies, preset=preset, tokenizer=tokenizer, license=license)
+    context = rendered_context(preset=preset, tokenizer=tokenizer, license=license)
+
+    # Exactly the expected files, and no tool cache copied from a template checkout.
+    assert tree_files(project) == expected_files(context, tmp_path)
+    assert not [p for p in project.rglob("*") if p.name in CACHE_DIRS]
+
+    # Nothing left unrendered.
+    for name, text in rendered_text_files(project).items():
+        for marker in LEFTOVER_MARKERS:
+            assert marker not in text, f"{marker!r} left in {name}"
+
+    # llm.config.js parses and carries the preset's numbers.
+    config = parse_llm_config(project / "llm.config.js")
+    arch = architecture(preset, TEMPLATE["_presets"], TEMPLATE)
+    model = config["model"]
+    assert model["preset"] == preset and model["architecture"] == "gpt"
+    for key in ("layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length"):
+        assert model[key] == arch[key], key
+    assert config["tokenizer"]["type"] == tokenizer
+    assert config["tokenizer"]["vocab_size"] == arch["vocab_size"]
+    numbers = TEMPLATE["_presets"][preset]
+    for key, value in numbers.items():
+        if key in HARDWARE_KEYS or key in arch:
+            continue
+        sections = [name for name, section in config.items() if key in section]
+        assert len(sections) == 1, f"{key} should be in exactly one section, is in {sections}"
+        assert config[sections[0]][key] == value, key
+
+    # The answers file replays.
+    answers = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))
+    assert answers["cookiecutter"]["preset"] == preset
+    assert not any(key.startswith("_") for key in answers["cookiecutter"])
+
+
+def test_custom_sizes_reach_llm_config(cookies):
+    sizes = {"custom_layers": 3, "custom_heads": 4, "custom_dim": 96, "custom_vocab_size": 1000,
+             "custom_max_length": 64}
+    project = bake(cookies, preset="custom", **sizes)
+    model = parse_llm_config(project / "llm.config.js")["model"]
+    arch = architecture("custom", TEMPLATE["_presets"], {**TEMPLATE, **sizes})
+    assert (model["layers"], model["heads"], model["kv_heads"], model["dim"]) == (3, 4, 4, 96)
+    assert model["mlp_dim"] == arch["mlp_dim"] == 256
+    assert model["max_length"] == 64
+    assert parse_llm_config(project / "llm.config.js")["tokenizer"]["vocab_size"] == 1000
+
+
+def test_impossible_custom_sizes_stop_the_bake(cookies):
+    result = cookies.bake(extra_context={"preset": "custom", "custom_dim": 100,
+                                         "custom_heads": 6})
+    assert result.exit_code != 0 and result.project_path is None
+
+
+HOSTILE = "'''; import os; os.system('touch PWNED'); r''' \"\"\" \\ {0} %s"
+
+
+@pytest.mark.parametrize("extra", [
+    {"project_name": 'Ada\'s "Quoted" LLM', "project_slug": "adas-llm"},
+    {"project_name": "Mön LLM 🦙 日本語", "project_slug": "mon-llm", "author": "Zoë Ünïcode"},
+    {"project_name": "spaced name", "description": HOSTILE, "author": HOSTILE},
+])
+def test_unusual_names_render_safely(cookies, tmp_path, monkeypatch, extra):
+    monkeypatch.chdir(tmp_path)
+    project = bake(cookies, **extra)
+    answers = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))
+    for key, value in extra.items():
+        assert answers["cookiecutter"][key] == value
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert extra["project_name"] in readme
+    parse_llm_config(project / "llm.config.js")
+    if (project / "pyproject.toml").is_file():
+        tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    assert not list(Path(tmp_path).rglob("PWNED")) and not list(project.rglob("PWNED"))
+
+
+@pytest.mark.parametrize("extra", [
+    {"project_name": "../escape"},
+    {"project_name": "x", "project_slug": 'x"; import os; os.system("touch PWNED") #'},
+    {"project_name": "Mön"},
+    {"project_name": "two\nlines", "project_slug": "two-lines"},
+])
+def test_unusable_names_are_refused(cookies, tmp_path, monkeypatch, extra):
+    monkeypatch.chdir(tmp_path)
+    result = cookies.bake(extra_context=extra)
+    assert result.exit_code != 0
+    assert type(result.exception).__name__ == "FailedHookException"
+    # cookies bakes into tmp_path/cookies/bakeNN: '../escape' must not survive next to it.
+    assert not list(tmp_path.rglob("escape")) and not list(tmp_path.rglob("PWNED"))
+
+
+def test_answers_file_regenerates_the_same_project(cookies, tmp_path):
+    from cookiecutter.main import cookiecutter
+
+    project = bake(cookies, preset="nano", tokenizer="unigram", author="Ada",
+                   project_name="Replay Me")
+    again = cookiecutter(str(REPO_ROOT), replay=str(project / ".cookiecutter.json"),
+                         output_dir=str(tmp_path / "again"))
+    assert tree_contents(Path(again)) == tree_contents(project)
+
+
+def test_plain_cookiecutter_and_create_llm_make_identical_projects(tmp_path, monkeypatch):
+    plain, wrapped = tmp_path / "plain", tmp_path / "wrapped"
+    subprocess.run([sys.executable, "-m", "cookiecutter", str(REPO_ROOT), "--no-input",
+                    "preset=small", "-o", str(plain)], check=True, capture_output=True)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli.app, ["my-llm", "--template", "small", "--yes",
+                                          "--skip-install", "--no-git", "-o", str(wrapped)])
+    assert result.exit_code == 0, result.output
+    assert tree_files(plain / "my-llm") == tree_files(wrapped / "my-llm")
+    assert tree_contents(plain / "my-llm") == tree_contents(wrapped / "my-llm")
+
+
+def test_baked_project_passes_its_own_ruff_check(cookies):
+    project = bake(cookies, preset="nano")
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+                            cwd=project, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_baked_project_passes_its_own_tests(cookies):
+    """The generated project's tests/ (what a user runs with `make test`), with this interpreter."""
+    project = bake(cookies, preset="nano")
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+                            cwd=project, capture_output=True, text=True, check=False)
+    tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+    assert result.returncode == 0, tail

@@ -1,0 +1,445 @@
+"""The `create-llm` command: scaffold a PyTorch LLM training project from the bundled template.
+
+    create-llm                                  # asks for what it needs (in a terminal)
+    create-llm my-llm --template tiny --yes     # no questions
+    create-llm my-llm -t custom --layers 8 --heads 8 --dim 512
+    create-llm my-llm author="Ada Lovelace" license=Apache-2.0   # any template answer as KEY=VALUE
+    create-llm --list-templates
+
+It is a thin layer over cookiecutter: it checks what cookiecutter cannot (folder name, empty
+target, flag combinations), renders the template with cookiecutter's Python API, then creates
+.venv with PyTorch and the requirements, makes the first git commit, and prints next steps.
+Imports of cookiecutter and rich wait until they are needed, so the command starts fast.
+"""
+
+import difflib
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import typer
+
+from create_llm import __version__
+from create_llm.errors import CreateLLMError
+from create_llm.names import check_plain_text, check_project_name, slug_problem
+
+# The choices in cookiecutter.json (a test keeps these equal); typer needs them at import time.
+PresetName = Literal["nano", "tiny", "small", "base", "custom"]
+ModelName = Literal["gpt"]
+TokenizerName = Literal["bpe", "wordpiece", "unigram"]
+
+KEY_ALIASES = {"template": "preset"}  # `template=small` reads like the -t/--template flag
+PROMPTED_CUSTOM_KEYS = ("custom_layers", "custom_heads", "custom_dim", "custom_vocab_size",
+                        "custom_max_length")
+
+# Next steps: (command, what it does). Every command is a target of the generated Makefile.
+STEPS_AFTER_INSTALL = (
+    ("make tokenizer", "train the tokenizer on data/raw/ (built-in stories when it is empty)"),
+    ("make data", "tokenize the training text into data/processed/"),
+    ("make train", "train the model"),
+    ("make generate", "sample text from the trained model"),
+)
+SETUP_STEP = ("make setup", "create .venv and install PyTorch and the requirements")
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+def debug_enabled(flag: bool) -> bool:
+    return flag or os.environ.get("CREATE_LLM_DEBUG", "") not in ("", "0")
+
+
+def stdin_is_tty() -> bool:
+    return sys.stdin is not None and not sys.stdin.closed and sys.stdin.isatty()
+
+
+def can_prompt(yes: bool) -> bool:
+    """Never ask with --yes, in CI, or without a terminal on stdin."""
+    in_ci = os.environ.get("CI", "").strip().lower() not in ("", "0", "false")
+    return not yes and not in_ci and stdin_is_tty()
+
+
+def show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"create-llm {__version__}")
+        raise typer.Exit()
+
+
+def show_templates(value: bool) -> None:
+    if value:
+        from rich.console import Console
+
+        from create_llm.presets import presets_table
+        from create_llm.template import template_context
+
+        Console().print(presets_table(template_context()))
+        raise typer.Exit()
+
+
+# ---- answers: KEY=VALUE arguments and flags -> cookiecutter extra_context ----
+
+def parse_key_values(items: list[str], context: dict[str, Any]) -> dict[str, Any]:
+    """`author=Ada` -> {"author": "Ada"}, checked against cookiecutter.json and typed like it."""
+    public = [key for key in context if not key.startswith("_")]
+    answers: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(
+                f"unexpected argument {item!r}: expected KEY=VALUE (quote a name with spaces: "
+                f'create-llm "my llm")'
+            )
+        key = KEY_ALIASES.get(key.strip(), key.strip())
+        if key not in public:
+            close = difflib.get_close_matches(key, public, n=1)
+            hint = f" Did you mean {close[0]}?" if close else f" Known keys: {', '.join(public)}."
+            raise typer.BadParameter(f"unknown template key {key!r}.{hint}")
+        default = context[key]
+        if isinstance(default, list):
+            if value not in default:
+                raise typer.BadParameter(
+                    f"{value!r} is not a valid {key}; choose from {', '.join(default)}."
+                )
+        elif isinstance(default, int) and not isinstance(default, bool):
+            try:
+                value = int(value)
+            except ValueError:
+                raise typer.BadParameter(f"{key} must be a whole number, not {value!r}.") from None
+        else:
+            check_plain_text(key, value)
+        answers[key] = value
+    return answers
+
+
+def merge(answers: dict[str, Any], key: str, value: Any) -> None:
+    """Add a flag's value; the same key given as a flag and as KEY=VALUE must agree."""
+    if value is None:
+        return
+    if key in answers and answers[key] != value:
+        raise typer.BadParameter(f"{key} is given twice ({answers[key]!r} and {value!r}).")
+    answers[key] = value
+
+
+def ask_choice(question: str, choices: list[str], labels: dict[str, str], default: str) -> str:
+    typer.echo(question)
+    for choice in choices:
+        typer.echo(f"  {labels.get(choice, choice)}")
+    while True:
+        value = typer.prompt("Choose", default=default).strip()
+        if value in choices:
+            return value
+        typer.echo(f"Please choose one of: {', '.join(choices)}")
+
+
+def ask_name(default: str) -> str:
+    while True:
+        name = typer.prompt("What is your project named?", default=default).strip()
+        try:
+            check_project_name(name)
+            return name
+        except CreateLLMError as error:
+            typer.echo(f"{error.message} {error.suggestion}")
+
+
+def prompt_missing(answers: dict[str, Any], context: dict[str, Any]) -> None:
+    """Ask for what no flag or KEY=VALUE set: the name, size, tokenizer, and custom sizes."""
+    prompts = context.get("__prompts__", {})
+    if "project_name" not in answers:
+        answers["project_name"] = ask_name(context["project_name"])
+    for key in ("preset", "model", "tokenizer"):
+        choices = context[key]
+        if key not in answers and len(choices) > 1:
+            labels = prompts.get(key, {})
+            question = labels.get("__prompt__", key) if isinstance(labels, dict) else key
+            answers[key] = ask_choice(question, choices, labels, choices[0])
+    if answers.get("preset", context["preset"][0]) == "custom":
+        for key in PROMPTED_CUSTOM_KEYS:
+            if key not in answers:
+                question = prompts.get(key, key)
+                answers[key] = typer.prompt(question, default=context[key], type=int)
+
+
+# ---- writing the project ----
+
+def conflicts(target: Path) -> list[str]:
+    """What is in the way at the target path (empty: free to write)."""
+    if not target.exists():
+        return []
+    if not target.is_dir():
+        return [target.name]
+    return sorted(entry.name + ("/" if entry.is_dir() else "") for entry in target.iterdir())
+
+
+def remove_partial(target: Path, existed: bool) -> None:
+    """Undo a half-written scaffold: remove the folder we made, or empty the one that was empty."""
+    if not existed:
+        shutil.rmtree(target, ignore_errors=True)
+    elif target.is_dir():
+        for entry in target.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the hooks cookiecutter starts, then restore them."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def render(template_dir: Path, answers: dict[str, Any], output_dir: Path, overwrite: bool,
+           debug: bool) -> Path:
+    """Run cookiecutter; turn a failed hook into the hook's own message."""
+    import json
+    import logging
+
+    from cookiecutter.exceptions import CookiecutterException, FailedHookException
+    from cookiecutter.main import cookiecutter
+
+    if not debug:
+        # cookiecutter logs a traceback when a hook fails; the hook's message is all we show.
+        logger = logging.getLogger("cookiecutter")
+        if not any(isinstance(handler, logging.NullHandler) for handler in logger.handlers):
+            logger.addHandler(logging.NullHandler())
+    with tempfile.TemporaryDirectory(prefix="create-llm-") as scratch:
+        error_file = Path(scratch) / "hook-error.json"
+        # CREATE_LLM_WRAPPER: the post-gen hook leaves the next steps to us.
+        # CREATE_LLM_ERROR_FILE: the pre-gen hook writes its message there instead of stderr.
+        hook_env = {"CREATE_LLM_WRAPPER": "1", "CREATE_LLM_ERROR_FILE": str(error_file)}
+        try:
+            with environment(hook_env):
+                result = cookiecutter(str(template_dir), no_input=True, extra_context=answers,
+                                      output_dir=str(output_dir), overwrite_if_exists=overwrite)
+        except FailedHookException as error:
+            if error_file.is_file():
+                reported = json.loads(error_file.read_text(encoding="utf-8"))
+                raise CreateLLMError(reported["message"], reported["suggestion"]) from error
+            raise CreateLLMError(f"a template hook failed ({error}).",
+                                 "Run again with --debug to see why.") from error
+        except CookiecutterException as error:
+            raise CreateLLMError(f"cookiecutter could not render the template: {error}",
+                                 "Run again with --debug and report it as a bug.") from error
+    return Path(result)
+
+
+def display_path(path: Path) -> str:
+    """./my-llm when under the current directory, else the absolute path."""
+    try:
+        return "./" + path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path.resolve())
+
+
+def cd_path(path: Path) -> str:
+    """What to type after `cd`: relative to the current directory when that is shorter."""
+    relative = os.path.relpath(path.resolve(), Path.cwd().resolve())
+    return relative if len(relative) < len(str(path.resolve())) else str(path.resolve())
+
+
+def print_summary(project: Path, answers: dict[str, Any], context: dict[str, Any],
+                  installed: bool) -> None:
+    from rich.console import Console
+
+    from create_llm.presets import architecture, describe
+
+    console = Console(highlight=False, soft_wrap=True)
+    preset = answers.get("preset", context["preset"][0])
+    info = context["_presets"][preset]
+    arch = architecture(preset, context["_presets"], {**context, **answers})
+    where = display_path(project)
+    console.print(f"\n[bold green]Success![/] Created {project.name} at {where}\n")
+    console.print(f"  Size      {preset}: {describe(arch)}")
+    cpu = "" if info["runs_on_cpu"] else " — too big to train on a CPU"
+    console.print(f"  Hardware  {info['device']}, {info['min_ram_gb']} GB RAM or more{cpu}")
+    console.print(f"  Time      {info['expected_time']}\n")
+    steps = [(f"cd {shlex.quote(cd_path(project))}", "go into the project")]
+    steps += [SETUP_STEP, *STEPS_AFTER_INSTALL[:3]] if not installed else list(STEPS_AFTER_INSTALL)
+    width = max(len(command) for command, _ in steps) + 3
+    console.print("Next steps:")
+    for command, what in steps:
+        console.print(f"  [cyan]{command:<{width}}[/]{what}")
+    console.print("\nRun `make help` in the project for every other command.")
+
+
+def create(name: str | None, items: list[str], flags: dict[str, Any], plugins: str | None,
+           yes: bool, skip_install: bool, no_git: bool, output_dir: Path, debug: bool) -> None:
+    """Everything the command does, raising CreateLLMError for user mistakes."""
+    from create_llm.template import find_template, template_context
+
+    if plugins is not None:
+        raise CreateLLMError(
+            f"plugins are not available yet (asked for: {plugins or 'none'}); no plugin "
+            "(wandb, huggingface, synthex) is built into the generated project today.",
+            "Leave out --plugins. TensorBoard logging is built in: set logging.tensorboard "
+            "in llm.config.js.",
+        )
+    template_dir = find_template()
+    context = template_context()
+    answers = parse_key_values(items, context)
+    merge(answers, "project_name", name)
+    for key, value in flags.items():
+        merge(answers, key, value)
+    custom_given = [key for key in PROMPTED_CUSTOM_KEYS if key in answers]
+    if custom_given:
+        answers.setdefault("preset", "custom")
+        if answers["preset"] != "custom":
+            flag = "--" + custom_given[0].removeprefix("custom_").replace("_", "-")
+            raise CreateLLMError(
+                f"{flag} sets a custom size, but the template is {answers['preset']}.",
+                "Add --template custom, or leave out the size flags.",
+            )
+    if can_prompt(yes):
+        prompt_missing(answers, context)
+    answers.setdefault("project_name", context["project_name"])
+
+    # The folder name: from the name, unless project_slug=... was given.
+    if "project_slug" in answers:
+        slug = answers["project_slug"]
+        problem = slug_problem(slug)
+        if problem:
+            raise CreateLLMError(f"{problem}.", "Use a project_slug like my-llm.")
+    else:
+        slug = answers["project_slug"] = check_project_name(answers["project_name"])
+    for key in ("project_name", "description", "author"):
+        if isinstance(answers.get(key), str):
+            check_plain_text(key, answers[key])
+
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CreateLLMError(f"--output-dir {output_dir} is a file, not a folder.",
+                             "Choose a folder for --output-dir (it is created if missing).")
+    target = output_dir / slug
+    in_the_way = conflicts(target)
+    if in_the_way:
+        shown = ", ".join(in_the_way[:10]) + (" ..." if len(in_the_way) > 10 else "")
+        raise CreateLLMError(
+            f"{display_path(target)} already exists and is not empty ({shown}).",
+            "Choose another name, another --output-dir, or remove that folder.",
+        )
+
+    existed = target.is_dir()
+    try:
+        project = render(template_dir, answers, output_dir, overwrite=existed, debug=debug)
+    except BaseException:
+        remove_partial(target, existed)
+        raise
+
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    if not no_git:
+        from create_llm.git import init_repository
+
+        warning = init_repository(project)
+        if warning:
+            console.print(f"[yellow]Note:[/] {warning}")
+    installed = False
+    if not skip_install:
+        from create_llm.install import install
+
+        torch_spec = os.environ.get("TORCH_SPEC", "").strip() or "torch"
+        console.print(f"Installing into {display_path(project)}/.venv (TORCH_SPEC={torch_spec})")
+        try:
+            install(project, torch_spec, report=console.print)
+        except KeyboardInterrupt:
+            console.print(
+                f"\nInstall interrupted; removed the partial .venv. The project is complete: "
+                f"run `cd {shlex.quote(cd_path(project))} && make setup` to install."
+            )
+            raise typer.Exit(130) from None
+        installed = True
+    print_summary(project, answers, context, installed)
+
+
+@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+def main(
+    name: Annotated[str | None, typer.Argument(
+        help="Project name; its folder is the name in lowercase with '-' for spaces.",
+        show_default=False)] = None,
+    answers: Annotated[list[str] | None, typer.Argument(
+        metavar="[KEY=VALUE]...",
+        help="Any other answer of the template, e.g. author='Ada Lovelace' license=Apache-2.0 "
+             "description='...'.", show_default=False)] = None,
+    template: Annotated[PresetName | None, typer.Option(
+        "-t", "--template", help="Model size preset (see --list-templates).",
+        show_default=False)] = None,
+    model: Annotated[ModelName | None, typer.Option(
+        help="Architecture (gpt: decoder-only, Llama-style).", show_default=False)] = None,
+    tokenizer: Annotated[TokenizerName | None, typer.Option(
+        help="Tokenizer type.", show_default=False)] = None,
+    plugins: Annotated[str | None, typer.Option(
+        help="Not available yet: any value is refused.", show_default=False)] = None,
+    layers: Annotated[int | None, typer.Option(
+        help="custom: transformer blocks.", show_default=False)] = None,
+    heads: Annotated[int | None, typer.Option(
+        help="custom: attention heads (must divide --dim).", show_default=False)] = None,
+    dim: Annotated[int | None, typer.Option(
+        help="custom: model width.", show_default=False)] = None,
+    vocab_size: Annotated[int | None, typer.Option(
+        help="custom: tokenizer vocabulary size.", show_default=False)] = None,
+    max_length: Annotated[int | None, typer.Option(
+        help="custom: context length in tokens.", show_default=False)] = None,
+    yes: Annotated[bool, typer.Option(
+        "-y", "--yes", help="Use defaults for everything not given; never ask.")] = False,
+    skip_install: Annotated[bool, typer.Option(
+        "--skip-install",
+        help="Do not create .venv or install packages (run `make setup` later).")] = False,
+    no_git: Annotated[bool, typer.Option("--no-git", help="Do not run git init.")] = False,
+    output_dir: Annotated[Path, typer.Option(
+        "-o", "--output-dir", help="Where the project folder is created.")] = Path("."),
+    list_templates: Annotated[bool, typer.Option(
+        "--list-templates", help="Show the size presets (parameters, hardware, time) and exit.",
+        callback=show_templates, is_eager=True)] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", help="Show the version and exit.", callback=show_version,
+        is_eager=True)] = False,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show full tracebacks (also CREATE_LLM_DEBUG=1).")] = False,
+) -> None:
+    """Create a PyTorch project that trains your own language model.
+
+    Environment: TORCH_SPEC picks the PyTorch to install (default `torch`), CI=1 never prompts.
+    """
+    items = list(answers or [])
+    if name is not None and "=" in name:  # `create-llm author=Ada`: no name, only answers
+        items.insert(0, name)
+        name = None
+    flags = {"preset": template, "model": model, "tokenizer": tokenizer,
+             "custom_layers": layers, "custom_heads": heads, "custom_dim": dim,
+             "custom_vocab_size": vocab_size, "custom_max_length": max_length}
+    try:
+        create(name, items, flags, plugins, yes, skip_install, no_git, output_dir,
+               debug_enabled(debug))
+    except CreateLLMError as error:
+        if debug_enabled(debug):
+            raise
+        typer.echo(f"Error: {error.message}", err=True)
+        if error.suggestion:
+            typer.echo(f"Suggestion: {error.suggestion}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        typer.echo("\nAborted; nothing was left half-written.", err=True)
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort, typer.BadParameter):
+        raise
+    except Exception as error:
+        if debug_enabled(debug):
+            raise
+        typer.echo(f"Error: unexpected failure: {type(error).__name__}: {error}", err=True)
+        typer.echo("Suggestion: run again with --debug (or CREATE_LLM_DEBUG=1) to see the "
+                   "traceback, and report it.", err=True)
+        raise typer.Exit(1) from None

@@ -1,0 +1,480 @@
+"""Chat with your trained model in the terminal, its answers streamed as they are generated.
+
+    make chat                                    # = python chat.py (best checkpoint, else latest)
+    python chat.py --checkpoint checkpoints/step_000500.pt --temperature 0.5
+    python chat.py --seed 1                      # reproducible answers
+    printf 'Hello!\\n/temperature 0\\nTell me a story\\n' | python chat.py > answers.txt
+
+This is a *base* model: it was trained to continue text, not to follow instructions. Chatting
+works by writing the conversation as a plain transcript and letting the model continue it:
+
+    User: Hello!
+    Model: Hi, who are you?
+    User: Tell me a story
+    Model:
+
+The answer ends where the model writes the next "User:" (or "Model:") line or its end-of-text
+token. When the transcript no longer fits in the model's context window, the oldest turns are
+left out of what the model sees (the /save transcript keeps them all).
+
+Commands: /help, /reset, /temperature X, /top_k N, /top_p X, /max_tokens N, /save FILE, /quit.
+Ctrl+C during an answer stops it; Ctrl+C or Ctrl+D at the prompt quits.
+
+With stdin not a terminal (a pipe or a file), each input line is one message, each answer is
+written to stdout followed by a newline, and everything else (the banner, command replies) goes
+to stderr, without colours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from config import add_config_arguments, config_from_args
+from errors import ConfigurationError, DataError, TrainingError, run_cli
+from evaluation.generate import TextStream, check_sampling, generate_tokens
+from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
+from training.checkpoints import list_step_checkpoints, load_trained_model
+from training.device import pick_device, set_threads
+
+USER = "User:"
+MODEL = "Model:"
+
+HELP = """\
+Commands:
+  /help             this list
+  /reset            forget the conversation (start a new transcript)
+  /temperature X    randomness: 0 = always the likeliest token, about 1 = creative
+  /top_k N          sample among the N likeliest tokens (0 = off)
+  /top_p X          sample among the likeliest tokens holding X of the probability (1 = off)
+  /max_tokens N     longest answer, in tokens
+  /save FILE        write the transcript to FILE
+  /quit             leave (Ctrl+D works too)
+A setting command without a value shows the current value. Ctrl+C stops an answer."""
+
+
+# ---- the transcript and the context window ----
+
+
+@dataclass
+class Turn:
+    """One exchange: what the user wrote and what the model answered."""
+
+    user: str
+    model: str
+    tokens: int = 0
+    """Length of this turn's transcript text in tokens (to fit the history without re-encoding)."""
+
+
+def turn_text(user: str, model: str | None) -> str:
+    """The transcript lines of one turn. model=None: the open turn that the model continues.
+
+    No space after the final "Model:": in the training text a word's leading space belongs to
+    the word's token, so the model writes " Hello", not "Hello" after a stray space token.
+    """
+    if model is None:
+        return f"{USER} {user}\n{MODEL}"
+    return f"{USER} {user}\n{MODEL} {model}\n"
+
+
+def transcript(history: list[Turn]) -> str:
+    """The whole conversation as text (what /save writes)."""
+    return "".join(turn_text(turn.user, turn.model) for turn in history)
+
+
+def encode(tokenizer: object, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False).ids
+
+
+def build_prompt(history: list[Turn], user: str, tokenizer: object, eot: int,
+                 budget: int) -> tuple[list[int], int]:
+    """Token ids of the transcript ending in the open turn, at most `budget` long.
+
+    Returns (ids, first): the model sees history[first:] plus the new message. The oldest turns
+    are dropped until the rest fits; if the new message alone is too long, only its end is kept.
+    The end-of-text token goes first: in the training data it separates documents, so it tells
+    the model that a new text (this transcript) starts here.
+    """
+    budget = max(1, budget)
+    for turn in history:
+        if not turn.tokens:
+            turn.tokens = len(encode(tokenizer, turn_text(turn.user, turn.model)))
+    # Choose the turns from the per-turn lengths (linear in the history, however long it is)...
+    used = 1 + len(encode(tokenizer, turn_text(user, None)))
+    first = len(history)
+    while first > 0 and used + history[first - 1].tokens <= budget:
+        first -= 1
+        used += history[first].tokens
+    # ...then encode the chosen text in one piece: merges across turn boundaries can change
+    # the count a little, so check it and drop more turns if needed.
+    while True:
+        ids = [eot] + encode(tokenizer, transcript(history[first:]) + turn_text(user, None))
+        if len(ids) <= budget or first == len(history):
+            break
+        first += 1
+    return ids[-budget:], first
+
+
+# ---- ending the answer at the next speaker's line ----
+
+
+def stop_markers(tokenizer: object) -> list[str]:
+    """The texts that end an answer: the next "User:" or "Model:" line.
+
+    Byte-level BPE gives back the exact text, newline included. Tokenizers that split on
+    whitespace (wordpiece, some unigram setups) lose the newline and may lowercase or space out
+    the colon, so for them the speaker label alone is the marker.
+    """
+    round_trip = tokenizer.decode(encode(tokenizer, "a\nUser: b"))
+    if "\nUser:" in round_trip:
+        return ["\n" + USER, "\n" + MODEL]
+    markers = []
+    for label in ("User", "Model"):
+        for name in (label, label.lower()):
+            markers += [f"{name}:", f"{name} :"]
+    return markers
+
+
+class StopAtMarkers:
+    """Pass streamed text through until a stop marker appears.
+
+    Text that could be the beginning of a marker ("\\n", "\\nUs") is held back until the next
+    piece shows whether it is one, so a marker is never half-printed.
+    """
+
+    def __init__(self, markers: list[str]) -> None:
+        self.markers = markers
+        self.pending = ""
+        self.stopped = False
+
+    def push(self, text: str) -> str:
+        """Add streamed text; return what can be shown now. Sets .stopped at a marker."""
+        if self.stopped:
+            return ""
+        self.pending += text
+        found = [i for i in (self.pending.find(m) for m in self.markers) if i >= 0]
+        if found:
+            out, self.pending, self.stopped = self.pending[: min(found)], "", True
+            return out
+        hold = 0
+        for marker in self.markers:
+            for k in range(min(len(marker) - 1, len(self.pending)), hold, -1):
+                if self.pending.endswith(marker[:k]):
+                    hold = k
+                    break
+        out = self.pending[: len(self.pending) - hold]
+        self.pending = self.pending[len(out):]
+        return out
+
+    def flush(self) -> str:
+        """What is still held back, once the answer is over."""
+        out, self.pending = self.pending, ""
+        return out
+
+
+# ---- the session ----
+
+
+@dataclass
+class Settings:
+    temperature: float = 0.8
+    top_k: int = 50
+    top_p: float = 0.95
+    max_tokens: int = 200
+    repetition_penalty: float = 1.1
+
+    def check(self) -> None:
+        check_sampling(self.temperature, self.top_k, self.top_p, self.repetition_penalty)
+        if self.max_tokens < 1:
+            raise ConfigurationError(f"max_tokens must be >= 1, got {self.max_tokens}",
+                                     "use e.g. /max_tokens 100")
+
+
+# command -> (setting, type, example). Values are checked by Settings.check().
+SETTING_COMMANDS = {
+    "/temperature": ("temperature", float, "/temperature 0.7"),
+    "/top_k": ("top_k", int, "/top_k 40"),
+    "/top_p": ("top_p", float, "/top_p 0.9"),
+    "/max_tokens": ("max_tokens", int, "/max_tokens 100"),
+}
+
+
+class ChatSession:
+    """The conversation, the sampling settings, and generating one streamed answer."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: object, eot: int,
+                 settings: Settings, seed: int | None = None) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.eot = eot
+        self.settings = settings
+        self.history: list[Turn] = []
+        self.max_length: int = model.config.max_length
+        self.markers = stop_markers(tokenizer)
+        # One generator for the whole session: with --seed, a whole scripted session repeats.
+        self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self.dropped = 0  # how many of the oldest turns the model no longer sees
+
+    def prompt(self, user: str) -> list[int]:
+        # Keep room for the answer: at most half the window, so the history is never squeezed
+        # to nothing by a large /max_tokens (generate_tokens slides the window past the end).
+        reserve = min(self.settings.max_tokens, self.max_length // 2)
+        ids, first = build_prompt(self.history, user, self.tokenizer, self.eot,
+                                  self.max_length - reserve)
+        self.dropped = first
+        return ids
+
+    def reply(self, user: str, write: Callable[[str], None]) -> tuple[str, bool]:
+        """Generate the answer to `user`, calling write() with each new piece of text.
+
+        Returns (answer, interrupted). Ctrl+C stops the answer; what was written so far stays
+        in the history, as it is in the transcript on screen.
+        """
+        s = self.settings
+        ids = self.prompt(user)
+        stream = TextStream(self.tokenizer, ids)
+        stop = StopAtMarkers(self.markers)
+        pieces: list[str] = []
+        started = False  # the model's first token usually starts with a space: do not show it
+
+        def show(text: str) -> None:
+            nonlocal started
+            if not started:
+                text = text.lstrip()
+                started = bool(text)
+            if text:
+                pieces.append(text)
+                write(text)
+
+        interrupted = False
+        tokens = generate_tokens(self.model, ids, s.max_tokens, s.temperature, s.top_k, s.top_p,
+                                 s.repetition_penalty, stop_ids=(self.eot,),
+                                 generator=self.generator)
+        try:
+            for token in tokens:
+                show(stop.push(stream.push(token)))
+                if stop.stopped:
+                    break
+            if not stop.stopped:
+                show(stop.push(stream.flush()))
+                if not stop.stopped:
+                    show(stop.flush())
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            tokens.close()  # puts the model back in its previous mode
+        answer = "".join(pieces).rstrip()
+        self.history.append(Turn(user, answer))
+        return answer, interrupted
+
+    def reset(self) -> None:
+        self.history.clear()
+        self.dropped = 0
+
+    def command(self, line: str) -> tuple[str, bool]:
+        """Run a /command; return (message to show, whether to quit). Never raises for bad
+        input: a mistake is a one-line message."""
+        name, _, arg = line.strip().partition(" ")
+        name, arg = name.lower(), arg.strip()
+        if name in ("/quit", "/exit", "/q"):
+            return "", True
+        if name in ("/help", "/?"):
+            return HELP, False
+        if name == "/reset":
+            self.reset()
+            return "Conversation cleared.", False
+        if name == "/save":
+            return self.save(arg), False
+        if name in SETTING_COMMANDS:
+            return self.set(name, arg), False
+        return f"Unknown command {name}; /help lists the commands.", False
+
+    def set(self, name: str, arg: str) -> str:
+        key, kind, example = SETTING_COMMANDS[name]
+        if not arg:
+            return f"{key} = {getattr(self.settings, key)}"
+        try:
+            value = kind(arg)
+        except ValueError:
+            kind_name = "a whole number" if kind is int else "a number"
+            return f"{name} needs {kind_name}, got '{arg}' (e.g. {example})"
+        candidate = dataclasses.replace(self.settings, **{key: value})
+        try:
+            candidate.check()
+        except ConfigurationError as error:
+            return f"{error.message} ({error.suggestion})"
+        self.settings = candidate
+        return f"{key} = {value}"
+
+    def save(self, arg: str) -> str:
+        if not arg:
+            return "/save needs a file name, e.g. /save chat.txt"
+        path = Path(arg).expanduser()
+        try:
+            path.write_text(transcript(self.history), encoding="utf-8")
+        except OSError as error:
+            return f"Could not write {path}: {error.strerror or error}"
+        return f"Saved {len(self.history)} turns to {path}"
+
+
+# ---- the terminal ----
+
+
+class Console:
+    """Where text goes. In a terminal: prompts, colours, everything on stdout. Piped: answers
+    on stdout, everything else on stderr, no colours, no prompt."""
+
+    def __init__(self, interactive: bool) -> None:
+        self.interactive = interactive
+        self.color = interactive and not os.environ.get("NO_COLOR") and os.name != "nt"
+        self.info_file = sys.stdout if interactive else sys.stderr
+        self.readline = False
+        if interactive:
+            try:  # line editing and arrow-key history where Python has readline
+                import readline  # noqa: F401
+
+                self.readline = True
+            except ImportError:
+                pass
+
+    def style(self, text: str, code: str, in_prompt: bool = False) -> str:
+        if not self.color:
+            return text
+        start, end = f"\033[{code}m", "\033[0m"
+        if in_prompt and self.readline:  # tell readline these bytes take no room on screen
+            start, end = f"\001{start}\002", f"\001{end}\002"
+        return f"{start}{text}{end}"
+
+    def info(self, text: str) -> None:
+        print(self.style(text, "2"), file=self.info_file, flush=True)
+
+    def read(self) -> str:
+        """The next message; EOFError at the end of input (Ctrl+D)."""
+        if self.interactive:
+            return input(self.style("You:", "1;32", in_prompt=True) + " ")
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\r\n")
+
+    def start_answer(self) -> None:
+        if self.interactive:
+            print(self.style("Model:", "1;36") + " ", end="", flush=True)
+
+    def write(self, text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def end_answer(self, interrupted: bool) -> None:
+        if interrupted:
+            sys.stdout.write(self.style(" [stopped]", "2") if self.interactive else "")
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+
+
+def describe_model(model: torch.nn.Module, info: dict, device: torch.device) -> str:
+    """One line: which model this is and how far it was trained."""
+    preset = info["model_config"].get("preset", "custom")
+    val = info.get("val_loss")
+    val_text = f"val loss {val:.3f}" if val is not None else "val loss not measured yet"
+    return (f"Loaded {info['path']}: gpt '{preset}', {model.num_parameters() / 1e6:.2f}M "
+            f"parameters, trained {info['step']:,} steps, {val_text} ({device.type})")
+
+
+BASE_MODEL_NOTE = ("This is a base model: it continues text and is not instruction-tuned, so it "
+                   "carries on the User:/Model: transcript rather than following instructions. "
+                   "/help lists the commands.")
+
+
+def run_chat(session: ChatSession, console: Console) -> None:
+    """Read messages until /quit, Ctrl+D or (at the prompt) Ctrl+C."""
+    told_dropped = False
+    while True:
+        try:
+            line = console.read()
+        except (EOFError, KeyboardInterrupt):
+            if console.interactive:
+                print()
+            return
+        if not line.strip():
+            continue
+        if line.startswith("/"):
+            message, quit_now = session.command(line)
+            if message:
+                console.info(message)
+            if quit_now:
+                return
+            continue
+        console.start_answer()
+        try:
+            _, interrupted = session.reply(line, console.write)
+        except KeyboardInterrupt:  # a Ctrl+C that landed just outside the generation loop
+            interrupted = True
+        console.end_answer(interrupted)
+        if session.dropped and not told_dropped:
+            console.info(f"(The conversation is now longer than the {session.max_length}-token "
+                         "context: the oldest turns are left out of what the model sees.)")
+            told_dropped = True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python chat.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", default="auto",
+                        help="'auto' (best, else latest), 'best', 'latest' or a .pt file")
+    parser.add_argument("--temperature", type=float, help="default: generation.temperature")
+    parser.add_argument("--top-k", type=int, help="default: generation.top_k")
+    parser.add_argument("--top-p", type=float, help="default: generation.top_p")
+    parser.add_argument("--max-tokens", type=int, help="default: generation.max_new_tokens")
+    parser.add_argument("--seed", type=int, help="make the answers reproducible")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
+    g = cfg.generation
+    settings = Settings(
+        temperature=g.temperature if args.temperature is None else args.temperature,
+        top_k=g.top_k if args.top_k is None else args.top_k,
+        top_p=g.top_p if args.top_p is None else args.top_p,
+        max_tokens=g.max_new_tokens if args.max_tokens is None else args.max_tokens,
+        repetition_penalty=g.repetition_penalty,
+    )
+    settings.check()
+
+    folder = Path(cfg.checkpoints.dir)
+    if args.checkpoint in ("auto", "best", "latest") and not (
+            (folder / "best.pt").exists() or list_step_checkpoints(folder)):
+        raise TrainingError(
+            f"there is no trained model to chat with yet (no checkpoint in {folder}/)",
+            "train one first: `make data train` (the nano preset takes a few minutes on a CPU), "
+            "then `make chat`",
+        )
+    device = pick_device(cfg.training.device)
+    if device.type == "cpu":
+        set_threads(cfg.training.threads)
+    model, info = load_trained_model(args.checkpoint, folder, device)
+    tokenizer = load_tokenizer(cfg.tokenizer.path)
+    trained_with = info.get("tokenizer_hash")
+    if trained_with and trained_with != tokenizer_hash(cfg.tokenizer.path):
+        raise DataError(
+            f"{cfg.tokenizer.path} is not the tokenizer {info['path']} was trained with",
+            "chat from the project that trained it, or retrain with the current tokenizer "
+            "(`make train ARGS=--fresh`)",
+        )
+    session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer), settings,
+                          args.seed)
+    console = Console(interactive=sys.stdin.isatty() and sys.stdout.isatty())
+    console.info(describe_model(model, info, device))
+    console.info(BASE_MODEL_NOTE)
+    run_chat(session, console)
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,516 @@
+"""Compare trained models side by side: size, training, loss, bits per byte, speed, generations.
+
+    make compare ARGS=". ../other-llm"             # = python compare.py . ../other-llm
+    python compare.py . checkpoints/step_000200.pt  # this project's best vs an earlier step
+    python compare.py . ../other-llm --prompt "Once upon a time" --prompt "The king"
+    python compare.py . ../other-llm --text my_text.txt --markdown compare.md --json compare.json
+
+Each argument is a project folder (its best checkpoint, else its newest one, with its own
+tokenizer) or a checkpoint file (with the tokenizer of the project folder it is in).
+
+Every model is scored on the same text: the first project's validation split (decoded back to
+text), or --text FILE. Each model re-tokenizes that text with its own tokenizer, so the loss per
+token and perplexity are only comparable between models that share a tokenizer. Bits per byte
+spreads the loss over the UTF-8 bytes of the same text, so it is fair across tokenizers: the
+winner is the model with the lowest validation bits per byte (never the training loss).
+
+The report: a table, the same prompts' generations side by side (fixed seed), and the loss
+curves of every run (from its logs/metrics.jsonl) in one PNG; --markdown and --json write it all
+to files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from config import Config, load_config
+from data.dataset import load_split
+from errors import ConfigurationError, DataError, TrainingError, run_cli
+from evaluation.generate import generate_tokens
+from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
+from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
+from training.checkpoints import find_checkpoint, load_trained_model
+from training.device import autocast, pick_device, pick_precision, set_threads
+
+# ---- which models: project folders and checkpoint files ----
+
+
+@dataclass
+class Run:
+    """One model to compare, and the project files that go with it."""
+
+    label: str
+    checkpoint: Path
+    project: Path
+    config: Config
+    """The project's llm.config.js; its paths are relative to `project`."""
+
+    def path(self, relative: str) -> Path:
+        return self.project / relative
+
+    @property
+    def tokenizer_path(self) -> Path:
+        return self.path(self.config.tokenizer.path)
+
+    @property
+    def metrics_path(self) -> Path:
+        # A run archived by `make train ARGS=--fresh` keeps its metrics next to its checkpoints.
+        beside = self.checkpoint.parent / "metrics.jsonl"
+        return beside if beside.exists() else self.path(self.config.logging.dir) / "metrics.jsonl"
+
+
+def find_project(path: Path) -> Path | None:
+    """The nearest folder at or above `path` that holds an llm.config.js."""
+    for folder in [path, *path.parents]:
+        if (folder / "llm.config.js").is_file():
+            return folder
+    return None
+
+
+def resolve_run(argument: str) -> Run:
+    """A project folder or a checkpoint file -> the checkpoint, its project and its config."""
+    path = Path(argument).expanduser().resolve()
+    if not path.exists():
+        raise ConfigurationError(f"{argument} does not exist",
+                                 "pass project folders or checkpoint (.pt) files")
+    if path.is_dir():
+        project = find_project(path)
+        if project is None:
+            raise ConfigurationError(
+                f"{argument} is not a project folder (no llm.config.js in it or above it)",
+                "pass the folder of a project made by create-llm, or a checkpoint file in one",
+            )
+        config = load_config(project / "llm.config.js")
+        folder = path if path != project else project / config.checkpoints.dir
+        checkpoint = find_checkpoint("auto", folder, prefer="best")
+        label = path.name if path == project else f"{project.name}/{path.name}"
+        return Run(label, checkpoint.resolve(), project, config)
+    project = find_project(path.parent) or _project_by_tokenizer(path)
+    config = load_config(project / "llm.config.js")
+    return Run(f"{project.name}/{path.stem}", path, project, config)
+
+
+def _project_by_tokenizer(checkpoint: Path) -> Path:
+    """For a checkpoint outside any project: this project, if it has the same tokenizer."""
+    here = Path.cwd().resolve()
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        trained_with = state.get("tokenizer_hash")
+        config = load_config(here / "llm.config.js")
+        if trained_with and trained_with == tokenizer_hash(here / config.tokenizer.path):
+            return here
+    except Exception:  # any failure means "not this project": say so below
+        pass
+    raise DataError(
+        f"cannot tell which tokenizer {checkpoint} was trained with: it is not inside a project "
+        "folder, and this project's tokenizer is a different one",
+        "pass its project folder instead, or put the checkpoint back into its project's "
+        "checkpoints/ folder",
+    )
+
+
+def unique_labels(runs: list[Run], arguments: list[str]) -> None:
+    """Two runs with the same label (two projects named my-llm): use what the user typed."""
+    for run, argument in zip(runs, arguments, strict=True):
+        if sum(r.label == run.label for r in runs) > 1:
+            run.label = argument
+    for i, run in enumerate(runs):  # the same argument twice
+        if sum(r.label == run.label for r in runs[:i]):
+            run.label = f"{run.label} ({i + 1})"
+
+
+# ---- the text every model is scored on ----
+
+
+@dataclass
+class EvalText:
+    documents: list[str]
+    num_bytes: int
+    source: str
+
+
+def _truncate_utf8(text: str, max_bytes: int) -> str:
+    return text.encode("utf-8")[:max_bytes].decode("utf-8", errors="ignore")
+
+
+def text_from_validation(run: Run, max_bytes: int) -> EvalText:
+    """The run's validation split, decoded back to text, document by document."""
+    processed = run.path(run.config.data.processed_dir)
+    if not (processed / "meta.json").exists():
+        raise DataError(
+            f"{run.label} has no prepared validation data ({processed / 'meta.json'} not found)",
+            f"run `make data` in {run.project}, or give the text to score with --text FILE",
+        )
+    tokenizer = load_tokenizer(str(run.tokenizer_path))
+    eot = eot_id(tokenizer, run.config.tokenizer)
+    tokens = load_split(str(processed), "val")
+    # A token is at least one byte of text, so this many tokens hold enough text.
+    limit = len(tokens) if not max_bytes else min(len(tokens), 2 * max_bytes + 1)
+    window = np.asarray(tokens[:limit])
+    ends = np.flatnonzero(window == eot).tolist()
+    if not ends or ends[-1] != len(window) - 1:
+        ends.append(len(window))
+    documents, total, start = [], 0, 0
+    for end in ends:
+        text = tokenizer.decode(window[start:end].tolist())
+        start = end + 1
+        if max_bytes and total + len(text.encode("utf-8")) > max_bytes:
+            text = _truncate_utf8(text, max_bytes - total)
+        if text:
+            documents.append(text)
+            total += len(text.encode("utf-8"))
+        if max_bytes and total >= max_bytes:
+            break
+    return EvalText(documents, total, f"{run.label}'s validation split")
+
+
+def text_from_file(path: str, max_bytes: int) -> EvalText:
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"--text {path}: file not found", "pass a UTF-8 text file") from None
+    except UnicodeDecodeError:
+        raise DataError(f"--text {path} is not UTF-8 text", "convert it to UTF-8") from None
+    if max_bytes:
+        text = _truncate_utf8(text, max_bytes)
+    return EvalText([text], len(text.encode("utf-8")), str(file))
+
+
+# ---- scoring one model ----
+
+
+def score(model: torch.nn.Module, tokenizer: Any, eot: int, text: EvalText, stride: int,
+          device: torch.device, precision: str) -> dict[str, float]:
+    """Loss, perplexity and bits per byte of the model on the text, in its own tokens."""
+    ids: list[int] = []
+    for encoding in tokenizer.encode_batch(text.documents, add_special_tokens=False):
+        ids += encoding.ids + [eot]  # documents end with end-of-text, as in training data
+    if len(ids) < 2:
+        raise DataError(f"the text to score ({text.source}) is empty",
+                        "give a longer text with --text FILE")
+    tokens = np.asarray(ids, dtype=np.int64)
+    # A short text gets a shorter window rather than no score at all.
+    max_length = min(model.config.max_length, len(tokens) - 1)
+    loss, scored = evaluate_loss(model, tokens, max_length, min(stride, max_length),
+                                 batch_size=8, max_batches=None, device=device,
+                                 autocast_ctx=lambda: autocast(device, precision))
+    if scored == 0:
+        raise DataError(f"no tokens could be scored in {text.source}",
+                        "give a longer text with --text FILE")
+    return {"val_loss": loss, "perplexity": perplexity(loss), "eval_tokens": len(tokens),
+            "bits_per_byte": bits_per_byte(loss, len(tokens), text.num_bytes)}
+
+
+def generate_samples(model: torch.nn.Module, tokenizer: Any, eot: int, prompts: list[str],
+                     max_new_tokens: int, sampling: dict[str, float], seed: int
+                     ) -> tuple[list[str], float]:
+    """Each prompt's continuation (the same seed for every model), and tokens per second."""
+    list(generate_tokens(model, [eot], 4, **sampling))  # warm up, outside the timing
+    texts, count, seconds = [], 0, 0.0
+    for prompt in prompts:
+        prompt_ids = tokenizer.encode(prompt, add_special_tokens=False).ids or [eot]
+        generator = torch.Generator().manual_seed(seed)
+        start = time.perf_counter()
+        new = list(generate_tokens(model, prompt_ids, max_new_tokens, stop_ids=(eot,),
+                                   generator=generator, **sampling))
+        seconds += time.perf_counter() - start
+        count += len(new)
+        # Decode prompt and continuation together: some decoders drop a leading space otherwise.
+        before = tokenizer.decode(prompt_ids)
+        full = tokenizer.decode(prompt_ids + new)
+        texts.append(prompt + full[len(before):] if full.startswith(before) else full)
+    return texts, count / max(seconds, 1e-9)
+
+
+def evaluate_run(run: Run, text: EvalText, prompts: list[str], max_new_tokens: int,
+                 sampling: dict[str, float], seed: int, device: torch.device) -> dict[str, Any]:
+    model, info = load_trained_model(str(run.checkpoint), run.checkpoint.parent, device)
+    tokenizer = load_tokenizer(str(run.tokenizer_path))
+    trained_with = info.get("tokenizer_hash")
+    if trained_with and trained_with != tokenizer_hash(str(run.tokenizer_path)):
+        raise DataError(
+            f"{run.checkpoint} was trained with a different tokenizer than {run.tokenizer_path}",
+            "compare the project folder that trained it (or restore its tokenizer)",
+        )
+    eot = eot_id(tokenizer, run.config.tokenizer)
+    precision = pick_precision("auto", device)
+    metrics = score(model, tokenizer, eot, text, run.config.data.stride, device, precision)
+    generations, speed = generate_samples(model, tokenizer, eot, prompts, max_new_tokens,
+                                          sampling, seed)
+    result = {
+        "label": run.label,
+        "checkpoint": str(run.checkpoint),
+        "project": str(run.project),
+        "tokenizer": f"{run.config.tokenizer.type} {tokenizer.get_vocab_size()}",
+        "parameters": model.num_parameters(),
+        "steps": info["step"],
+        "tokens_seen": info["tokens_seen"],
+        **metrics,
+        "generation_tokens_per_sec": speed,
+        "generations": generations,
+    }
+    del model
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+# ---- the report ----
+
+
+def pick_winner(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Lowest bits per byte on the shared text (comparable across tokenizers)."""
+    if len(results) < 2:
+        return None
+    return min(results, key=lambda r: r["bits_per_byte"])
+
+
+def _human(n: float) -> str:
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return f"{n:.0f}"
+
+
+COLUMNS = ["run", "parameters", "steps", "tokens seen", "tokenizer", "val loss", "perplexity",
+           "bits/byte", "gen tok/s"]
+
+
+def table_rows(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> list[list[str]]:
+    return [[r["label"] + (" *" if r is winner else ""), _human(r["parameters"]),
+             f"{r['steps']:,}", _human(r["tokens_seen"]), r["tokenizer"], f"{r['val_loss']:.4f}",
+             f"{r['perplexity']:.2f}", f"{r['bits_per_byte']:.4f}",
+             f"{r['generation_tokens_per_sec']:,.0f}"] for r in results]
+
+
+def text_table(rows: list[list[str]]) -> str:
+    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+    # Text columns to the left, numbers to the right.
+    lines = []
+    for row in [COLUMNS, *rows]:
+        cells = [c.ljust(w) if i in (0, 4) else c.rjust(w)
+                 for i, (c, w) in enumerate(zip(row, widths, strict=True))]
+        lines.append("  ".join(cells).rstrip())
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |",
+             "|" + "|".join(["---"] + ["---:"] * 3 + ["---"] + ["---:"] * 4) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def winner_line(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> str:
+    if winner is None:
+        return "Only one model: nothing to compare it with."
+    second = min((r for r in results if r is not winner), key=lambda r: r["bits_per_byte"])
+    gap = second["bits_per_byte"] - winner["bits_per_byte"]
+    return (f"Winner: {winner['label']}, with {winner['bits_per_byte']:.4f} validation bits per "
+            f"byte ({gap:.4f} fewer than {second['label']}).")
+
+
+def side_by_side(labels: list[str], texts: list[str], width: int) -> str:
+    """Texts in columns when the terminal is wide enough, one after another otherwise."""
+    gap = 3
+    column = (width - gap * (len(texts) - 1)) // max(1, len(texts))
+    if column < 28:
+        return "\n\n".join(f"[{label}]\n{textwrap.indent(text, '  ')}"
+                           for label, text in zip(labels, texts, strict=True))
+    columns = []
+    for label, text in zip(labels, texts, strict=True):
+        lines = [label[:column], "-" * min(column, max(len(label), 8))]
+        for paragraph in text.splitlines() or [""]:
+            lines += textwrap.wrap(paragraph, column) or [""]
+        columns.append(lines)
+    rows = itertools.zip_longest(*columns, fillvalue="")
+    return "\n".join((" " * gap).join(c.ljust(column) for c in row).rstrip() for row in rows)
+
+
+def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
+    """(step, training loss) and (step, validation bits per byte) from a metrics.jsonl."""
+    train, val = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut short by a crash
+        if "loss" in record:
+            train.append((record["step"], record["loss"]))
+        if "val_bpb" in record:
+            val.append((record["step"], record["val_bpb"]))
+    return train, val
+
+
+def plot_curves(runs: list[Run], path: Path) -> list[str]:
+    """Training loss and validation bits per byte of every run, in one PNG. Returns the labels
+    of runs without logs."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no window, no display needed
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    missing = []
+    for run in runs:
+        if not run.metrics_path.exists():
+            missing.append(run.label)
+            continue
+        train, val = read_metrics(run.metrics_path)
+        if train:
+            left.plot(*zip(*train, strict=True), label=run.label)
+        if val:
+            right.plot(*zip(*val, strict=True), marker="o", markersize=3, label=run.label)
+    left.set(title="training loss (nats per token)", xlabel="step", ylabel="loss")
+    right.set(title="validation bits per byte (each run's own validation data)", xlabel="step",
+              ylabel="bits per byte")
+    for axes in (left, right):
+        axes.grid(alpha=0.3)
+        if axes.get_legend_handles_labels()[0]:
+            axes.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return missing
+
+
+def markdown_report(results: list[dict[str, Any]], winner: dict[str, Any] | None,
+                    text: EvalText, prompts: list[str], plot: Path | None,
+                    markdown_path: Path) -> str:
+    parts = ["# Model comparison", "",
+             f"Scored on {text.num_bytes:,} bytes of {text.source}, re-tokenized by each model's "
+             "own tokenizer. Loss and perplexity are per token (comparable only between models "
+             "that share a tokenizer); bits per byte is comparable across tokenizers.", "",
+             markdown_table(table_rows(results, winner)), "", winner_line(results, winner), ""]
+    if plot is not None:
+        try:
+            relative = plot.resolve().relative_to(markdown_path.resolve().parent)
+        except ValueError:
+            relative = plot.resolve()
+        parts += [f"![loss curves]({relative.as_posix()})", ""]
+    for i, prompt in enumerate(prompts):
+        parts += [f"## Prompt: {prompt}", ""]
+        for r in results:
+            quoted = "\n".join(f"> {line}" for line in r["generations"][i].splitlines())
+            parts += [f"**{r['label']}**", "", quoted or ">", ""]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python compare.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="*", metavar="RUN",
+                        help="project folders and/or checkpoint files")
+    parser.add_argument("--text", metavar="FILE",
+                        help="score every model on this text (default: the first project's "
+                             "validation split)")
+    parser.add_argument("--max-bytes", type=int, default=500_000,
+                        help="score at most this many bytes of text (0 = all; default 500000)")
+    parser.add_argument("--prompt", action="append", metavar="TEXT",
+                        help="a prompt to generate from (repeat for more; default: "
+                             "generation.prompt of the first project)")
+    parser.add_argument("--max-new-tokens", type=int, default=60,
+                        help="tokens generated per prompt (default 60)")
+    parser.add_argument("--temperature", type=float,
+                        help="default: generation.temperature of the first project")
+    parser.add_argument("--seed", type=int, default=1337,
+                        help="sampling seed, the same for every model (default 1337)")
+    parser.add_argument("--device", default="auto", help="'auto', 'cpu', 'cuda' or 'mps'")
+    parser.add_argument("--plot", default="logs/compare.png", metavar="FILE",
+                        help="loss-curve PNG (default logs/compare.png)")
+    parser.add_argument("--no-plot", action="store_true", help="do not draw the loss curves")
+    parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
+    parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    args = parser.parse_args(argv)
+    if not args.runs:
+        raise ConfigurationError("no models to compare",
+                                 "name project folders or checkpoints, e.g. "
+                                 "`python compare.py . ../other-llm` "
+                                 "(make compare ARGS=\". ../other-llm\")")
+    if args.max_new_tokens < 1 or args.max_bytes < 0:
+        raise ConfigurationError("--max-new-tokens must be >= 1 and --max-bytes >= 0",
+                                 "e.g. --max-new-tokens 60 --max-bytes 500000")
+
+    runs = [resolve_run(argument) for argument in args.runs]
+    unique_labels(runs, args.runs)
+    first = runs[0].config.generation
+    prompts = args.prompt or [first.prompt]
+    sampling = {"temperature": first.temperature if args.temperature is None
+                else args.temperature, "top_k": first.top_k, "top_p": first.top_p,
+                "repetition_penalty": first.repetition_penalty}
+    text = (text_from_file(args.text, args.max_bytes) if args.text
+            else text_from_validation(runs[0], args.max_bytes))
+
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        set_threads(0)
+    print(f"Scoring {len(runs)} models on {text.num_bytes:,} bytes of {text.source} "
+          f"({device.type})", file=sys.stderr)
+    results = []
+    for i, run in enumerate(runs, 1):
+        print(f"  [{i}/{len(runs)}] {run.label}: {run.checkpoint}", file=sys.stderr, flush=True)
+        try:
+            results.append(evaluate_run(run, text, prompts, args.max_new_tokens, sampling,
+                                        args.seed, device))
+        except TrainingError as error:  # name the run the problem belongs to
+            raise TrainingError(f"{run.label}: {error.message}", error.suggestion) from None
+    winner = pick_winner(results)
+
+    print()
+    print(text_table(table_rows(results, winner)))
+    print()
+    print(winner_line(results, winner))
+    print("Loss and perplexity are per token of each model's own tokenizer; bits per byte is "
+          "measured on the same bytes, so it is the fair comparison.")
+    width = shutil.get_terminal_size((120, 24)).columns
+    labels = [r["label"] for r in results]
+    for i, prompt in enumerate(prompts):
+        print(f"\n=== Prompt: {prompt!r} (seed {args.seed}, temperature "
+              f"{sampling['temperature']}) ===\n")
+        print(side_by_side(labels, [r["generations"][i] for r in results], width))
+
+    plot = None
+    if not args.no_plot:
+        plot = Path(args.plot)
+        missing = plot_curves(runs, plot)
+        print(f"\nLoss curves: {plot}")
+        if missing:
+            print(f"(no metrics.jsonl for {', '.join(missing)}: not in the plot)")
+    if args.markdown:
+        path = Path(args.markdown)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(markdown_report(results, winner, text, prompts, plot, path),
+                        encoding="utf-8")
+        print(f"Wrote {path}")
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = {"text": {"source": text.source, "bytes": text.num_bytes,
+                           "documents": len(text.documents)},
+                  "prompts": prompts, "seed": args.seed, "sampling": sampling,
+                  "max_new_tokens": args.max_new_tokens, "runs": results,
+                  "winner": winner["label"] if winner else None,
+                  "plot": str(plot) if plot else None}
+        path.write_text(json.dumps(report, indent=2), encoding="utf-8")
+        print(f"Wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)

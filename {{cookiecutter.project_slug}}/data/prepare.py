@@ -1,0 +1,222 @@
+"""Tokenize the corpus into data/processed/{train,val}.bin and meta.json.
+
+    make data                                          # = python -m data.prepare
+    python -m data.prepare --data.val_split 0.1
+    python -m data.prepare --data.raw_dir ~/my-texts
+
+Reads data/raw (.txt, .md, .jsonl, nested folders; see data/sources.py for the rules), or the
+built-in stories when data/raw is empty, and needs the tokenizer from `make tokenizer`.
+
+- Streaming: files are read chunk by chunk and token ids are appended to the .bin files as they
+  are produced, so memory stays flat whether the corpus is 10 MB or 100 GB.
+- Every document ends with the end-of-text token (tokenizer.special_tokens[0]).
+- Train/validation split by document (data.val_split of them, spread evenly, fixed by data.seed),
+  so no validation text is ever trained on; or data.val_path names separate validation text.
+- Output: uint16 token ids (uint32 when the vocabulary exceeds 65536) and meta.json with the
+  vocabulary size, token and byte counts (bits per byte in evaluation) and the tokenizer's hash.
+- A corpus too small for one training batch is refused with how much more text is needed.
+- Results are written to temporary files and renamed at the end: an interrupted or refused run
+  leaves the previous data/processed untouched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from config import DataConfig, TokenizerConfig, add_config_arguments, config_from_args
+from data.sources import Chunk, Corpus, ValidationSplit, open_raw_corpus, open_val_corpus
+from errors import DataError, run_cli
+from tokenizer.encode import encode_stream
+from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
+
+BATCH_CHARS = 1 << 20  # encode ~1 MB of text per call: big enough for all cores, small in memory
+FLUSH_TOKENS = 1 << 22  # write to disk every ~4M tokens (8 MB), in one sequential append
+# Below this size one process is quicker than starting worker processes.
+PARALLEL_MIN_BYTES = 16_000_000
+
+
+def check_enough_tokens(n_tokens: int, batch_size: int, max_length: int, split: str,
+                        bytes_per_token: float = 4.0) -> None:
+    """DataError unless `split` holds one training batch (train) or one window (val).
+
+    Sampling windows from too little data cannot work (a loop waiting for a full batch never
+    ends), so say how much more text is needed instead. (Also used by data/dataset.py.)
+    """
+    if split == "train":
+        needed = batch_size * (max_length + 1)
+        what = f"one training batch (batch_size {batch_size} x (max_length {max_length} + 1))"
+        fix = ("add more text to data/raw, or lower training.batch_size or model.max_length "
+               "(the built-in corpus: raise data.sample_size_mb)")
+    else:
+        needed = max_length + 1
+        what = f"one validation window (max_length {max_length} + 1)"
+        fix = ("raise data.val_split, add more text, or lower model.max_length "
+               "(or point data.val_path at a validation file)")
+    if n_tokens >= needed:
+        return
+    missing_kb = (needed - n_tokens) * bytes_per_token / 1000
+    raise DataError(
+        f"the {split} split has {n_tokens:,} tokens, but {what} needs {needed:,}: "
+        f"about {max(1, round(missing_kb)):,} KB more {split} text",
+        fix,
+    )
+
+
+class SplitWriter:
+    """Appends token ids of one split to `<name>.bin.tmp` and counts what went in."""
+
+    def __init__(self, path: Path, dtype: type[np.unsignedinteger]) -> None:
+        self.path = path
+        self.tmp = path.with_name(path.name + ".tmp")
+        self.file = open(self.tmp, "wb")
+        self.dtype = dtype
+        self.pending: list[np.ndarray] = []
+        self.pending_tokens = 0
+        self.tokens = self.bytes = self.documents = 0
+
+    def add(self, ids: np.ndarray, text_bytes: int) -> None:
+        self.pending.append(ids)
+        self.pending_tokens += len(ids)
+        self.tokens += len(ids)
+        self.bytes += text_bytes
+        self.documents += 1
+        if self.pending_tokens >= FLUSH_TOKENS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.file.write(np.concatenate(self.pending).astype(self.dtype).tobytes())
+            self.pending, self.pending_tokens = [], 0
+
+    def close(self, keep: bool) -> None:
+        """Finish the file: rename it into place if `keep`, else delete it."""
+        self.flush()
+        self.file.close()
+        if keep:
+            self.tmp.replace(self.path)
+        else:
+            self.tmp.unlink(missing_ok=True)
+
+
+def _batches(chunks: Iterable[tuple[str, Chunk]]
+             ) -> Iterator[tuple[list[tuple[str, Chunk]], list[str]]]:
+    """Group (split, chunk) pairs into batches of about BATCH_CHARS characters: (pairs, texts)."""
+    batch, size = [], 0
+    for item in chunks:
+        batch.append(item)
+        size += len(item[1].text)
+        if size >= BATCH_CHARS:
+            yield batch, [chunk.text for _, chunk in batch]
+            batch, size = [], 0
+    if batch:
+        yield batch, [chunk.text for _, chunk in batch]
+
+
+def _labelled_chunks(train: Corpus, val: Corpus | None, split: ValidationSplit
+                     ) -> Iterator[tuple[str, Chunk]]:
+    """Every chunk with its split: from val_path if given, else held out by `split`."""
+    for index, chunk in enumerate(train.chunks()):
+        yield ("val" if val is None and split(index) else "train"), chunk
+    if val is not None:
+        for chunk in val.chunks():
+            yield "val", chunk
+
+
+def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_length: int,
+            progress: bool = True, workers: int | None = None) -> dict:
+    """Tokenize the corpus into data.processed_dir; return the meta.json contents.
+
+    `workers`: encoding processes (default: one per CPU core for corpora over 16 MB).
+    """
+    tok = load_tokenizer(tokenizer.path)
+    eot = np.array([eot_id(tok, tokenizer)], dtype=np.int64)
+    vocab_size = tok.get_vocab_size()
+    # Token ids go up to vocab_size - 1; uint16 halves the disk and memory of uint32.
+    dtype = np.uint16 if vocab_size <= 2**16 else np.uint32
+
+    separator = tokenizer.special_tokens[0]
+    train = open_raw_corpus(data.raw_dir, data.sample_size_mb, data.seed, separator)
+    val = open_val_corpus(data.val_path, separator) if data.val_path else None
+    total = train.total_bytes + (val.total_bytes if val else 0)
+
+    out = Path(data.processed_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    writers = {name: SplitWriter(out / f"{name}.bin", dtype) for name in ("train", "val")}
+    if workers is None:
+        parallel = total >= PARALLEL_MIN_BYTES and os.environ.get(
+            "TOKENIZERS_PARALLELISM", "true").lower() not in ("0", "false", "no", "off")
+        workers = (os.cpu_count() or 1) if parallel else 1
+    split = ValidationSplit(data.val_split, data.seed)
+    start = time.perf_counter()
+    ok = False
+    try:
+        with tqdm(total=total, unit="B", unit_scale=True, desc="Tokenizing", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            batches = _batches(_labelled_chunks(train, val, split))
+            for batch, id_arrays in encode_stream(batches, tokenizer.path, workers):
+                for (name, chunk), ids in zip(batch, id_arrays, strict=True):
+                    if chunk.end_of_document:
+                        ids = np.concatenate([ids, eot])
+                    text_bytes = len(chunk.text.encode("utf-8"))
+                    writers[name].add(ids, text_bytes)
+                    bar.update(text_bytes)
+        bytes_per_token = max(1, writers["train"].bytes) / max(1, writers["train"].tokens)
+        for name, writer in writers.items():
+            check_enough_tokens(writer.tokens, batch_size, max_length, name, bytes_per_token)
+        ok = True
+    finally:
+        for writer in writers.values():
+            writer.close(keep=ok)
+    seconds = time.perf_counter() - start
+
+    meta = {
+        "vocab_size": vocab_size,
+        "dtype": np.dtype(dtype).name,
+        "eot_id": int(eot[0]),
+        "tokenizer_hash": tokenizer_hash(tokenizer.path),
+        "tokenizer_type": tokenizer.type,
+        **{f"{name}_{key}": getattr(w, key) for name, w in writers.items()
+           for key in ("tokens", "bytes", "documents")},
+        "sources": train.names() + (val.names() if val else []),
+        "val_source": data.val_path or f"val_split {data.val_split} of the documents",
+        "seed": data.seed,
+    }
+    meta_path = out / "meta.json"
+    tmp = meta_path.with_name("meta.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(meta_path)
+
+    text_mb = (writers["train"].bytes + writers["val"].bytes) / 1e6
+    print(f"Tokenized {text_mb:.1f} MB in {seconds:.1f}s ({text_mb / max(seconds, 1e-9):.1f} MB/s)"
+          f" with the {vocab_size}-token {tokenizer.type} tokenizer:")
+    for name, w in writers.items():
+        print(f"  {name:5s} {w.tokens:>12,} tokens  {w.documents:>8,} documents  "
+              f"{w.bytes / max(1, w.tokens):.2f} bytes/token  -> {out / (name + '.bin')}")
+    return meta
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m data.prepare",
+        description="Tokenize data/raw (or the built-in stories) into data/processed.",
+    )
+    add_config_arguments(parser)
+    cfg = config_from_args(parser.parse_args(argv))
+    if not Path(cfg.tokenizer.path).is_file():
+        raise DataError(f"no tokenizer at {cfg.tokenizer.path}",
+                        "train it first: run `make tokenizer`")
+    progress = cfg.logging.progress_bar and os.isatty(2)
+    prepare(cfg.data, cfg.tokenizer, cfg.training.batch_size, cfg.model.max_length, progress)
+    print("Next: make train")
+
+
+if __name__ == "__main__":
+    run_cli(main)

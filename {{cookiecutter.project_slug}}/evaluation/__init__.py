@@ -1,0 +1,1 @@
+"""Evaluate (loss, perplexity, speed) and generate text with a trained model."""

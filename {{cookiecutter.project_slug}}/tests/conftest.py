@@ -1,0 +1,133 @@
+"""Shared fixtures for the project's tests: microscopic models and configs, so the whole suite
+runs on a laptop CPU in minutes.
+
+    python -m pytest tests/            # make test
+    python -m pytest tests/ -m "not slow"
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:  # `pytest tests/` from anywhere imports the project's code
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+from models.config import ModelConfig  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    """Every test starts from the same random state."""
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny_model_config() -> ModelConfig:
+    """2 layers, width 32, vocab 256, context 64; 4 query heads sharing 2 k/v heads (GQA)."""
+    return ModelConfig(
+        layers=2, heads=4, kv_heads=2, dim=32, mlp_dim=64, max_length=64, vocab_size=256
+    )
+
+
+# ---- a model that has learned something: a 50-token cycle ----
+
+
+def make_cycle_sequence(length: int = 2000, cycle: int = 50, vocab: int = 256) -> torch.Tensor:
+    """A sequence walking a fixed random cycle of `cycle` distinct tokens: the token after t is
+    always the same one, and never t itself (so copying the input cannot fit it)."""
+    order = torch.randperm(vocab, generator=torch.Generator().manual_seed(0))[:cycle]
+    return order[torch.arange(length) % cycle]
+
+
+def train_next_token(model: torch.nn.Module, seq: torch.Tensor, shift: bool = True,
+                     steps: int = 150, window: int = 32) -> torch.nn.Module:
+    """A plain AdamW loop over random windows of seq, fed the way training/ feeds the model:
+    x = window[:-1], y = window[1:]. shift=False is the earlier create-llm's bug (y = x)."""
+    g = torch.Generator().manual_seed(1)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(steps):
+        starts = torch.randint(0, len(seq) - window - 1, (16,), generator=g).tolist()
+        batch = torch.stack([seq[s : s + window + 1] for s in starts])  # (16, window + 1)
+        x = batch[:, :-1]  # (16, window)
+        y = batch[:, 1:] if shift else batch[:, :-1]  # (16, window)
+        _, loss = model(x, targets=y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.fixture
+def cycle_sequence() -> torch.Tensor:
+    return make_cycle_sequence()
+
+
+@pytest.fixture
+def next_token_trainer() -> Callable[..., torch.nn.Module]:
+    """train_next_token, for tests that train their own variant."""
+    return train_next_token
+
+
+@pytest.fixture(scope="session")
+def cycle_model() -> tuple[torch.nn.Module, torch.Tensor]:
+    """(model, sequence): the 2-layer GQA model of tiny_model_config trained for a few seconds on
+    make_cycle_sequence() with next-token targets over its whole 64-token context."""
+    from models.architectures.gpt import GPT
+
+    torch.manual_seed(0)
+    config = ModelConfig(
+        layers=2, heads=4, kv_heads=2, dim=32, mlp_dim=64, max_length=64, vocab_size=256
+    )
+    seq = make_cycle_sequence()
+    return train_next_token(GPT(config), seq, window=64), seq
+
+
+# Overrides that shrink any preset's llm.config.js to a model and run that take seconds.
+TINY_PROJECT_OVERRIDES: dict[str, Any] = {
+    "model.layers": 2, "model.heads": 4, "model.kv_heads": 2, "model.dim": 32,
+    "model.mlp_dim": 64, "model.max_length": 64, "model.dropout": 0.0,
+    "tokenizer.vocab_size": 320, "tokenizer.min_frequency": 2,
+    "data.stride": 64, "data.sample_size_mb": 0.2,
+    "training.batch_size": 4, "training.gradient_accumulation": 1, "training.max_steps": 20,
+    "training.learning_rate": 0.003, "training.min_lr": 0.0003, "training.warmup_steps": 2,
+    "training.eval_interval": 10, "training.eval_batches": 2, "training.log_interval": 5,
+    "training.device": "cpu", "training.precision": "fp32", "training.compile": False,
+    "checkpoints.save_interval": 10, "logging.progress_bar": False, "logging.tensorboard": False,
+}
+
+
+@pytest.fixture
+def make_tiny_config(tmp_path: Path) -> Callable[..., Any]:
+    """A function returning this project's config (llm.config.js) shrunk by
+    TINY_PROJECT_OVERRIDES, with every folder it writes moved under tmp_path.
+
+        cfg = make_tiny_config()                                  # defaults
+        cfg = make_tiny_config(**{"training.max_steps": 5})       # plus your overrides
+    """
+    from config import load_config
+
+    def make(**overrides: Any) -> Any:
+        paths = {
+            "data.raw_dir": tmp_path / "data" / "raw",
+            "data.processed_dir": tmp_path / "data" / "processed",
+            "tokenizer.path": tmp_path / "tokenizer" / "tokenizer.json",
+            "checkpoints.dir": tmp_path / "checkpoints",
+            "logging.dir": tmp_path / "logs",
+        }
+        values = {**TINY_PROJECT_OVERRIDES, **paths, **overrides}
+        as_text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
+        return load_config(PROJECT_ROOT / "llm.config.js", as_text)
+
+    return make

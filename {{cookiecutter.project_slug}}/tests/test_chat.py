@@ -1,0 +1,231 @@
+"""chat.py: the transcript always fits the context, answers stop at the next speaker, commands
+never crash, and a piped session works end to end with a real (microscopic) trained model.
+
+    python -m pytest tests/test_chat.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+from chat import ChatSession, Settings, StopAtMarkers, Turn, build_prompt, stop_markers
+from config import load_config
+from models.architectures.gpt import GPT
+from models.config import ModelConfig
+
+PROJECT = Path(__file__).resolve().parents[1]
+EOT = 0
+
+SENTENCES = [
+    "User: Hello there, how are you today?",
+    "Model: I am fine. The cat sat on the mat and looked at the dog.",
+    "Once upon a time there was a little girl who loved to read stories.",
+    "The sun was warm and the birds were singing in the tall green trees.",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    """A byte-level BPE trained in memory in milliseconds: id 0 is the end-of-text token."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(SENTENCES * 20, trainer)
+    assert tok.token_to_id("<|endoftext|>") == EOT
+    return tok
+
+
+def long_history(n: int) -> list[Turn]:
+    return [Turn(f"question number {i}, tell me about the cat", f"answer {i}: the dog sat down")
+            for i in range(n)]
+
+
+# ---- the context window ----
+
+
+def test_a_history_far_longer_than_the_context_keeps_the_newest_turns(tokenizer) -> None:
+    history = long_history(2000)  # ~100,000 tokens for a 256-token budget
+    ids, first = build_prompt(history, "and now?", tokenizer, EOT, budget=256)
+    assert len(ids) <= 256
+    assert ids[0] == EOT  # the transcript starts a new document
+    text = tokenizer.decode(ids)
+    assert text.endswith("User: and now?\nModel:")
+    assert 0 < first < len(history) - 1
+    kept = history[first:]
+    assert kept and kept[-1] is history[-1]  # the newest turns are the ones kept
+    for turn in kept:
+        assert f"User: {turn.user}\nModel: {turn.model}\n" in text
+    assert f"User: {history[first - 1].user}" not in text
+
+
+def test_a_message_longer_than_the_context_keeps_its_end(tokenizer) -> None:
+    message = "the cat sat on the mat " * 200
+    ids, first = build_prompt(long_history(3), message, tokenizer, EOT, budget=40)
+    assert len(ids) == 40 and first == 3
+    assert tokenizer.decode(ids).endswith("mat \nModel:")
+
+
+def test_a_session_never_crashes_on_a_long_history(tokenizer) -> None:
+    config = ModelConfig(layers=2, heads=2, kv_heads=2, dim=32, mlp_dim=64, max_length=32,
+                         vocab_size=tokenizer.get_vocab_size())
+    session = ChatSession(GPT(config), tokenizer, EOT,
+                          Settings(temperature=1.0, top_k=0, top_p=1.0, max_tokens=100), seed=0)
+    session.history = long_history(500)
+    written: list[str] = []
+    for message in ("hello", "the cat " * 100):  # the second alone overflows the context
+        answer, interrupted = session.reply(message, written.append)
+        assert not interrupted
+        assert answer == "".join(written).rstrip()
+        written.clear()
+    assert session.dropped > 490  # only the newest turns were shown to the model
+    assert len(session.history) == 502  # ...but the transcript keeps them all
+
+
+# ---- ending an answer at the next speaker ----
+
+
+def test_streamed_text_stops_at_the_next_speaker_and_never_half_prints_it() -> None:
+    stop = StopAtMarkers(["\nUser:", "\nModel:"])
+    shown = [stop.push(piece) for piece in [" Hello", " there\n", "Us", "er: what", " next"]]
+    assert "".join(shown) == " Hello there"
+    assert shown[1] == " there"  # the newline waits: it might start "\nUser:"
+    assert stop.stopped
+    stop = StopAtMarkers(["\nUser:", "\nModel:"])
+    text = "".join(stop.push(piece) for piece in ["a\n", "Us", "ually fine\n"]) + stop.flush()
+    assert text == "a\nUsually fine\n" and not stop.stopped
+
+
+def test_markers_follow_what_the_tokenizer_keeps(tokenizer) -> None:
+    assert stop_markers(tokenizer) == ["\nUser:", "\nModel:"]  # byte-level: exact text
+
+    class Lossy:  # a whitespace-splitting tokenizer loses the newline
+        def encode(self, text: str, add_special_tokens: bool = False):
+            return type("E", (), {"ids": [0]})()
+
+        def decode(self, ids: list[int]) -> str:
+            return "a user : b"
+
+    assert "user :" in stop_markers(Lossy())
+
+
+# ---- commands ----
+
+
+def test_commands_change_settings_and_bad_arguments_are_one_line_messages(
+        tokenizer, tmp_path: Path) -> None:
+    config = ModelConfig(layers=1, heads=2, kv_heads=2, dim=16, mlp_dim=32, max_length=16,
+                         vocab_size=tokenizer.get_vocab_size())
+    session = ChatSession(GPT(config), tokenizer, EOT, Settings())
+    assert session.command("/temperature 0.3") == ("temperature = 0.3", False)
+    assert session.settings.temperature == 0.3
+    assert session.command("/top_k 5")[0] == "top_k = 5"
+    assert session.command("/top_p 0.5")[0] == "top_p = 0.5"
+    assert session.command("/max_tokens 7")[0] == "max_tokens = 7"
+    assert session.command("/max_tokens")[0] == "max_tokens = 7"  # no value: show it
+    for bad in ("/temperature hot", "/temperature -1", "/top_k 2.5", "/top_p 0", "/top_p 1.5",
+                "/max_tokens 0", "/save", "/frobnicate", "/save /no/such/folder/x.txt"):
+        message, quit_now = session.command(bad)
+        assert message and "\n" not in message and not quit_now, bad
+    assert session.settings == Settings(temperature=0.3, top_k=5, top_p=0.5, max_tokens=7)
+    session.history = [Turn("hi", "hello"), Turn("bye", "")]
+    message, _ = session.command(f"/save {tmp_path / 'chat.txt'}")
+    assert "2 turns" in message
+    assert (tmp_path / "chat.txt").read_text() == "User: hi\nModel: hello\nUser: bye\nModel: \n"
+    assert session.command("/reset")[0] and session.history == []
+    assert session.command("/help")[0].startswith("Commands:")
+    assert session.command("/quit") == ("", True)
+
+
+# ---- the real thing: a trained microscopic model, chat.py as a subprocess ----
+
+TINY = {
+    "model": {"layers": 2, "heads": 2, "kv_heads": 2, "dim": 32, "mlp_dim": 64, "max_length": 64},
+    "tokenizer": {"type": "bpe", "vocab_size": 300},
+    "data": {"sample_size_mb": 0.2, "stride": 64},
+    "training": {"batch_size": 8, "max_steps": 30, "warmup_steps": 3, "learning_rate": 3e-3,
+                 "min_lr": 3e-4, "eval_interval": 30, "eval_batches": 2, "log_interval": 10,
+                 "threads": 1, "precision": "fp32", "device": "cpu"},
+    "checkpoints": {"save_interval": 30},
+    "logging": {"progress_bar": False},
+    "generation": {"max_new_tokens": 20},
+}
+
+
+def run_python(folder: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """Run this project's code (PYTHONPATH) inside another folder holding an llm.config.js."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    return subprocess.run([sys.executable, *args], cwd=folder, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder with a tokenizer, data and a 30-step checkpoint (about 10 s)."""
+    folder = tmp_path_factory.mktemp("chat-project")
+    data = load_config(PROJECT / "llm.config.js").to_dict()
+    data["model"].pop("vocab_size")  # comes from the tokenizer, never from the file
+    for section, values in TINY.items():
+        data[section].update(values)
+    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+    (folder / "data" / "raw").mkdir(parents=True)
+    for module in ("tokenizer.train", "data.prepare", "training.train"):
+        result = run_python(folder, "-m", module)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+def test_piped_session_with_commands(trained: Path) -> None:
+    stdin = ("Hello there\n"
+             "/temperature 0\n"
+             "/top_k lots\n"
+             "\n"
+             "Once upon a time\n"
+             "/save transcript.txt\n"
+             "/quit\n"
+             "this line is never read\n")
+    result = run_python(trained, str(PROJECT / "chat.py"), "--seed", "1", stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    # stdout holds the answers only: no banner, no prompt, no command replies, no colours.
+    assert "\033" not in result.stdout + result.stderr
+    assert "Loaded" not in result.stdout and "base model" not in result.stdout
+    assert "You:" not in result.stdout and "temperature" not in result.stdout
+    # stderr: the one-line description, what a base model does, the command replies.
+    assert "trained 30 steps" in result.stderr and "val loss" in result.stderr
+    assert "base model" in result.stderr and "not instruction-tuned" in result.stderr
+    assert "temperature = 0.0" in result.stderr
+    assert "/top_k needs a whole number, got 'lots'" in result.stderr
+    transcript = (trained / "transcript.txt").read_text()
+    assert transcript.startswith("User: Hello there\nModel:")
+    assert "\nUser: Once upon a time\nModel:" in transcript
+    assert "never read" not in transcript
+    # Each answer is on stdout, as in the transcript (the empty line asked nothing).
+    answers = transcript.split("User: ")[1:]
+    assert len(answers) == 2
+    for answer in answers:
+        assert answer.split("Model:", 1)[1].strip() in result.stdout
+
+
+def test_greedy_answers_repeat(trained: Path) -> None:
+    stdin = "/temperature 0\nThe dog\n"
+    first = run_python(trained, str(PROJECT / "chat.py"), stdin=stdin)
+    second = run_python(trained, str(PROJECT / "chat.py"), "--max-tokens", "20", stdin=stdin)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    assert first.stdout == second.stdout and first.stdout.strip()
+
+
+def test_no_checkpoint_says_how_to_train_one(trained: Path, tmp_path: Path) -> None:
+    (tmp_path / "llm.config.js").write_text((trained / "llm.config.js").read_text())
+    result = run_python(tmp_path, str(PROJECT / "chat.py"), stdin="hello\n")
+    assert result.returncode == 1
+    assert "Error: there is no trained model" in result.stderr
+    assert "Suggestion:" in result.stderr and "make data train" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,139 @@
+"""compare.py: models with different tokenizers are scored on the same bytes, the better one wins
+by bits per byte, and the report (table, generations, PNG, Markdown, JSON) is complete.
+
+    python -m pytest tests/test_compare.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compare import pick_winner, resolve_run, side_by_side
+from config import load_config
+from errors import ConfigurationError
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+TINY = {
+    "model": {"layers": 2, "heads": 2, "kv_heads": 2, "dim": 32, "mlp_dim": 64, "max_length": 64},
+    "data": {"sample_size_mb": 0.2, "stride": 64},
+    "training": {"batch_size": 8, "warmup_steps": 3, "learning_rate": 3e-3, "min_lr": 3e-4,
+                 "eval_batches": 2, "log_interval": 5, "threads": 1, "precision": "fp32",
+                 "device": "cpu"},
+    "logging": {"progress_bar": False},
+}
+
+
+def run_python(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run this project's code (PYTHONPATH) inside another folder holding an llm.config.js."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    return subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def make_project(folder: Path, tokenizer: dict, steps: int) -> Path:
+    """A project folder with its own tokenizer, data and a `steps`-step training run."""
+    data = load_config(PROJECT / "llm.config.js").to_dict()
+    data["model"].pop("vocab_size")  # comes from the tokenizer, never from the file
+    for section, values in TINY.items():
+        data[section].update(values)
+    data["tokenizer"].update(tokenizer)
+    data["training"].update(max_steps=steps, eval_interval=max(1, steps // 2))
+    data["checkpoints"].update(save_interval=max(1, steps // 2))
+    folder.mkdir(parents=True)
+    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+    (folder / "data" / "raw").mkdir(parents=True)
+    for module in ("tokenizer.train", "data.prepare", "training.train"):
+        result = run_python(folder, "-m", module)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+@pytest.fixture(scope="module")
+def projects(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """`good`: bpe, 60 steps. `weak`: unigram with another vocabulary size, 4 steps."""
+    root = tmp_path_factory.mktemp("compare")
+    good = make_project(root / "good", {"type": "bpe", "vocab_size": 320}, steps=60)
+    weak = make_project(root / "weak", {"type": "unigram", "vocab_size": 280}, steps=4)
+    return good, weak
+
+
+def test_compare_two_tokenizers_names_the_better_model(projects: tuple[Path, Path],
+                                                       tmp_path: Path) -> None:
+    good, weak = projects
+    step_file = sorted((good / "checkpoints").glob("step_*.pt"))[0]  # a file: its project's
+    result = run_python(
+        good, str(PROJECT / "compare.py"), str(weak), ".", str(step_file),
+        "--prompt", "Once upon a time", "--prompt", "The dog", "--max-new-tokens", "12",
+        "--plot", str(tmp_path / "curves.png"), "--markdown", str(tmp_path / "report.md"),
+        "--json", str(tmp_path / "report.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    runs = {r["label"]: r for r in report["runs"]}
+    assert set(runs) == {"weak", "good", f"good/{step_file.stem}"}
+    assert runs["good"]["tokenizer"].startswith("bpe")
+    assert runs["weak"]["tokenizer"].startswith("unigram")
+    # The text was the first project's (weak's) validation split, scored by both tokenizers.
+    assert report["text"]["source"] == "weak's validation split" and report["text"]["bytes"] > 0
+    assert runs["good"]["eval_tokens"] != runs["weak"]["eval_tokens"]
+    assert runs["good"]["steps"] == 60 and runs["weak"]["steps"] == 4
+    assert runs["good"]["bits_per_byte"] < runs["weak"]["bits_per_byte"]
+    assert report["winner"] == "good"
+    for r in runs.values():
+        assert r["parameters"] > 0 and r["tokens_seen"] > 0 and r["perplexity"] > 1
+        assert r["generation_tokens_per_sec"] > 0
+        assert r["generations"][0].startswith("Once upon a time")
+        assert r["generations"][1].startswith("The dog")
+
+    # The printed table and verdict.
+    for column in ("parameters", "steps", "tokens seen", "val loss", "perplexity", "bits/byte",
+                   "gen tok/s"):
+        assert column in out
+    assert "good *" in out and "Winner: good" in out
+    assert "Prompt: 'Once upon a time'" in out and "Prompt: 'The dog'" in out
+
+    # A real PNG that matplotlib reads back.
+    png = tmp_path / "curves.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(png).shape[0] > 100
+
+    markdown = (tmp_path / "report.md").read_text()
+    assert "| run | parameters |" in markdown and "Winner: good" in markdown
+    assert "![loss curves](curves.png)" in markdown and "## Prompt: The dog" in markdown
+
+
+def test_the_winner_is_chosen_by_bits_per_byte_not_loss() -> None:
+    # Same text, different tokenizers: "a" has the lower loss per token but uses many more
+    # tokens for the text, so it needs more bits per byte.
+    a = {"label": "a", "val_loss": 1.0, "bits_per_byte": 2.0}
+    b = {"label": "b", "val_loss": 3.0, "bits_per_byte": 1.5}
+    assert pick_winner([a, b]) is b
+    assert pick_winner([a]) is None
+
+
+def test_bad_arguments_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        resolve_run(str(tmp_path / "nope"))
+    with pytest.raises(ConfigurationError, match="not a project folder"):
+        resolve_run(str(tmp_path))
+    result = run_python(tmp_path, str(PROJECT / "compare.py"))
+    assert result.returncode == 1 and "Error: no models to compare" in result.stderr
+
+
+def test_side_by_side_uses_columns_when_there_is_room() -> None:
+    text = side_by_side(["a", "b"], ["one two three " * 8, "four\nfive"], width=100)
+    first_line = text.splitlines()[0]
+    assert first_line.startswith("a") and " b" in first_line
+    assert all(len(line) <= 100 for line in text.splitlines())
+    narrow = side_by_side(["a", "b"], ["x", "y"], width=40)
+    assert narrow == "[a]\n  x\n\n[b]\n  y"

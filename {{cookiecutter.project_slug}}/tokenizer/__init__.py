@@ -1,0 +1,1 @@
+"""The tokenizer: `python -m tokenizer.train` trains it, `tokenizer.load` reads it back."""

@@ -1,0 +1,137 @@
+"""Train the tokenizer on your text (or the built-in stories) and save tokenizer/tokenizer.json.
+
+    make tokenizer                                  # = python -m tokenizer.train
+    python -m tokenizer.train --tokenizer.vocab_size 8192
+    python -m tokenizer.train --tokenizer.type unigram
+
+`tokenizer.type` in llm.config.js picks one of three Hugging Face `tokenizers` models:
+- bpe: byte-level BPE (GPT-2 style). Lossless: decode(encode(text)) == text for any text, emoji
+  and all, and no unknown tokens ever. The best choice for a generative model.
+- wordpiece (BERT style): splits on whitespace and punctuation, so decoding cannot know where the
+  spaces were: newlines and runs of spaces come back as single spaces, and "don't" may come back
+  as "don ' t". Characters never seen in training become the unknown token.
+- unigram (SentencePiece style): keeps spaces as '▁' so text round-trips, except characters never
+  seen in training, which become the unknown token.
+
+Special tokens (`tokenizer.special_tokens`) get the first ids; the first one is the end-of-text
+token that `make data` appends to every document. The vocabulary size you ask for is a target:
+the real size is printed, and it is what the model uses (read from the tokenizer at run time).
+Training reads the same documents as `make data` (data/sources.py), minus the validation part.
+After retraining, run `make data` again: the token ids have changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from config import TokenizerConfig, add_config_arguments, config_from_args
+from data.sources import ValidationSplit, open_raw_corpus
+from errors import ConfigurationError, run_cli
+
+
+def unknown_token(special_tokens: list[str]) -> str:
+    """The special token used for characters wordpiece/unigram cannot represent."""
+    for token in special_tokens:
+        if "unk" in token.lower():
+            return token
+    raise ConfigurationError(
+        "wordpiece and unigram tokenizers need an unknown token, and tokenizer.special_tokens "
+        "has none",
+        "add '<|unk|>' to tokenizer.special_tokens",
+    )
+
+
+def build_tokenizer(cfg: TokenizerConfig, show_progress: bool = True
+                    ) -> tuple[Tokenizer, trainers.Trainer]:
+    """An untrained tokenizer pipeline and its trainer, for cfg.type."""
+    special = list(cfg.special_tokens)
+    if cfg.type == "bpe":
+        tok = Tokenizer(models.BPE())
+        # Byte-level: text is split GPT-2 style, then every byte maps to one of 256 symbols, so
+        # any text can be encoded and decoded back exactly. No prefix space: lossless round trip.
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=special,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=show_progress,
+        )
+    elif cfg.type == "wordpiece":
+        unk = unknown_token(special)
+        tok = Tokenizer(models.WordPiece(unk_token=unk))
+        tok.normalizer = normalizers.NFC()  # keep case and accents (BERT's uncased mode drops them)
+        tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)
+        trainer = trainers.WordPieceTrainer(
+            vocab_size=cfg.vocab_size, min_frequency=cfg.min_frequency, special_tokens=special,
+            show_progress=show_progress,
+        )
+    elif cfg.type == "unigram":
+        unk = unknown_token(special)
+        tok = Tokenizer(models.Unigram())
+        # Spaces become '▁' and stay part of the pieces, so the decoder can put them back.
+        tok.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="first")
+        tok.decoder = decoders.Metaspace(prepend_scheme="first")
+        # (Unigram has no min_frequency: it keeps the pieces that best explain the text.)
+        trainer = trainers.UnigramTrainer(
+            vocab_size=cfg.vocab_size, special_tokens=special, unk_token=unk,
+            show_progress=show_progress,
+        )
+    else:
+        raise ConfigurationError(f"tokenizer.type is '{cfg.type}'",
+                                 "use 'bpe', 'wordpiece' or 'unigram'")
+    return tok, trainer
+
+
+def train_tokenizer(texts: Iterable[str], cfg: TokenizerConfig,
+                    show_progress: bool = True) -> Tokenizer:
+    """Train a tokenizer of cfg.type on a stream of documents (held in memory one at a time)."""
+    tok, trainer = build_tokenizer(cfg, show_progress)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def save_tokenizer(tok: Tokenizer, path: str | Path) -> None:
+    """Write tokenizer.json atomically: an interrupted save never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tok.save(str(tmp))
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tokenizer.train",
+        description="Train the tokenizer (tokenizer.type, tokenizer.vocab_size in llm.config.js) "
+                    "on data/raw, or on the built-in stories when data/raw is empty.",
+    )
+    add_config_arguments(parser)
+    cfg = config_from_args(parser.parse_args(argv))
+    tc, dc = cfg.tokenizer, cfg.data
+
+    corpus = open_raw_corpus(dc.raw_dir, dc.sample_size_mb, dc.seed, tc.special_tokens[0])
+    # Train on the training documents only, so validation text stays unseen (val_path: all raw).
+    held_out = ValidationSplit(0.0 if dc.val_path else dc.val_split, dc.seed)
+    texts = (chunk.text for i, chunk in enumerate(corpus.chunks()) if not held_out(i))
+
+    print(f"Training a {tc.type} tokenizer (vocab_size {tc.vocab_size}) on "
+          f"{corpus.total_bytes / 1e6:.1f} MB of text...")
+    start = time.perf_counter()
+    tok = train_tokenizer(texts, tc)
+    save_tokenizer(tok, tc.path)
+    size = tok.get_vocab_size()
+    print(f"Saved {tc.path} in {time.perf_counter() - start:.1f}s.")
+    print(f"Vocabulary: {size} tokens — this is the vocab size the model will use.")
+    if size < tc.vocab_size:
+        print(f"(Fewer than the {tc.vocab_size} asked for: the text has no more merges that "
+              f"occur at least {tc.min_frequency} times. More text gives a fuller vocabulary.)")
+    print("Next: make data")
+
+
+if __name__ == "__main__":
+    run_cli(main)
