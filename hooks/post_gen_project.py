@@ -26,10 +26,12 @@ CONTEXT = json.loads(r'''{{ cookiecutter | tojson }}''')
 # Paths (relative to the project root, '/'-separated) that exist only for some choices, and the
 # condition under which each is KEPT. Paths not listed are always kept. A listed path that the
 # template does not contain is a stale entry: the tests fail on it.
-# Today every file serves every choice (one architecture, one tokenizer script for all three
-# types), so the table is empty; an entry looks like
+# Today the code serves every choice (one architecture, one tokenizer script for all three
+# types); a later architecture adds e.g.
 #     "models/architectures/bert.py": lambda answers: answers["model"] == "bert",
-KEEP_ONLY_WHEN: dict[str, Callable[[dict], bool]] = {}
+KEEP_ONLY_WHEN: dict[str, Callable[[dict], bool]] = {
+    "LICENSE": lambda answers: answers["license"] != "None",
+}
 
 # Tool caches a developer may have left in a template checkout (cookiecutter.json copies them
 # without rendering); they are not part of anyone's project.

@@ -27,15 +27,21 @@ to stderr, without colours.
 
 from __future__ import annotations
 
+import os
+
+# Before torch is imported (as training/__init__.py does for `python -m training...`): idle
+# OpenMP threads otherwise spin, and token-by-token generation ran 30x slower on a busy 2-core CPU.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import dataclasses
-import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tokenizers import Tokenizer
 
 from config import add_config_arguments, config_from_args
 from errors import ConfigurationError, DataError, TrainingError, run_cli
@@ -89,11 +95,11 @@ def transcript(history: list[Turn]) -> str:
     return "".join(turn_text(turn.user, turn.model) for turn in history)
 
 
-def encode(tokenizer: object, text: str) -> list[int]:
+def encode(tokenizer: Tokenizer, text: str) -> list[int]:
     return tokenizer.encode(text, add_special_tokens=False).ids
 
 
-def build_prompt(history: list[Turn], user: str, tokenizer: object, eot: int,
+def build_prompt(history: list[Turn], user: str, tokenizer: Tokenizer, eot: int,
                  budget: int) -> tuple[list[int], int]:
     """Token ids of the transcript ending in the open turn, at most `budget` long.
 
@@ -125,7 +131,7 @@ def build_prompt(history: list[Turn], user: str, tokenizer: object, eot: int,
 # ---- ending the answer at the next speaker's line ----
 
 
-def stop_markers(tokenizer: object) -> list[str]:
+def stop_markers(tokenizer: Tokenizer) -> list[str]:
     """The texts that end an answer: the next "User:" or "Model:" line.
 
     Byte-level BPE gives back the exact text, newline included. Tokenizers that split on
@@ -209,7 +215,7 @@ SETTING_COMMANDS = {
 class ChatSession:
     """The conversation, the sampling settings, and generating one streamed answer."""
 
-    def __init__(self, model: torch.nn.Module, tokenizer: object, eot: int,
+    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, eot: int,
                  settings: Settings, seed: int | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
@@ -309,7 +315,7 @@ class ChatSession:
         try:
             candidate.check()
         except ConfigurationError as error:
-            return f"{error.message} ({error.suggestion})"
+            return f"{error.message}; {error.suggestion}"
         self.settings = candidate
         return f"{key} = {value}"
 
@@ -321,7 +327,8 @@ class ChatSession:
             path.write_text(transcript(self.history), encoding="utf-8")
         except OSError as error:
             return f"Could not write {path}: {error.strerror or error}"
-        return f"Saved {len(self.history)} turns to {path}"
+        turns = len(self.history)
+        return f"Saved {turns} turn{'s' if turns != 1 else ''} to {path}"
 
 
 # ---- the terminal ----
@@ -413,11 +420,14 @@ def run_chat(session: ChatSession, console: Console) -> None:
                 return
             continue
         console.start_answer()
+        answer, interrupted = "", False
         try:
-            _, interrupted = session.reply(line, console.write)
+            answer, interrupted = session.reply(line, console.write)
         except KeyboardInterrupt:  # a Ctrl+C that landed just outside the generation loop
             interrupted = True
         console.end_answer(interrupted)
+        if not answer and not interrupted:
+            console.info("(The model ended its answer at once: ask again, or raise /temperature.)")
         if session.dropped and not told_dropped:
             console.info(f"(The conversation is now longer than the {session.max_length}-token "
                          "context: the oldest turns are left out of what the model sees.)")
@@ -472,7 +482,10 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(interactive=sys.stdin.isatty() and sys.stdout.isatty())
     console.info(describe_model(model, info, device))
     console.info(BASE_MODEL_NOTE)
-    run_chat(session, console)
+    try:
+        run_chat(session, console)
+    except BrokenPipeError:  # `python chat.py < prompts.txt | head`: the reader has gone
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

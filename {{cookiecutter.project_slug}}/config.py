@@ -514,6 +514,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
             metavar = {int: "INT", float: "FLOAT", bool: "BOOL", str: "STR"}.get(tp, "LIST")
             group.add_argument(f"--{section}.{key}", dest=f"override:{section}.{key}",
                                metavar=metavar, default=None)
+    # The usage line would list all ~60 overrides; show the entry point's own options instead.
+    # (Call this after adding the entry point's own arguments.)
+    formatter = parser._get_formatter()
+    own = [a for a in parser._actions if not a.dest.startswith("override:")]
+    formatter.add_usage(None, own, [], prefix="")
+    parser.usage = formatter.format_help().strip() + " [--section.key VALUE ...]"
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

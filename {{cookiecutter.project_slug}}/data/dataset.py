@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from itertools import chain, islice
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ class TrainBatches:
         starts = self.rng.integers(0, len(self.tokens) - self.max_length, size=self.batch_size)
         # One vectorised gather from the memmap: (B, 1) + (T+1,) -> (B, T+1) indices.
         window = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
-        return window[:, :-1], window[:, 1:]
+        return window[:, :-1].contiguous(), window[:, 1:].contiguous()  # (B, T), (B, T)
 
     def state_dict(self) -> dict:
         """The random generator's exact state as plain Python ints (torch.load-safe)."""
@@ -98,18 +99,17 @@ def eval_windows(tokens: np.memmap, max_length: int, stride: int,
     n = len(tokens)
     if n < max_length + 1:
         check_enough_tokens(n, 1, max_length, "val")
-    starts = list(range(0, n - max_length, stride))
-    last = n - max_length - 1
-    if starts[-1] != last:  # cover the tail of the split too
-        starts.append(last)
-    if max_windows is not None:
-        starts = starts[:max_windows]
+    last = n - max_length - 1  # the last possible window start
+    starts = range(0, last + 1, stride)
+    if last % stride:  # one more window so the tail of the split is scored too
+        starts = chain(starts, [last])
+    starts = islice(starts, max_windows)  # max_windows=None: all of them
     offsets = np.arange(max_length + 1)
     scored_until = 0  # targets before this position (in y coordinates) were already scored
-    for i in range(0, len(starts), batch_size):
-        batch = np.asarray(starts[i:i + batch_size])
+    while batch := list(islice(starts, batch_size)):
+        batch = np.asarray(batch)
         window = torch.from_numpy(tokens[batch[:, None] + offsets].astype(np.int64))
-        x, y = window[:, :-1], window[:, 1:].clone()
+        x, y = window[:, :-1].contiguous(), window[:, 1:].clone()  # (B, T) each
         for row, start in enumerate(batch.tolist()):
             # y[row, j] is the token at start + 1 + j; skip those scored by an earlier window.
             skip = max(0, scored_until - (start + 1))

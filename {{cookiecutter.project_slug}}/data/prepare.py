@@ -38,9 +38,19 @@ from tokenizer.encode import encode_stream
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
 
 BATCH_CHARS = 1 << 20  # encode ~1 MB of text per call: big enough for all cores, small in memory
-FLUSH_TOKENS = 1 << 22  # write to disk every ~4M tokens (8 MB), in one sequential append
+FLUSH_TOKENS = 1 << 20  # write to disk every ~1M tokens (2 MB as uint16): few, large appends
 # Below this size one process is quicker than starting worker processes.
 PARALLEL_MIN_BYTES = 16_000_000
+MAX_WORKERS = 8  # one reader feeds the workers: more than ~8 would mostly wait
+
+
+def default_workers(total_bytes: int) -> int:
+    """Encoding processes: one per available core for big corpora, else just this one."""
+    if total_bytes < PARALLEL_MIN_BYTES or os.environ.get(
+            "TOKENIZERS_PARALLELISM", "").lower() in ("0", "false", "no", "off"):
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(MAX_WORKERS, cores or 1))
 
 
 def check_enough_tokens(n_tokens: int, batch_size: int, max_length: int, split: str,
@@ -83,7 +93,7 @@ class SplitWriter:
         self.tokens = self.bytes = self.documents = 0
 
     def add(self, ids: np.ndarray, text_bytes: int) -> None:
-        self.pending.append(ids)
+        self.pending.append(ids.astype(self.dtype))
         self.pending_tokens += len(ids)
         self.tokens += len(ids)
         self.bytes += text_bytes
@@ -93,7 +103,7 @@ class SplitWriter:
 
     def flush(self) -> None:
         if self.pending:
-            self.file.write(np.concatenate(self.pending).astype(self.dtype).tobytes())
+            self.file.write(np.concatenate(self.pending).tobytes())
             self.pending, self.pending_tokens = [], 0
 
     def close(self, keep: bool) -> None:
@@ -134,7 +144,8 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
             progress: bool = True, workers: int | None = None) -> dict:
     """Tokenize the corpus into data.processed_dir; return the meta.json contents.
 
-    `workers`: encoding processes (default: one per CPU core for corpora over 16 MB).
+    `workers`: encoding processes (default: default_workers(), one per core for big corpora;
+    TOKENIZERS_PARALLELISM=false keeps everything in this process).
     """
     tok = load_tokenizer(tokenizer.path)
     eot = np.array([eot_id(tok, tokenizer)], dtype=np.int64)
@@ -150,10 +161,7 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
     out = Path(data.processed_dir)
     out.mkdir(parents=True, exist_ok=True)
     writers = {name: SplitWriter(out / f"{name}.bin", dtype) for name in ("train", "val")}
-    if workers is None:
-        parallel = total >= PARALLEL_MIN_BYTES and os.environ.get(
-            "TOKENIZERS_PARALLELISM", "true").lower() not in ("0", "false", "no", "off")
-        workers = (os.cpu_count() or 1) if parallel else 1
+    workers = default_workers(total) if workers is None else workers
     split = ValidationSplit(data.val_split, data.seed)
     start = time.perf_counter()
     ok = False
@@ -195,8 +203,9 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
     tmp.replace(meta_path)
 
     text_mb = (writers["train"].bytes + writers["val"].bytes) / 1e6
-    print(f"Tokenized {text_mb:.1f} MB in {seconds:.1f}s ({text_mb / max(seconds, 1e-9):.1f} MB/s)"
-          f" with the {vocab_size}-token {tokenizer.type} tokenizer:")
+    print(f"Tokenized {text_mb:.3g} MB in {seconds:.1f}s ({text_mb / max(seconds, 1e-9):.1f} MB/s, "
+          f"{workers} process{'es' if workers > 1 else ''}) with the {vocab_size}-token "
+          f"{tokenizer.type} tokenizer:")
     for name, w in writers.items():
         print(f"  {name:5s} {w.tokens:>12,} tokens  {w.documents:>8,} documents  "
               f"{w.bytes / max(1, w.tokens):.2f} bytes/token  -> {out / (name + '.bin')}")

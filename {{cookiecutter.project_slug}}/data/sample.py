@@ -231,10 +231,10 @@ SKY = _phrases("""
 SCENERY = [
     "The {tree} trees swayed in the breeze, and {birds} sang overhead.",
     "The air smelled of {smell}.",
-    "A {trait} {animal} {scurried} across the path and disappeared.",
+    "{a_creature} {scurried} across the path and disappeared.",
     "Puddles sparkled in the {weather} light.",
     "Long shadows stretched across the ground.",
-    "A {animal} {scurried} past, and {sound}.",
+    "{a_creature} {scurried} past, and {sound}.",
     "The clouds drifted slowly, like {color} sheep.",
     "Somewhere nearby, {sound}.",
     "The sky was {sky}.",
@@ -309,8 +309,11 @@ def gerund(verb_phrase: str) -> str:
 
 
 def article(phrase: str) -> str:
-    """'apple' -> 'an apple', 'kite' -> 'a kite'."""
-    return ("an " if phrase[:1].lower() in "aeiou" else "a ") + phrase
+    """'apple' -> 'an apple', 'kite' -> 'a kite', 'unicorn' -> 'a unicorn', 'honest' -> 'an ...'."""
+    lower = phrase.lower()
+    vowel_sound = lower[:1] in "aeiou" and not lower.startswith(("uni", "use", "eu", "one"))
+    vowel_sound = vowel_sound or lower.startswith(("honest", "hour", "heir"))
+    return ("an " if vowel_sound else "a ") + phrase
 
 
 def dressed(color: str, clothes: str) -> str:
@@ -376,8 +379,7 @@ FRESH = {
     "day": DAYS,
     "month": MONTHS,
     "Number": [n.capitalize() for n in NUMBERS],
-    "animal": ANIMALS,
-    "trait": TRAITS,
+    "a_creature": lambda rng: article(f"{rng.choice(TRAITS)} {rng.choice(ANIMALS)}"),
     "scurried": _words("""
         scurried hopped waddled trotted darted crept wandered strolled tiptoed galloped
         fluttered slithered scampered shuffled bounded zigzagged
@@ -387,16 +389,18 @@ FRESH = {
 
 
 class Slots(dict):
-    """A dict for str.format_map that draws a fresh random value for the FRESH keys."""
+    """A dict for str.format_map that draws a fresh random value for the FRESH keys (from a
+    list, or by calling a function with the random generator)."""
 
     def __init__(self, rng: random.Random, values: dict[str, str]) -> None:
         super().__init__(values)
         self.rng = rng
 
     def __missing__(self, key: str) -> str:
-        if key in FRESH:
-            return self.rng.choice(FRESH[key])
-        raise KeyError(key)
+        if key not in FRESH:
+            raise KeyError(key)
+        options = FRESH[key]
+        return options(self.rng) if callable(options) else self.rng.choice(options)
 
 
 class StoryWriter:
@@ -1284,7 +1288,7 @@ def generate_corpus(size_mb: float, seed: int) -> Iterator[str]:
         if key in seen:  # astronomically rare, but "no two stories identical" is a promise
             continue
         seen.add(key)
-        written += len(story.encode("utf-8")) + 1
+        written += len(story.encode("utf-8"))
         yield story
 
 

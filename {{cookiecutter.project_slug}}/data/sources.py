@@ -177,7 +177,10 @@ class Corpus:
         """What the corpus is made of, for meta.json."""
         if not self.files:
             return [f"built-in sample stories ({self.sample_size_mb:g} MB, seed {self.seed})"]
-        return [path.as_posix() for path in self.files]
+        names = [path.as_posix() for path in self.files[:100]]
+        if len(self.files) > 100:  # keep meta.json readable for folders of many small files
+            names.append(f"... and {len(self.files) - 100} more files")
+        return names
 
     def chunks(self) -> Iterator[Chunk]:
         """Stream the corpus chunk by chunk, always in the same order."""
@@ -233,6 +236,21 @@ def open_val_corpus(val_path: str, separator: str = "<|endoftext|>",
         raise DataError(f"no usable text in data.val_path '{val_path}'",
                         "use UTF-8 .txt, .md or .jsonl files")
     return Corpus(files=files, separator=separator)
+
+
+def raw_fingerprint(raw_dir: str) -> list:
+    """Names, sizes and modification times of the files under raw_dir: cheap to compute, and it
+    changes whenever a file is added, removed or edited (used to skip an up-to-date tokenizer)."""
+    root = Path(raw_dir)
+    if root.is_file():
+        files = [root]
+    elif root.is_dir():
+        files = sorted((p for p in root.rglob("*") if p.is_file()
+                        and not any(part.startswith(".") for part in p.relative_to(root).parts)),
+                       key=lambda p: p.as_posix())
+    else:
+        return []
+    return [[p.as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
 class ValidationSplit:

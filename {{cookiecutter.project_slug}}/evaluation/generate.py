@@ -156,6 +156,8 @@ def _generate(
     was_training = model.training
     model.eval()  # no dropout
     try:
+        if max_new_tokens <= 0:
+            return
         start = max(0, len(ids) - max_length)  # the context is ids[start:], <= max_length long
         logits = next_logits(ids[start:])  # prefill: the whole prompt in one pass
         for i in range(max_new_tokens):

@@ -104,6 +104,28 @@ def test_streamed_text_stops_at_the_next_speaker_and_never_half_prints_it() -> N
     assert text == "a\nUsually fine\n" and not stop.stopped
 
 
+def test_answers_stream_whole_characters_and_end_at_the_next_speaker(tokenizer,
+                                                                     monkeypatch) -> None:
+    import chat
+
+    # The emoji is not in this tokenizer's vocabulary: it arrives as 4 byte-level tokens.
+    scripted = tokenizer.encode(" Café 🐶 yes\nUser: more", add_special_tokens=False).ids
+    assert len(scripted) > len(" Café 🐶 yes\nUser: more".split())
+
+    def fake_generate_tokens(*args, **kwargs):
+        yield from scripted
+
+    monkeypatch.setattr(chat, "generate_tokens", fake_generate_tokens)
+    config = ModelConfig(layers=1, heads=2, kv_heads=2, dim=16, mlp_dim=32, max_length=64,
+                         vocab_size=tokenizer.get_vocab_size())
+    session = ChatSession(GPT(config), tokenizer, EOT, Settings())
+    pieces: list[str] = []
+    answer, interrupted = session.reply("hi", pieces.append)
+    assert answer == "".join(pieces) == "Café 🐶 yes" and not interrupted
+    assert all("\ufffd" not in piece for piece in pieces)  # never half a character
+    assert (session.history[-1].user, session.history[-1].model) == ("hi", "Café 🐶 yes")
+
+
 def test_markers_follow_what_the_tokenizer_keeps(tokenizer) -> None:
     assert stop_markers(tokenizer) == ["\nUser:", "\nModel:"]  # byte-level: exact text
 
@@ -214,12 +236,13 @@ def test_piped_session_with_commands(trained: Path) -> None:
         assert answer.split("Model:", 1)[1].strip() in result.stdout
 
 
-def test_greedy_answers_repeat(trained: Path) -> None:
-    stdin = "/temperature 0\nThe dog\n"
-    first = run_python(trained, str(PROJECT / "chat.py"), stdin=stdin)
-    second = run_python(trained, str(PROJECT / "chat.py"), "--max-tokens", "20", stdin=stdin)
+def test_a_seeded_session_repeats(trained: Path) -> None:
+    stdin = "The dog\nand then?\n"
+    first = run_python(trained, str(PROJECT / "chat.py"), "--seed", "3", stdin=stdin)
+    second = run_python(trained, str(PROJECT / "chat.py"), "--seed", "3", "--max-tokens", "20",
+                        stdin=stdin)
     assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
-    assert first.stdout == second.stdout and first.stdout.strip()
+    assert first.stdout == second.stdout and first.stdout.endswith("\n")
 
 
 def test_no_checkpoint_says_how_to_train_one(trained: Path, tmp_path: Path) -> None:

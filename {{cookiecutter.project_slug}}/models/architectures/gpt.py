@@ -5,7 +5,7 @@
 
 Attention uses rotary position embeddings (RoPE, "rotate-half" layout) and optionally
 grouped-query attention (kv_heads < heads). There are no biases. The math and the tensor names
-match Hugging Face `LlamaForCausalLM` exactly, so exporting (`make export`) is a rename of keys
+match Hugging Face `LlamaForCausalLM` exactly, so exporting to it is a rename of keys
 (a `model.` prefix) with identical logits. Rename or reshape things here and the export needs the
 same change.
 

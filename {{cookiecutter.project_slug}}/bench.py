@@ -1,0 +1,524 @@
+"""How fast does this project train, prepare data and generate on this machine? Measure it.
+
+    make bench                                       # = python bench.py: this project's model
+    make bench ARGS="--preset tiny"                  # a preset's shape (models/config.py PRESETS)
+    make bench ARGS="--model.dim 320 --model.layers 6 --training.batch_size 8"
+    make bench ARGS="--compare"                      # also time plain fp32 (the speedup)
+    make bench ARGS="--training.precision fp32"      # force a choice (also compile, threads, ...)
+    python bench.py --steps 10 --repeats 5 --skip data,generate
+
+Prints a table and writes logs/bench.json. Nothing needs to exist first: the model is freshly
+initialised, training reads random token ids (or data/processed when it matches the model), and
+data preparation encodes generated stories with your tokenizer (or a throwaway one trained in a
+temporary folder). Your project's files are never touched, except logs/bench.json.
+
+What is measured (warm-up excluded, several repeats, medians):
+- training: tokens/s of `Trainer.train_step`, the very step `make train` runs (same precision,
+  optimizer, clipping, compile setting); the step time split into data, forward, backward and
+  optimizer (a copy of the step with a timer between the phases); MFU = achieved FLOP/s over a
+  matmul peak measured here, in the dtype the step computes in; peak memory.
+- data preparation: MB/s of `data.prepare.prepare` on a generated corpus (what `make data` runs).
+- generation: tokens/s for 256 new tokens with and without the KV cache (`make generate`'s path).
+
+Timings move with whatever else the machine is doing: compare numbers from one run (`--compare`
+interleaves the two setups for that reason), and close other programs for absolute figures.
+"""
+
+# ruff: noqa: E402  (imports follow the environment variable below, on purpose)
+from __future__ import annotations
+
+import os
+
+# OpenMP threads spin while they wait by default, which made 2 threads slower than 1 whenever
+# anything else ran; it must be set before torch is imported (as training/__init__.py does).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import contextlib
+import dataclasses
+import io
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from config import Config, add_config_arguments, load_config
+from data.dataset import TrainBatches
+from errors import ConfigurationError, run_cli
+from evaluation.generate import generate_tokens
+from models.architectures.gpt import GPT
+from models.config import PRESETS, ModelConfig, count_parameters
+from training.device import (
+    autocast,
+    describe,
+    pick_device,
+    pick_precision,
+    set_threads,
+)
+from training.optimizer import lr_at
+from training.train import compile_model
+from training.trainer import Trainer
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+# ---- small tools ----
+
+
+def sync(device: torch.device) -> None:
+    """Wait for the GPU: its work is queued, so a clock read without this measures nothing."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def median_time(fn: Callable[[], Any], device: torch.device, repeats: int) -> float:
+    """Median seconds of fn() over `repeats` runs, after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        start = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float | None:
+    """The largest resident memory this process has had so far, in MB (None on Windows)."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1e6 if sys.platform == "darwin" else peak / 1e3  # bytes on macOS, KB on Linux
+
+
+def matmul_peak(device: torch.device, precision: str, repeats: int = 5) -> float:
+    """FLOP/s of one large square matmul in the dtype the training step computes in.
+
+    This is the machine's practical peak (what a well-shaped matmul reaches here, now), not a
+    datasheet figure, so MFU below says how much of *this* machine the step uses. It is measured
+    the same way as the step (median of repeats): other programs slow both alike.
+    """
+    n = {"cuda": 8192, "mps": 4096}.get(device.type, 2048)
+    a = torch.randn(n, n, device=device, dtype=DTYPES[precision])
+    b = torch.randn(n, n, device=device, dtype=DTYPES[precision])
+    return 2 * n**3 / median_time(lambda: a @ b, device, repeats)
+
+
+def flops_per_token(config: ModelConfig, params: int) -> int:
+    """Training FLOPs per token: 6 * params + 12 * layers * dim * context.
+
+    6 * params: each weight does one multiply-add (2 FLOPs) per token in the forward pass and
+    twice that in the backward pass (the tied embedding counts once, as the lm_head matmul; its
+    lookup is free). 12 * layers * dim * context: attention's two matmuls (q @ k^T and
+    scores @ v), 2 * 2 * dim * context FLOPs per token and layer forward, times 3 with backward,
+    counted over the full context although causal attention needs only half (PaLM's convention,
+    also nanoGPT's). Gradient checkpointing's recomputation is not counted: MFU counts the
+    model's FLOPs, not the extra work a memory-saving choice adds.
+    """
+    return 6 * params + 12 * config.layers * config.dim * config.max_length
+
+
+# ---- training ----
+
+
+def make_trainer(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
+                 device: torch.device, precision: str) -> Trainer:
+    """A model and a Trainer set up exactly as training/train.py does (minus data checks)."""
+    t = cfg.training
+    torch.manual_seed(t.seed)
+    model = GPT(model_config)
+    model.gradient_checkpointing = t.gradient_checkpointing
+    model.to(device)
+    batches = TrainBatches(tokens, t.batch_size, model_config.max_length, t.seed)
+    trainer = Trainer(cfg, model, batches, tokens, {}, device, precision, callbacks=[],
+                      tokenizer_hash="bench")
+    if t.compile:
+        trainer.forward_model = compile_model(model)
+    model.train()
+    return trainer
+
+
+def time_steps(trainer: Trainer, steps: int) -> float:
+    """Seconds per optimizer step over `steps` real train_step calls."""
+    sync(trainer.device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = trainer.train_step(lr_at(trainer.step, trainer.cfg.training))
+        trainer.step += 1
+    loss.item()  # waits for the last step, like the loop's logging does
+    return (time.perf_counter() - start) / steps
+
+
+def time_phases(trainer: Trainer) -> dict[str, float]:
+    """One optimizer step, as in Trainer.train_step, with the time of each phase.
+
+    The GPU is synchronised at every boundary so each phase is charged its own work; that costs a
+    little, so these add up to slightly more than the uninstrumented step.
+    """
+    t, device = trainer.cfg.training, trainer.device
+    seconds = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
+
+    @contextlib.contextmanager
+    def phase(name: str):
+        sync(device)
+        start = time.perf_counter()
+        yield
+        sync(device)
+        seconds[name] += time.perf_counter() - start
+
+    for _ in range(t.gradient_accumulation):
+        with phase("data"):
+            x, y = trainer.batches.next_batch()
+            non_blocking = device.type == "cuda"
+            if non_blocking:
+                x, y = x.pin_memory(), y.pin_memory()
+            x = x.to(device, non_blocking=non_blocking)
+            y = y.to(device, non_blocking=non_blocking)
+        with phase("forward"), autocast(device, trainer.precision):
+            _, loss = trainer.forward_model(x, y)
+        with phase("backward"):
+            trainer.scaler.scale(loss / t.gradient_accumulation).backward()
+    with phase("optimizer"):  # includes gradient clipping
+        if t.grad_clip > 0:
+            trainer.scaler.unscale_(trainer.optimizer)
+            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), t.grad_clip)
+        trainer.scaler.step(trainer.optimizer)
+        trainer.scaler.update()
+        trainer.optimizer.zero_grad(set_to_none=True)
+    return seconds
+
+
+def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
+                   device: torch.device, precision: str, args: argparse.Namespace
+                   ) -> dict[str, Any]:
+    t = cfg.training
+    tokens_per_step = t.batch_size * t.gradient_accumulation * model_config.max_length
+    rss_before = peak_rss_mb()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    trainer = make_trainer(cfg, model_config, tokens, device, precision)
+    warmup = args.warmup + (3 if t.compile else 0)  # compiling happens in the first steps
+    time_steps(trainer, warmup)
+
+    # Peak memory now, before a baseline model adds its own.
+    phases = [time_phases(trainer)]
+    if device.type == "cuda":
+        memory = {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 1e6,
+                  "memory_kind": "CUDA max_memory_allocated"}
+    elif device.type == "mps":
+        memory = {"peak_memory_mb": torch.mps.driver_allocated_memory() / 1e6,
+                  "memory_kind": "MPS driver allocated memory"}
+    else:
+        memory = {"peak_memory_mb": peak_rss_mb(), "memory_kind": "process peak RSS",
+                  "rss_before_model_mb": rss_before}
+
+    # Throughput of the real step; with --compare, interleaved with plain fp32 eager so that load
+    # from other programs hits both alike (the order alternates too). One instrumented step per
+    # repeat gives the split, under the same conditions.
+    setups = {"fast": trainer}
+    if args.compare:
+        plain = dataclasses.replace(cfg, training=dataclasses.replace(
+            t, compile=False, gradient_checkpointing=False))
+        setups["fp32"] = make_trainer(plain, model_config, tokens, device, "fp32")
+        time_steps(setups["fp32"], args.warmup)
+    step_times: dict[str, list[float]] = {name: [] for name in setups}
+    for r in range(args.repeats):
+        for name in (list(setups) if r % 2 == 0 else list(reversed(setups))):
+            step_times[name].append(time_steps(setups[name], args.steps))
+        phases.append(time_phases(trainer))
+    step_time = statistics.median(step_times["fast"])
+    split = {name: statistics.median(p[name] for p in phases) for name in phases[0]}
+
+    params = trainer.model.num_parameters()
+    per_token = flops_per_token(model_config, params)
+    tokens_per_sec = tokens_per_step / step_time
+    peak = matmul_peak(device, precision)
+    result = {
+        "params": params,
+        "tokens_per_step": tokens_per_step,
+        "tokens_per_sec": tokens_per_sec,
+        "step_seconds": step_time,
+        "step_seconds_repeats": step_times["fast"],
+        "split_seconds": split,
+        "flops_per_token": per_token,
+        "flops_formula": "6 * params + 12 * layers * dim * context",
+        "achieved_flops": per_token * tokens_per_sec,
+        "matmul_peak_flops": peak,
+        "matmul_peak_dtype": precision,
+        "mfu": per_token * tokens_per_sec / peak,
+        "optimizer": "fused AdamW" if trainer.optimizer.defaults.get("fused") else
+                     "foreach AdamW",
+        **memory,
+    }
+    if args.compare:
+        baseline = statistics.median(step_times["fp32"])
+        result["fp32_eager"] = {"tokens_per_sec": tokens_per_step / baseline,
+                                "step_seconds": baseline,
+                                "step_seconds_repeats": step_times["fp32"],
+                                "speedup": baseline / step_time}
+    result["_trainer"] = trainer  # for the generation benchmark; not written to JSON
+    return result
+
+
+# ---- data preparation ----
+
+
+def bench_data(cfg: Config, size_mb: float, repeats: int) -> dict[str, Any]:
+    """MB/s of `make data` (data.prepare.prepare) on `size_mb` MB of generated stories."""
+    import data.prepare
+    from data.sample import generate_corpus
+    from tokenizer.train import save_tokenizer, train_tokenizer
+
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        raw = Path(tmp) / "raw"
+        raw.mkdir()
+        separator = cfg.tokenizer.special_tokens[0]
+        with open(raw / "stories.txt", "w", encoding="utf-8") as f:
+            for story in generate_corpus(size_mb, cfg.data.seed):
+                f.write(f"{story.rstrip()}\n{separator}\n")  # the format data/raw files use
+        tokenizer_cfg = cfg.tokenizer
+        if Path(cfg.tokenizer.path).is_file():
+            tokenizer_name = cfg.tokenizer.path
+        else:  # a fresh project: a throwaway tokenizer, trained here and deleted afterwards
+            tokenizer_cfg = dataclasses.replace(cfg.tokenizer, path=str(Path(tmp) / "tok.json"))
+            with open(raw / "stories.txt", encoding="utf-8") as f:
+                save_tokenizer(train_tokenizer(f, tokenizer_cfg, show_progress=False),
+                               tokenizer_cfg.path)
+            tokenizer_name = f"a throwaway {cfg.tokenizer.type} tokenizer (none trained yet)"
+        data_cfg = dataclasses.replace(cfg.data, raw_dir=str(raw), val_path="",
+                                       processed_dir=str(Path(tmp) / "processed"))
+        rates = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with contextlib.redirect_stdout(io.StringIO()):  # prepare() reports; we report
+                meta = data.prepare.prepare(data_cfg, tokenizer_cfg, batch_size=1, max_length=8,
+                               progress=False)
+            seconds = time.perf_counter() - start
+            rates.append((meta["train_bytes"] + meta["val_bytes"]) / 1e6 / seconds)
+    megabytes = (meta["train_bytes"] + meta["val_bytes"]) / 1e6
+    return {"mb": megabytes, "mb_per_sec": statistics.median(rates), "repeats": rates,
+            "processes": data.prepare.default_workers(int(megabytes * 1e6)),
+            "tokenizer": tokenizer_name}
+
+
+# ---- generation ----
+
+
+def bench_generation(model: GPT, new_tokens: int, repeats: int) -> dict[str, Any]:
+    """Tokens/s of greedy generation from one token, with and without the KV cache.
+
+    The model is used as `make generate` uses it: float32 weights, no autocast.
+    """
+    model.eval()
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for use_cache in times:  # warm-up
+        list(generate_tokens(model, [0], 8, temperature=0.0, use_cache=use_cache))
+    for r in range(repeats):
+        for use_cache in ((True, False) if r % 2 == 0 else (False, True)):
+            start = time.perf_counter()
+            n = len(list(generate_tokens(model, [0], new_tokens, temperature=0.0,
+                                         use_cache=use_cache)))
+            times[use_cache].append(n / (time.perf_counter() - start))
+    cached, uncached = statistics.median(times[True]), statistics.median(times[False])
+    return {"new_tokens": new_tokens, "kv_cache_tokens_per_sec": cached,
+            "no_cache_tokens_per_sec": uncached, "kv_cache_speedup": cached / uncached,
+            "repeats": {"kv_cache": times[True], "no_cache": times[False]}}
+
+
+# ---- putting it together ----
+
+
+def load_bench_config(args: argparse.Namespace) -> Config:
+    """llm.config.js with --preset's shape, then the explicit --section.key overrides."""
+    explicit = {dest.removeprefix("override:"): value for dest, value in vars(args).items()
+                if dest.startswith("override:") and value is not None}
+    overrides: dict[str, str] = {}
+    if args.preset:
+        if args.preset not in PRESETS:
+            raise ConfigurationError(f"unknown preset '{args.preset}'",
+                                     f"use one of: {', '.join(PRESETS)}")
+        shape = PRESETS[args.preset]
+        overrides = {f"model.{key}": str(value) for key, value in shape.items()
+                     if key != "vocab_size"}
+        overrides["model.preset"] = args.preset
+        overrides["tokenizer.vocab_size"] = str(shape["vocab_size"])
+    overrides.update(explicit)
+    if "model.max_length" in overrides and "data.stride" not in explicit:
+        overrides["data.stride"] = overrides["model.max_length"]  # stride <= context
+    return load_config(args.config, overrides)
+
+
+def vocab_size_for(cfg: Config, args: argparse.Namespace) -> tuple[int, str]:
+    """The trained tokenizer's size for this project's own model, else tokenizer.vocab_size."""
+    explicit = getattr(args, "override:tokenizer.vocab_size") is not None
+    if not args.preset and not explicit and Path(cfg.tokenizer.path).is_file():
+        from tokenizer.load import load_tokenizer
+
+        return load_tokenizer(cfg.tokenizer.path).get_vocab_size(), "trained tokenizer"
+    return cfg.tokenizer.vocab_size, "tokenizer.vocab_size"
+
+
+def training_tokens(cfg: Config, vocab_size: int) -> tuple[np.ndarray, str]:
+    """data/processed/train.bin when it was made for this vocabulary, else random token ids."""
+    from data.dataset import load_split, read_meta
+
+    needed = cfg.training.batch_size * (cfg.model.max_length + 1)
+    with contextlib.suppress(Exception):  # no, partial or stale data: use random ids
+        if read_meta(cfg.data.processed_dir)["vocab_size"] == vocab_size:
+            tokens = load_split(cfg.data.processed_dir, "train")
+            if len(tokens) >= needed:
+                return tokens, f"{cfg.data.processed_dir}/train.bin"
+    rng = np.random.default_rng(0)
+    dtype = np.uint16 if vocab_size <= 2**16 else np.uint32
+    return rng.integers(0, vocab_size, size=max(needed * 4, 1 << 20), dtype=dtype), \
+        "random token ids"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    def row(name: str, value: str) -> None:
+        print(f"  {name:<34}{value}")
+
+    m, s = report["model"], report["setup"]
+    print(f"\nmodel '{m['preset']}': {m['params'] / 1e6:.2f}M parameters ({m['layers']} layers, "
+          f"dim {m['dim']}, {m['heads']} heads, context {m['max_length']}, vocab "
+          f"{m['vocab_size']} from the {s['vocab_from']})")
+    print(f"batch {s['batch_size']} x {m['max_length']} tokens x {s['gradient_accumulation']} "
+          f"accumulation = {s['tokens_per_step']:,} tokens per step; data: {s['data']}")
+    print(f"{s['warmup']} warm-up steps, then medians of {s['repeats']} repeats x {s['steps']} "
+          f"steps; torch {report['machine']['torch']}")
+    tr = report.get("training")
+    if tr:
+        print("\ntraining")
+        row("tokens/s", f"{tr['tokens_per_sec']:,.0f}")
+        row("step time", f"{tr['step_seconds']:.3f} s  ({tr['optimizer']})")
+        total = sum(tr["split_seconds"].values())
+        for name, sec in tr["split_seconds"].items():
+            label = "optimizer (+ clipping)" if name == "optimizer" else name
+            row(f"  {label}", f"{sec:.3f} s  {100 * sec / total:5.1f}%")
+        row("FLOPs per token", f"{tr['flops_per_token'] / 1e6:,.1f} M  ({tr['flops_formula']})")
+        row("achieved", f"{tr['achieved_flops'] / 1e9:,.1f} GFLOP/s")
+        row(f"matmul peak ({tr['matmul_peak_dtype']}, measured)",
+            f"{tr['matmul_peak_flops'] / 1e9:,.1f} GFLOP/s")
+        row("MFU", f"{100 * tr['mfu']:.1f}%")
+        memory = tr["peak_memory_mb"]
+        text = "n/a" if memory is None else f"{memory:,.0f} MB ({tr['memory_kind']})"
+        if tr.get("rss_before_model_mb"):
+            text += f", {tr['rss_before_model_mb']:,.0f} MB before the model was built"
+        row("peak memory", text)
+        if "fp32_eager" in tr:
+            base = tr["fp32_eager"]
+            row("plain fp32 eager, same run", f"{base['tokens_per_sec']:,.0f} tokens/s -> "
+                f"this setup is {base['speedup']:.2f}x faster")
+    d = report.get("data_preparation")
+    if d:
+        print("\ndata preparation (make data)")
+        row(f"{d['mb']:.1f} MB of generated stories",
+            f"{d['mb_per_sec']:.1f} MB/s ({d['processes']} process"
+            f"{'es' if d['processes'] > 1 else ''}; {d['tokenizer']})")
+    g = report.get("generation")
+    if g:
+        print(f"\ngeneration ({g['new_tokens']} new tokens, greedy, float32 weights like "
+              "make generate)")
+        row("with the KV cache", f"{g['kv_cache_tokens_per_sec']:,.1f} tokens/s")
+        row("without", f"{g['no_cache_tokens_per_sec']:,.1f} tokens/s  -> the cache is "
+            f"{g['kv_cache_speedup']:.1f}x faster")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python bench.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", help=f"benchmark a preset's shape ({', '.join(PRESETS)}) "
+                        "instead of llm.config.js's model; the batch size stays the config's")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per repeat (5)")
+    parser.add_argument("--repeats", type=int, default=3, help="repeats; medians are shown (3)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
+    parser.add_argument("--compare", action="store_true",
+                        help="also time plain fp32 eager training, interleaved, for the speedup")
+    parser.add_argument("--data-mb", type=float, default=20.0,
+                        help="MB of generated text for the data preparation benchmark (20)")
+    parser.add_argument("--new-tokens", type=int, default=256,
+                        help="tokens to generate in the generation benchmark (256)")
+    parser.add_argument("--skip", default="", metavar="PARTS",
+                        help="comma-separated parts to skip: train, data, generate")
+    parser.add_argument("--json", metavar="PATH", help="where to write the results "
+                        "(default: logs/bench.json)")
+    add_config_arguments(parser)
+    args = parser.parse_args(argv)
+    skip = {part.strip() for part in args.skip.split(",") if part.strip()}
+    if skip - {"train", "data", "generate"}:
+        raise ConfigurationError(f"--skip {args.skip}: unknown part(s) "
+                                 f"{', '.join(sorted(skip - {'train', 'data', 'generate'}))}",
+                                 "use train, data and/or generate, e.g. --skip data,generate")
+    if min(args.steps, args.repeats) < 1 or args.warmup < 0:
+        raise ConfigurationError("--steps and --repeats must be >= 1, --warmup >= 0",
+                                 "e.g. --steps 5 --repeats 3 --warmup 2")
+    cfg = load_bench_config(args)
+    t = cfg.training
+
+    threads = set_threads(t.threads)
+    device = pick_device(t.device)
+    vocab_size, vocab_from = vocab_size_for(cfg, args)
+    model_config = dataclasses.replace(cfg.model, vocab_size=vocab_size)
+    precision = pick_precision(t.precision, device, model_config.dim)
+    tokens, data_source = training_tokens(cfg, vocab_size)
+    print(f"Fast path: {describe(device, precision, threads, t.compile, t.gradient_checkpointing)}"
+          f" (training.precision: '{t.precision}')")
+
+    report: dict[str, Any] = {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "device": str(device), "threads": threads, "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "model": {"preset": model_config.preset, "layers": model_config.layers,
+                  "dim": model_config.dim, "heads": model_config.heads,
+                  "kv_heads": model_config.kv_heads, "mlp_dim": model_config.mlp_dim,
+                  "max_length": model_config.max_length, "vocab_size": vocab_size,
+                  "params": count_parameters(model_config)},
+        "setup": {"precision": precision, "precision_setting": t.precision,
+                  "compile": t.compile, "gradient_checkpointing": t.gradient_checkpointing,
+                  "batch_size": t.batch_size, "gradient_accumulation": t.gradient_accumulation,
+                  "tokens_per_step": t.batch_size * t.gradient_accumulation
+                  * model_config.max_length, "data": data_source, "vocab_from": vocab_from,
+                  "steps": args.steps, "repeats": args.repeats, "warmup": args.warmup},
+    }
+    model = None
+    if "train" not in skip:
+        print("Timing training steps...", flush=True)
+        training = bench_training(cfg, model_config, tokens, device, precision, args)
+        model = training.pop("_trainer").model
+        report["training"] = training
+        report["model"]["params"] = training["params"]
+    if "generate" not in skip:
+        print(f"Timing generation ({args.new_tokens} tokens, with and without the KV cache)...",
+              flush=True)
+        if model is None:
+            torch.manual_seed(t.seed)
+            model = GPT(model_config).to(device)
+        report["generation"] = bench_generation(model, args.new_tokens, args.repeats)
+    if "data" not in skip:
+        print(f"Timing data preparation ({args.data_mb:g} MB of generated stories)...",
+              flush=True)
+        report["data_preparation"] = bench_data(cfg, args.data_mb, args.repeats)
+
+    print_report(report)
+    path = Path(args.json or Path(cfg.logging.dir) / "bench.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\nWrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_cli(main)
