@@ -36,10 +36,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import contextlib
 import dataclasses
-import io
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -276,42 +276,76 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
 # ---- data preparation ----
 
 
+# Runs in a fresh interpreter, like `make data`: prepare()'s worker processes are started with
+# "spawn", which re-imports the main script, and this script's import of torch would slow them.
+# It times a small corpus too, with as many processes: the difference is the rate once running.
+PREPARE_TIMER = """
+import json, sys, time
+from config import load_config
+from data.prepare import default_workers, prepare
+config_path, overrides, small_dir = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+cfg = load_config(config_path, overrides)
+small = load_config(config_path, {**overrides, "data.raw_dir": small_dir})
+workers = default_workers(int(json.loads(sys.argv[4])))
+result = {"processes": workers}
+for name, c in (("small", small), ("full", cfg)):
+    start = time.perf_counter()
+    meta = prepare(c.data, c.tokenizer, batch_size=1, max_length=8, progress=False,
+                   workers=workers)
+    result[name] = {"seconds": time.perf_counter() - start,
+                    "bytes": meta["train_bytes"] + meta["val_bytes"]}
+print(json.dumps(result))
+"""
+
+
 def bench_data(cfg: Config, size_mb: float, repeats: int) -> dict[str, Any]:
-    """MB/s of `make data` (data.prepare.prepare) on `size_mb` MB of generated stories."""
-    import data.prepare
+    """MB/s of `make data` (data.prepare.prepare) on `size_mb` MB of generated stories.
+
+    Reports the whole run's rate (start-up included) and the rate once running: (full - small
+    corpus bytes) / (full - small seconds), which is what a large corpus will see.
+    """
     from data.sample import generate_corpus
     from tokenizer.train import save_tokenizer, train_tokenizer
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
-        raw = Path(tmp) / "raw"
+        raw, small = Path(tmp) / "raw", Path(tmp) / "small"
         raw.mkdir()
+        small.mkdir()
         separator = cfg.tokenizer.special_tokens[0]
-        with open(raw / "stories.txt", "w", encoding="utf-8") as f:
-            for story in generate_corpus(size_mb, cfg.data.seed):
-                f.write(f"{story.rstrip()}\n{separator}\n")  # the format data/raw files use
-        tokenizer_cfg = cfg.tokenizer
-        if Path(cfg.tokenizer.path).is_file():
-            tokenizer_name = cfg.tokenizer.path
-        else:  # a fresh project: a throwaway tokenizer, trained here and deleted afterwards
-            tokenizer_cfg = dataclasses.replace(cfg.tokenizer, path=str(Path(tmp) / "tok.json"))
+        with open(raw / "stories.txt", "w", encoding="utf-8") as f, \
+                open(small / "stories.txt", "w", encoding="utf-8") as f_small:
+            for i, story in enumerate(generate_corpus(size_mb, cfg.data.seed)):
+                text = f"{story.rstrip()}\n{separator}\n"  # the format of data/raw files
+                f.write(text)
+                if i < 100:
+                    f_small.write(text)
+        tokenizer_path = str(Path(cfg.tokenizer.path).resolve())
+        tokenizer_name = cfg.tokenizer.path
+        if not Path(tokenizer_path).is_file():  # a fresh project: a throwaway tokenizer
+            tokenizer_path = str(Path(tmp) / "tokenizer.json")
             with open(raw / "stories.txt", encoding="utf-8") as f:
-                save_tokenizer(train_tokenizer(f, tokenizer_cfg, show_progress=False),
-                               tokenizer_cfg.path)
+                save_tokenizer(train_tokenizer(f, cfg.tokenizer, show_progress=False),
+                               tokenizer_path)
             tokenizer_name = f"a throwaway {cfg.tokenizer.type} tokenizer (none trained yet)"
-        data_cfg = dataclasses.replace(cfg.data, raw_dir=str(raw), val_path="",
-                                       processed_dir=str(Path(tmp) / "processed"))
-        rates = []
+        overrides = {"data.raw_dir": str(raw), "data.val_path": "",
+                     "data.processed_dir": str(Path(tmp) / "processed"),
+                     "tokenizer.path": tokenizer_path, "model.max_length": "8",
+                     "data.stride": "8"}
+        config_path = str(Path(cfg.path).resolve())  # the child runs in the project folder
+        command = [sys.executable, "-c", PREPARE_TIMER, config_path, json.dumps(overrides),
+                   str(small), str((raw / "stories.txt").stat().st_size)]
+        runs = []
         for _ in range(repeats):
-            start = time.perf_counter()
-            with contextlib.redirect_stdout(io.StringIO()):  # prepare() reports; we report
-                meta = data.prepare.prepare(data_cfg, tokenizer_cfg, batch_size=1, max_length=8,
-                               progress=False)
-            seconds = time.perf_counter() - start
-            rates.append((meta["train_bytes"] + meta["val_bytes"]) / 1e6 / seconds)
-    megabytes = (meta["train_bytes"] + meta["val_bytes"]) / 1e6
-    return {"mb": megabytes, "mb_per_sec": statistics.median(rates), "repeats": rates,
-            "processes": data.prepare.default_workers(int(megabytes * 1e6)),
-            "tokenizer": tokenizer_name}
+            out = subprocess.run(command, capture_output=True, text=True, check=True,
+                                 cwd=Path(__file__).resolve().parent)
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    full = [run["full"]["bytes"] / 1e6 / run["full"]["seconds"] for run in runs]
+    running = [(run["full"]["bytes"] - run["small"]["bytes"]) / 1e6
+               / max(1e-9, run["full"]["seconds"] - run["small"]["seconds"]) for run in runs]
+    return {"mb": runs[0]["full"]["bytes"] / 1e6, "mb_per_sec": statistics.median(full),
+            "mb_per_sec_running": statistics.median(running),
+            "startup_seconds": statistics.median(run["small"]["seconds"] for run in runs),
+            "repeats": runs, "processes": runs[0]["processes"], "tokenizer": tokenizer_name}
 
 
 # ---- generation ----
@@ -427,7 +461,9 @@ def print_report(report: dict[str, Any]) -> None:
         print("\ndata preparation (make data)")
         row(f"{d['mb']:.1f} MB of generated stories",
             f"{d['mb_per_sec']:.1f} MB/s ({d['processes']} process"
-            f"{'es' if d['processes'] > 1 else ''}; {d['tokenizer']})")
+            f"{'es' if d['processes'] > 1 else ''}, start-up included; {d['tokenizer']})")
+        row("once running (large corpora)", f"{d['mb_per_sec_running']:.1f} MB/s, after "
+            f"{d['startup_seconds']:.1f} s of start-up")
     g = report.get("generation")
     if g:
         print(f"\ngeneration ({g['new_tokens']} new tokens, greedy, float32 weights like "

@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import json5
 
@@ -189,10 +191,26 @@ def _strip_module_exports(text: str, path: str) -> str:
             "(see the comment at the top of a freshly generated llm.config.js)",
         )
     head = text[: match.end()]
+    _refuse_code_before(text[: match.start()], path)
     body = re.sub(r"[^\n]", " ", head) + text[match.end() :]
     # Drop a final `;` (and any comments after it).
     body = re.sub(r";\s*(//[^\n]*\s*)*\Z", "\n", body.rstrip() + "\n")
     return body
+
+
+def _refuse_code_before(head: str, path: str) -> None:
+    """Only comments may come before `module.exports =`: anything else would be code that a
+    reader of the file expects to run (a `const`, a `require(...)`), and we never run code."""
+    blank = lambda m: re.sub(r"[^\n]", " ", m.group())  # noqa: E731 (keeps line numbers)
+    uncommented = re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", blank, head, flags=re.DOTALL))
+    for number, line in enumerate(uncommented.splitlines(), start=1):
+        if line.strip():
+            code = head.splitlines()[number - 1].strip()
+            raise ConfigurationError(
+                f"line {number} of {path} is code before `module.exports =`: `{code[:80]}`",
+                "llm.config.js holds plain values only and is never executed: delete that line "
+                "(comments are fine) and write values directly in the object",
+            )
 
 
 def _line_of(text: str, section: str, key: str | None = None) -> int | None:
@@ -212,7 +230,11 @@ def _line_of(text: str, section: str, key: str | None = None) -> int | None:
     return None
 
 
-def _where(text: str, path: str, section: str, key: str | None = None) -> str:
+def _where(text: str, path: str, section: str, key: str | None = None,
+           overridden: Collection[str] = ()) -> str:
+    """Where the user set a value: its line in the file, or the command-line override."""
+    if key is not None and f"{section}.{key}" in overridden:
+        return f" (set by --{section}.{key})"
     line = _line_of(text, section, key)
     return f" (line {line} of {path})" if line else f" (in {path})"
 
@@ -271,9 +293,8 @@ def parse_config_text(text: str, path: str = DEFAULT_CONFIG_PATH) -> dict[str, A
     try:
         data = json5.loads(body)
     except ValueError as error:
-        detail = str(error).replace("<string>:", "line ")
         raise ConfigurationError(
-            f"{path} is not a plain object literal: {detail}",
+            f"{path} is not a plain object literal: {_syntax_error_detail(str(error), text)}",
             "llm.config.js may hold plain values only (numbers, 'strings', true/false, lists, "
             "objects) — no expressions, variables, require() or undefined; check that line",
         ) from None
@@ -285,8 +306,24 @@ def parse_config_text(text: str, path: str = DEFAULT_CONFIG_PATH) -> dict[str, A
     return data
 
 
-def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFIG_PATH) -> Config:
-    """Turn the parsed dict into typed dataclasses, checking keys, types and values."""
+def _syntax_error_detail(error: str, text: str) -> str:
+    """json5's '<string>:5 Unexpected "2" at column 17' -> 'line 5, column 17: unexpected "2"
+    in `layers: 2 2,`' (the line as the user wrote it)."""
+    match = re.match(r"<string>:(\d+) (.*) at column (\d+)", error)
+    if match is None:
+        return error
+    line, what, column = int(match.group(1)), match.group(2), match.group(3)
+    lines = text.splitlines()
+    source = f" in `{lines[line - 1].strip()[:80]}`" if 0 < line <= len(lines) else ""
+    return f"line {line}, column {column}: {what[:1].lower() + what[1:]}{source}"
+
+
+def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFIG_PATH,
+                 overridden: Collection[str] = ()) -> Config:
+    """Turn the parsed dict into typed dataclasses, checking keys, types and values.
+
+    `overridden`: the "section.key" names set on the command line (errors name the flag then).
+    """
     sections: dict[str, Any] = {}
     for name in data:
         if name not in SECTIONS:
@@ -311,7 +348,7 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
         allowed = [k for k in types if (name, k) not in INTERNAL_KEYS]
         kwargs = {}
         for key, value in values.items():
-            where = _where(text, path, name, key)
+            where = _where(text, path, name, key, overridden)
             if key not in allowed:
                 hint = (
                     "the vocabulary size is set by `tokenizer.vocab_size`; "
@@ -326,19 +363,23 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
         try:
             sections[name] = cls(**kwargs)
         except ConfigurationError as error:  # a dataclass's own check (e.g. ModelConfig)
-            raise ConfigurationError(error.message + _where(text, path, name),
+            named = re.search(rf"\b{name}\.(\w+)", error.message)  # the key it complains of
+            key = named.group(1) if named else None
+            raise ConfigurationError(error.message + _where(text, path, name, key, overridden),
                                      error.suggestion) from None
     config = Config(**sections, path=path)
-    validate(config, text, path)
+    validate(config, text, path, overridden)
     return config
 
 
-def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH) -> None:
+def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
+             overridden: Collection[str] = ()) -> None:
     """Impossible values and combinations, each with the key's line and a fix."""
 
     def fail(section: str, key: str, message: str, suggestion: str) -> None:
         raise ConfigurationError(
-            f"{section}.{key} {message}{_where(text, path, section, key)}", suggestion
+            f"{section}.{key} {message}{_where(text, path, section, key, overridden)}",
+            suggestion,
         )
 
     def positive(section: str, *keys: str) -> None:
@@ -495,11 +536,25 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH,
                                  "save llm.config.js as UTF-8") from None
     data = parse_config_text(text, path)
     data = apply_overrides(data, overrides or {})
-    return build_config(data, text, path)
+    return build_config(data, text, path, overridden=set(overrides or {}))
+
+
+def raise_argument_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """A mistyped or unknown option is a user mistake like any other: `Error:` / `Suggestion:`
+    (through errors.run_cli), not argparse's usage dump and exit 2."""
+    options = [option for action in parser._actions for option in action.option_strings]
+    unknown = re.findall(r"--?[\w.-]+", message.partition(":")[2]) if "unrecognized" in message \
+        else []
+    hint = next((_did_you_mean(u, options) for u in unknown if _did_you_mean(u, options)), "")
+    raise ConfigurationError(message, f"{hint}run `{parser.prog} --help` to list the options")
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add `--config` and one typed `--section.key` override per config key."""
+    """Add `--config` and one typed `--section.key` override per config key.
+
+    Also makes the parser's own errors (unknown option, missing value) ConfigurationErrors.
+    """
+    parser.error = functools.partial(raise_argument_error, parser)  # type: ignore[method-assign]
     parser.add_argument("--config", default=DEFAULT_CONFIG_PATH,
                         help="path of the config file (default: llm.config.js)")
     parser.add_argument("--debug", action="store_true",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
+from typer.core import TyperCommand
 
 from create_llm import __version__
 from create_llm.errors import CreateLLMError
@@ -48,6 +49,27 @@ STEPS_AFTER_INSTALL = (
 SETUP_STEP = ("make setup", "create .venv and install PyTorch and the requirements")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+
+
+class Command(TyperCommand):
+    """Mistakes that typer itself catches (a bad --template choice, an unknown option, a bad
+    KEY=VALUE) print `Error:` / `Suggestion:` like every other mistake, not a usage box; the
+    exit status stays click's 2 for command-line usage errors."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:  # not standalone: typer hands us its exceptions (and --help's exit code)
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as error:  # typer's (vendored) click usage errors
+            typer.echo(f"Error: {error.format_message()}", err=True)
+            typer.echo("Suggestion: run `create-llm --help` to see every option and its choices.",
+                       err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def debug_enabled(flag: bool) -> bool:
@@ -365,7 +387,7 @@ def create(name: str | None, items: list[str], flags: dict[str, Any], plugins: s
     print_summary(project, answers, context, installed)
 
 
-@app.command(context_settings={"help_option_names": ["-h", "--help"]})
+@app.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 def main(
     name: Annotated[str | None, typer.Argument(
         help="Project name; its folder is the name in lowercase with '-' for spaces.",

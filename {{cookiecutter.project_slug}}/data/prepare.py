@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from config import DataConfig, TokenizerConfig, add_config_arguments, config_from_args
@@ -78,6 +79,22 @@ def check_enough_tokens(n_tokens: int, batch_size: int, max_length: int, split: 
         f"about {max(1, round(missing_kb)):,} KB more {split} text",
         fix,
     )
+
+
+TOKENIZER_TYPES = {"BPE": "bpe", "WordPiece": "wordpiece", "Unigram": "unigram"}
+
+
+def check_tokenizer_type(tok: Tokenizer, tokenizer: TokenizerConfig) -> None:
+    """DataError when tokenizer.json is not the tokenizer.type the config asks for (the type was
+    changed without retraining): data encoded with the wrong tokenizer is a wasted run."""
+    actual = TOKENIZER_TYPES.get(type(tok.model).__name__)
+    if actual is not None and actual != tokenizer.type:
+        raise DataError(
+            f"{tokenizer.path} is a {actual} tokenizer, but tokenizer.type in llm.config.js is "
+            f"'{tokenizer.type}'",
+            f"run `make tokenizer` to train a {tokenizer.type} tokenizer (then `make data`), or "
+            f"set tokenizer.type: '{actual}'",
+        )
 
 
 class SplitWriter:
@@ -148,6 +165,7 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
     TOKENIZERS_PARALLELISM=false keeps everything in this process).
     """
     tok = load_tokenizer(tokenizer.path)
+    check_tokenizer_type(tok, tokenizer)
     eot = np.array([eot_id(tok, tokenizer)], dtype=np.int64)
     vocab_size = tok.get_vocab_size()
     # Token ids go up to vocab_size - 1; uint16 halves the disk and memory of uint32.
@@ -176,6 +194,10 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
                     text_bytes = len(chunk.text.encode("utf-8"))
                     writers[name].add(ids, text_bytes)
                     bar.update(text_bytes)
+        if not writers["train"].documents + writers["val"].documents:
+            raise DataError(f"no text in {data.raw_dir}: its files hold only whitespace",
+                            "put some text in them, or empty the folder to use the built-in "
+                            "stories")
         bytes_per_token = max(1, writers["train"].bytes) / max(1, writers["train"].tokens)
         for name, writer in writers.items():
             check_enough_tokens(writer.tokens, batch_size, max_length, name, bytes_per_token)

@@ -35,7 +35,10 @@ JSONL_SUFFIXES = (".jsonl",)
 # Chunks of ~16k characters: small enough that a 1 MB file still gives a 5% validation split
 # (~3 chunks), large enough that cutting a long document into pieces hardly matters.
 CHUNK_CHARS = 16_000
-READ_BLOCK = 1 << 20  # never hold more than this much of one line at a time
+READ_BLOCK = 1 << 20  # bytes read at a time when checking that a file is text
+# A longer line is read (and cut into chunks) in pieces of this many characters, so even a file
+# that is one huge line gets a validation part.
+LINE_PIECE = 4 * CHUNK_CHARS
 
 
 class Chunk(NamedTuple):
@@ -101,7 +104,7 @@ def _text_file_chunks(path: Path, separator: str) -> Iterator[Chunk]:
         return text
 
     with open(path, encoding="utf-8-sig") as f:
-        while line := f.readline(READ_BLOCK):
+        while line := f.readline(LINE_PIECE):
             if separator and line.strip() == separator:
                 text = cut()
                 if text.strip():
@@ -142,7 +145,8 @@ def _jsonl_chunks(path: Path) -> Iterator[Chunk]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise DataError(
-                    f"{path}:{number} is not valid JSON ({error.msg})",
+                    f"{path}:{number} is not valid JSON "
+                    f"({error.msg.removesuffix(' at')} at column {error.colno})",
                     "fix or delete that line; every line of a .jsonl file must be one JSON "
                     'object such as {"text": "..."}',
                 ) from None

@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     if not meta_path.exists():
         raise DataError(f"no prepared data: {meta_path} not found", "run `make data` first")
     meta = json.loads(meta_path.read_text())
+    if meta.get("tokenizer_hash") != tokenizer_hash(cfg.tokenizer.path):
+        raise DataError(
+            f"the prepared data in {cfg.data.processed_dir} was made with a different tokenizer "
+            f"than {cfg.tokenizer.path}",
+            "run `make data` again to re-encode the text with the current tokenizer",
+        )
     val_tokens = load_split(cfg.data.processed_dir, "val")
     max_length = model.config.max_length
 

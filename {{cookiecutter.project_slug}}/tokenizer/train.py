@@ -31,7 +31,7 @@ import hashlib
 import json
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
@@ -39,7 +39,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from config import Config, TokenizerConfig, add_config_arguments, config_from_args
 from data import sample
 from data.sources import ValidationSplit, open_raw_corpus, raw_fingerprint
-from errors import ConfigurationError, run_cli
+from errors import ConfigurationError, DataError, run_cli
 from tokenizer.load import tokenizer_hash
 
 
@@ -173,12 +173,23 @@ def main(argv: list[str] | None = None) -> None:
     corpus = open_raw_corpus(dc.raw_dir, dc.sample_size_mb, dc.seed, tc.special_tokens[0])
     # Train on the training documents only, so validation text stays unseen (val_path: all raw).
     held_out = ValidationSplit(0.0 if dc.val_path else dc.val_split, dc.seed)
-    texts = (chunk.text for i, chunk in enumerate(corpus.chunks()) if not held_out(i))
+    characters = 0  # of real text: a tokenizer trained on whitespace alone is no tokenizer
+
+    def texts() -> Iterator[str]:
+        nonlocal characters
+        for i, chunk in enumerate(corpus.chunks()):
+            if not held_out(i):
+                characters += len(chunk.text.strip())
+                yield chunk.text
 
     print(f"Training a {tc.type} tokenizer (vocab_size {tc.vocab_size}) on "
           f"{corpus.total_bytes / 1e6:.1f} MB of text...")
     start = time.perf_counter()
-    tok = train_tokenizer(texts, tc, show_progress=sys.stderr.isatty())
+    tok = train_tokenizer(texts(), tc, show_progress=sys.stderr.isatty())
+    if not characters:  # checked before saving: the previous tokenizer stays
+        raise DataError(f"no text to train the tokenizer on: the files in {dc.raw_dir} hold "
+                        "only whitespace",
+                        "put some text in them, or empty the folder to use the built-in stories")
     save_tokenizer(tok, tc.path)
     size = tok.get_vocab_size()
     record = {"tokenizer_hash": tokenizer_hash(tc.path), "vocab_size": size,

@@ -16,6 +16,7 @@ Writes are atomic: a temporary file in the same folder, fsync, then rename. A cr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -44,11 +45,16 @@ class _HashingWriter:
         self.file = file
         self.sha256 = hashlib.sha256()
         self.size = 0
+        self.error: OSError | None = None  # torch.save hides it behind a vague RuntimeError
 
     def write(self, data: bytes) -> int:
         self.sha256.update(data)
         self.size += len(data)
-        return self.file.write(data)
+        try:
+            return self.file.write(data)
+        except OSError as error:
+            self.error = error
+            raise
 
     def flush(self) -> None:
         self.file.flush()
@@ -67,8 +73,13 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _temp_path(path: Path) -> Path:
+    """Hidden, in the same folder (so the rename is atomic), and named after this process."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -76,7 +87,48 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def check_writable(folder: str | Path) -> None:
+    """TrainingError now, rather than at the first save an hour into training."""
+    folder = Path(folder)
+    probe = _temp_path(folder / "write-test")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise TrainingError(
+            f"cannot write checkpoints to {folder}/: {error.strerror or error}",
+            "make that folder writable, or point checkpoints.dir in llm.config.js at a "
+            "writable folder",
+        ) from None
+
+
+def remove_stale_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the half-written files a killed run left (`.step_000500.pt.tmp-<pid>`), unless
+    that process is still running; return what was deleted."""
+    removed = []
+    for path in Path(folder).glob(".*.tmp-*") if Path(folder).is_dir() else []:
+        pid = path.name.rpartition("-")[2]
+        if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, but belongs to someone else
+        return True
+    return True
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any]) -> dict:
@@ -86,7 +138,8 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any
     TrainingError says what happened.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temp_path(path)
+    writer = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
@@ -108,14 +161,17 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any
         _atomic_write_bytes(sidecar_path(path), json.dumps(sidecar, indent=2).encode())
         _fsync_dir(path.parent)
         return sidecar
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # torch.save reports a failed write as RuntimeError
+        error = (writer and writer.error) or error
+        reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:160]
         raise TrainingError(
-            f"could not write checkpoint {path}: {error.strerror or error}",
+            f"could not write checkpoint {path}: {reason}",
             "free some disk space or make the checkpoints folder writable "
             "(checkpoints.dir in llm.config.js); earlier checkpoints are untouched",
         ) from error
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. the folder is not a folder: nothing to remove
+            tmp.unlink(missing_ok=True)
 
 
 def sidecar_path(path: str | Path) -> Path:
@@ -218,7 +274,7 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best") -> Pat
                                 f"list the available ones with `ls {folder}`")
         if problem is not None and read_sidecar(path) is not None:
             raise TrainingError(f"checkpoint {path} is unusable: {problem}",
-                                f"pick another one from {folder}/, or `--resume auto` to use "
+                                f"pick another one from {folder}/, or leave out the path to use "
                                 "the newest good one")
         return path  # no sidecar (e.g. copied by hand): torch.load's own checks still apply
     order = {"best": [best_checkpoint], "latest": [latest_checkpoint],
@@ -228,6 +284,12 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best") -> Pat
         path = finder(folder)
         if path is not None:
             return path
+    if list_step_checkpoints(folder) or (folder / "best.pt").exists():
+        raise TrainingError(
+            f"no usable checkpoint in {folder}/: every one there is damaged (see above)",
+            "start a new run with `make train ARGS=--fresh` (it moves these files to "
+            f"{folder}/previous/), or put back a good copy of one of them",
+        )
     raise TrainingError(
         f"no usable checkpoint in {folder}/",
         "train a model first: `make train` (it saves checkpoints as it goes)",
@@ -249,8 +311,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "only load checkpoints this project wrote; delete the file if you do not trust it",
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
+        reason = str(error).splitlines()[0].split(". ")[0][:160]  # torch's first sentence
         raise TrainingError(
-            f"could not read checkpoint {path}: {str(error).splitlines()[0][:200]}",
+            f"could not read checkpoint {path}: {reason}",
             "the file is truncated or corrupt; use another checkpoint (`--resume auto` picks "
             "the newest good one)",
         ) from None

@@ -76,19 +76,23 @@ def archive_previous_run(cfg: Config) -> Path:
 def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) -> None:
     """Refuse a checkpoint from another architecture or tokenizer, saying which key differs."""
     saved = state.get("model_config", {})
+    if state.get("tokenizer_hash") != tok_hash:
+        vocab = (f" ({saved.get('vocab_size')} tokens; the current one has "
+                 f"{model_config['vocab_size']})"
+                 if saved.get("vocab_size") != model_config["vocab_size"] else "")
+        raise TrainingError(
+            f"cannot resume from {path}: it was trained with a different tokenizer{vocab}",
+            "restore the tokenizer it was trained with (tokenizer/tokenizer.json, then "
+            "`make data`), or start a new run with `make train ARGS=--fresh`",
+        )
     for key in ARCHITECTURE_KEYS:
         if saved.get(key) != model_config[key]:
             raise TrainingError(
                 f"cannot resume from {path}: it has model.{key} = {saved.get(key)}, "
                 f"the current config has {model_config[key]}",
                 "restore the old value in llm.config.js, or start a new run with "
-                "`python -m training.train --fresh`",
+                "`make train ARGS=--fresh`",
             )
-    if state.get("tokenizer_hash") != tok_hash:
-        raise TrainingError(
-            f"cannot resume from {path}: it was trained with a different tokenizer",
-            "restore the old tokenizer/tokenizer.json, or start over with `--fresh`",
-        )
 
 
 def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None = None) -> int:
@@ -137,6 +141,10 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
                 "`make train ARGS=--fresh` (the old run is moved to checkpoints/previous/)",
             )
         print(f"Moved the previous run to {archive_previous_run(cfg)}")
+    checkpoints.check_writable(folder)
+    leftovers = checkpoints.remove_stale_temp_files(folder)
+    if leftovers:
+        print(f"Removed {len(leftovers)} half-written checkpoint file(s) of an interrupted run")
 
     torch.manual_seed(t.seed)
     model = GPT(model_config)

@@ -7,6 +7,7 @@ position), which is what a checkpoint holds: a resumed run continues bit for bit
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -14,6 +15,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -31,6 +33,11 @@ OOM_SUGGESTION = (
     "lower training.batch_size (and raise training.gradient_accumulation to keep the same "
     "tokens per step), lower model.max_length, set training.gradient_checkpointing: true, "
     "or pick a smaller preset"
+)
+DIVERGED_SUGGESTION = (
+    "the learning rate is probably too high (lower training.learning_rate by 3-10x, or raise "
+    "warmup_steps), or fp16 overflowed (use training.precision 'bf16' or 'fp32'); the last good "
+    "checkpoint is kept: `make resume ARGS=\"--training.learning_rate ...\"` continues from it"
 )
 
 
@@ -62,7 +69,13 @@ class Trainer:
     # ---- state (what a checkpoint holds) ----
 
     def checkpoint_state(self) -> dict[str, Any]:
-        """Everything needed to continue exactly here: tensors and plain Python values only."""
+        """Everything needed to continue exactly here: tensors and plain Python values only.
+
+        Weights that are no longer finite are refused (TrainingError): the loss is only read at
+        log steps, so a step's update may have diverged unseen, and a checkpoint of NaN weights
+        must never replace (or rotate away) a good one.
+        """
+        self._check_finite_weights()
         np_state = np.random.get_state()
         return {
             "model": self.model.state_dict(),
@@ -150,11 +163,12 @@ class Trainer:
     def evaluate(self) -> dict[str, Any]:
         """Validation loss, perplexity and bits per byte on the same fixed windows every time."""
         m = self.model.config
-        loss, _ = evaluate_loss(
-            self.forward_model, self.val_tokens, m.max_length, self.cfg.data.stride,
-            self.cfg.training.batch_size, self.cfg.training.eval_batches, self.device,
-            autocast_ctx=lambda: autocast(self.device, self.precision),
-        )
+        with self._out_of_memory_as_error(f"the evaluation of step {self.step}"):
+            loss, _ = evaluate_loss(
+                self.forward_model, self.val_tokens, m.max_length, self.cfg.data.stride,
+                self.cfg.training.batch_size, self.cfg.training.eval_batches, self.device,
+                autocast_ctx=lambda: autocast(self.device, self.precision),
+            )
         if not math.isfinite(loss):
             raise TrainingError(
                 f"validation loss is {loss} at step {self.step}: the model has diverged",
@@ -204,29 +218,37 @@ class Trainer:
                     cb.on_train_end(self)
 
     def _guarded_step(self, lr: float) -> torch.Tensor:
-        try:
+        with self._out_of_memory_as_error(f"step {self.step + 1}"):
             return self.train_step(lr)
+
+    @contextlib.contextmanager
+    def _out_of_memory_as_error(self, where: str) -> Iterator[None]:
+        """Out of memory (GPU: torch.OutOfMemoryError; CPU: a RuntimeError) -> the knobs to turn."""
+        sizes = (f"batch_size {self.cfg.training.batch_size}, max_length "
+                 f"{self.model.config.max_length}")
+        try:
+            yield
         except torch.OutOfMemoryError:
-            raise TrainingError(
-                f"out of GPU memory at step {self.step + 1} (batch_size "
-                f"{self.cfg.training.batch_size}, max_length {self.model.config.max_length})",
-                OOM_SUGGESTION) from None
+            raise TrainingError(f"out of GPU memory at {where} ({sizes})",
+                                OOM_SUGGESTION) from None
         except RuntimeError as error:
             text = str(error)
             if "out of memory" in text or "can't allocate memory" in text:
-                raise TrainingError(f"out of memory at step {self.step + 1}: "
+                raise TrainingError(f"out of memory at {where} ({sizes}): "
                                     f"{text.splitlines()[0][:160]}", OOM_SUGGESTION) from None
             raise
 
     def _check_finite(self, loss: float) -> float:
         if not math.isfinite(loss):
-            raise TrainingError(
-                f"the training loss became {loss} at step {self.step}",
-                "the learning rate is probably too high (lower training.learning_rate by 3-10x, "
-                "or raise warmup_steps), or fp16 overflowed (use training.precision 'bf16' or "
-                "'fp32'); the last good checkpoint is kept: `make resume` continues from it",
-            )
+            raise TrainingError(f"the training loss became {loss} at step {self.step}",
+                                DIVERGED_SUGGESTION)
         return loss
+
+    def _check_finite_weights(self) -> None:
+        finite = torch.stack([p.detach().isfinite().all() for p in self.model.parameters()])
+        if not bool(finite.all()):
+            raise TrainingError(f"the model's weights became NaN or infinite at step "
+                                f"{self.step}; that state was not saved", DIVERGED_SUGGESTION)
 
 
 class _stop_on_signals:

@@ -1,0 +1,498 @@
+"""A catalogue of bad inputs, each met the way a user meets it: a real `python -m ...` (or
+`python chat.py`) in a project folder. Every refusal must print an `Error:` line and a
+`Suggestion:` line, exit non-zero, show no traceback, and leave every file the user has
+(llm.config.js, data/, tokenizer/, checkpoints/) exactly as it was. Where the right answer is to
+go on (an empty data/raw, a binary file among the text), it says so in one line and exits 0.
+
+    python -m pytest tests/test_bad_inputs.py            # about a minute on 2 CPU cores
+
+One microscopic project (tokenizer, prepared data, a 10-step checkpoint) is built per module
+and copied for each case.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from training import checkpoints
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+# 2 layers, width 32, vocab 320, context 32: the whole pipeline runs in seconds.
+MICRO = {
+    "model": {"layers": 2, "heads": 2, "kv_heads": 2, "dim": 32, "mlp_dim": 96, "max_length": 32},
+    "tokenizer": {"vocab_size": 320},
+    "data": {"sample_size_mb": 0.3, "stride": 32},
+    "training": {"batch_size": 8, "max_steps": 10, "warmup_steps": 2, "eval_interval": 10,
+                 "eval_batches": 2, "log_interval": 5, "threads": 1, "device": "cpu",
+                 "precision": "fp32"},
+    "checkpoints": {"save_interval": 10},
+    "logging": {"progress_bar": False},
+}
+# What a user made and must never lose to an error.
+WATCHED = ("llm.config.js", "data/raw", "data/processed", "tokenizer", "checkpoints")
+
+
+# ---- the project, and running its commands ----
+
+
+def read_config(folder: Path) -> dict:
+    text = (folder / "llm.config.js").read_text()
+    return json.loads(text.removeprefix("module.exports = ").strip().removesuffix(";"))
+
+
+def write_config(folder: Path, data: dict) -> None:
+    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+
+
+def run(folder: Path, *argv: str, env: dict[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None) -> subprocess.CompletedProcess:
+    """`python -m module ...` or `python script.py ...` in `folder`, as a user runs it."""
+    if argv[0].endswith(".py"):
+        argv = (str(PROJECT / argv[0]), *argv[1:])
+    environment = {**os.environ, "PYTHONPATH": str(PROJECT), "TOKENIZERS_PARALLELISM": "false",
+                   **(env or {})}
+    environment.pop("CREATE_LLM_DEBUG", None)
+    return subprocess.run([sys.executable, *argv], cwd=folder, env=environment, text=True,
+                          capture_output=True, stdin=subprocess.DEVNULL, timeout=300,
+                          preexec_fn=preexec_fn)
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """llm.config.js (MICRO), an empty data/raw (the built-in corpus), a trained tokenizer,
+    prepared data, and a 10-step training run (checkpoints/step_000010.pt and best.pt)."""
+    folder = tmp_path_factory.mktemp("prepared")
+    data = read_config_of_template()
+    for section, values in MICRO.items():
+        data[section].update(values)
+    write_config(folder, data)
+    (folder / "data" / "raw").mkdir(parents=True)
+    for module in ("tokenizer.train", "data.prepare", "training.train"):
+        result = run(folder, "-m", module)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+def read_config_of_template() -> dict:
+    from config import load_config
+
+    data = load_config(PROJECT / "llm.config.js").to_dict()
+    data["model"].pop("vocab_size")
+    return data
+
+
+@pytest.fixture
+def project(prepared: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "my-llm"
+    shutil.copytree(prepared, folder)
+    return folder
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """sha256 of every file the user made (a deleted, added or changed file shows up)."""
+    files = {}
+    for name in WATCHED:
+        root = folder / name
+        for path in [root] if root.is_file() else sorted(root.rglob("*")):
+            if path.is_file():
+                files[path.relative_to(folder).as_posix()] = hashlib.sha256(
+                    path.read_bytes()).hexdigest()
+    return files
+
+
+# ---- the ways to break a project ----
+
+
+def set_key(key: str, value: object) -> Callable[[Path], None]:
+    """Setup: write `value` at `section.key` of llm.config.js."""
+    section, _, name = key.partition(".")
+
+    def setup(folder: Path) -> None:
+        data = read_config(folder)
+        data[section][name] = value
+        write_config(folder, data)
+
+    return setup
+
+
+def drop_section(section: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        data = read_config(folder)
+        del data[section]
+        write_config(folder, data)
+
+    return setup
+
+
+def rename_section(old: str, new: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        data = read_config(folder)
+        write_config(folder, {new if k == old else k: v for k, v in data.items()})
+
+    return setup
+
+
+def replace_in_config(old: str, new: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        path = folder / "llm.config.js"
+        text = path.read_text()
+        assert old in text, old
+        path.write_text(text.replace(old, new, 1))
+
+    return setup
+
+
+def write_file(relative: str, content: str | bytes) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+
+    return setup
+
+
+def append_bytes(relative: str, content: bytes) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        with open(folder / relative, "ab") as f:
+            f.write(content)
+
+    return setup
+
+
+def remove(relative: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+    return setup
+
+
+def truncate(relative: str, size: int = 1000) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        path.write_bytes(path.read_bytes()[:size])
+
+    return setup
+
+
+def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        for step in setups:
+            step(folder)
+
+    return setup
+
+
+def sample_text(folder: Path) -> None:
+    """Real text in data/raw (0.3 MB of the built-in stories as a file)."""
+    from data.sample import generate_corpus
+
+    (folder / "data" / "raw" / "stories.txt").write_text(
+        "<|endoftext|>\n".join(generate_corpus(0.3, 1)), encoding="utf-8")
+
+
+def retrain_tokenizer_with_vocab(vocab: int, prepare: bool = True) -> Callable[[Path], None]:
+    """Another tokenizer (and, with `prepare`, data encoded by it): what `make tokenizer data`
+    after editing tokenizer.vocab_size gives."""
+
+    def setup(folder: Path) -> None:
+        result = run(folder, "-m", "tokenizer.train", "--force", "--tokenizer.vocab_size",
+                     str(vocab))
+        assert result.returncode == 0, result.stderr
+        if prepare:
+            assert run(folder, "-m", "data.prepare").returncode == 0
+
+    return setup
+
+
+def prepared_with_another_tokenizer(folder: Path) -> None:
+    """data/processed made by a different tokenizer than tokenizer/tokenizer.json."""
+    saved = (folder / "tokenizer" / "tokenizer.json").read_bytes()
+    retrain_tokenizer_with_vocab(300)(folder)
+    (folder / "tokenizer" / "tokenizer.json").write_bytes(saved)
+
+
+class Evil:
+    """Unpickling this runs a shell command: what a malicious checkpoint would carry."""
+
+    def __reduce__(self) -> tuple:
+        return (os.system, ("touch pwned",))
+
+
+def evil_checkpoint(relative: str, sidecar: bool = True) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        if sidecar:  # a sidecar that matches: only the unpickling can catch it
+            checkpoints.save_checkpoint(path, {"model": Evil()}, {"step": 20})
+        else:
+            torch.save({"model": Evil()}, path)
+
+    return setup
+
+
+def checkpoint_of_another_model(folder: Path) -> None:
+    """best.pt whose weights do not fit the architecture it claims (e.g. edited models/)."""
+    path = folder / "checkpoints" / "best.pt"
+    state = checkpoints.load_checkpoint(path)
+    state["model_config"]["layers"] = 3
+    checkpoints.save_checkpoint(path, state, {"step": state["step"]})
+
+
+def limit_file_size() -> None:
+    """A full disk, for the child process: writes past 200 KB fail (Python ignores SIGXFSZ,
+    so the write returns EFBIG instead of killing the process)."""
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+def no_setup(folder: Path) -> None:
+    pass
+
+
+TRAIN, RESUME = ("-m", "training.train"), ("-m", "training.train", "--resume")
+TOKENIZER, PREPARE = ("-m", "tokenizer.train"), ("-m", "data.prepare")
+EVALUATE, GENERATE = ("-m", "evaluation.evaluate"), ("-m", "evaluation.generate",
+                                                     "--max-new-tokens", "4")
+CHAT, COMPARE, BENCH = ("chat.py",), ("compare.py", "."), ("bench.py", "--steps", "1")
+STEP_10 = "checkpoints/step_000010.pt"
+
+# (setup, command, fragments of the Error: line). Ids name the bad input.
+REFUSED = [
+    # -- llm.config.js: syntax, code, keys, types, values (spread over every entry point) --
+    pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), TOKENIZER,
+                 ["column", 'unexpected "2"', '`"layers": 2 2,`'], id="config-syntax-error"),
+    pytest.param(replace_in_config('"layers": 2,', '"layers": 1 + 1,'), PREPARE,
+                 ["not a plain object literal", "line"], id="config-expression"),
+    pytest.param(replace_in_config('"layers": 2,', '"layers": LAYERS,'), TRAIN,
+                 ['unexpected "L"'], id="config-variable"),
+    pytest.param(replace_in_config('"layers": 2,', "\"layers\": require('fs').writeFileSync("
+                                   "'pwned', 'x'),"), PREPARE,
+                 ["not a plain object literal"], id="config-require-in-a-value"),
+    pytest.param(replace_in_config("module.exports", "const fs = require('fs'); "
+                                   "fs.writeFileSync('pwned', 'x');\nmodule.exports"), TOKENIZER,
+                 ["line 1", "code before `module.exports =`"], id="config-code-before-exports"),
+    pytest.param(replace_in_config('"layers": 2,', '"layers": undefined,'), CHAT,
+                 ['unexpected "u"'], id="config-undefined"),
+    pytest.param(set_key("model.layer", 3), EVALUATE, ["unknown key `model.layer`", "line"],
+                 id="config-unknown-key"),
+    pytest.param(rename_section("training", "trainng"), COMPARE,
+                 ["unknown section `trainng`"], id="config-misspelt-section"),
+    pytest.param(set_key("model.layers", "two"), BENCH,
+                 ["model.layers must be a whole number", "line"], id="config-wrong-type"),
+    pytest.param(both(set_key("model.heads", 3), set_key("model.kv_heads", 3)),
+                 ("-m", "data.download", "shakespeare"), ["must be divisible by model.heads"],
+                 id="config-dim-not-divisible-by-heads"),
+    pytest.param(both(set_key("model.heads", 32), set_key("model.kv_heads", 32)), TOKENIZER,
+                 ["odd head size"], id="config-odd-head-size"),
+    pytest.param(set_key("training.learning_rate", -0.001), TOKENIZER,
+                 ["training.learning_rate must be > 0", "line"], id="config-negative-lr"),
+    pytest.param(no_setup, (*PREPARE, "--training.learning_rate", "0"),
+                 ["must be > 0 (set by --training.learning_rate)"], id="override-zero-lr"),
+    pytest.param(set_key("model.max_length", 100_000), PREPARE,
+                 ["beyond what this model supports"], id="config-max-length-too-long"),
+    pytest.param(set_key("training.warmup_steps", 50), TOKENIZER,
+                 ["training.warmup_steps (50) must be between 0 and training.max_steps (10)"],
+                 id="config-warmup-beyond-max-steps"),
+    pytest.param(drop_section("data"), TOKENIZER, ["section `data` is missing"],
+                 id="config-missing-section"),
+    pytest.param(write_file("llm.config.js", ""), PREPARE, ["llm.config.js is empty"],
+                 id="config-empty-file"),
+    pytest.param(remove("llm.config.js"), PREPARE, ["config file llm.config.js not found"],
+                 id="config-file-absent"),
+    pytest.param(no_setup, (*TOKENIZER, "--config", "other.config.js"),
+                 ["config file other.config.js not found"], id="config-path-absent"),
+    pytest.param(append_bytes("llm.config.js", b"// caf\xe9 (Latin-1)\n"), TOKENIZER,
+                 ["llm.config.js is not UTF-8 text"], id="config-not-utf8"),
+    pytest.param(replace_in_config("module.exports = ", ""), TOKENIZER,
+                 ["does not contain `module.exports = { ... }`"], id="config-no-module-exports"),
+    pytest.param(set_key("tokenizer.type", "sentencepiece"), TOKENIZER,
+                 ["tokenizer.type is 'sentencepiece'"], id="config-unknown-tokenizer-type"),
+    pytest.param(no_setup, (*PREPARE, "--training.max_steps", "ten"),
+                 ["--training.max_steps must be a whole number"], id="override-wrong-type"),
+    pytest.param(no_setup, (*PREPARE, "--training.maxsteps", "10"),
+                 ["unrecognized arguments: --training.maxsteps"], id="override-unknown-option"),
+    # -- data --
+    pytest.param(remove("data/raw"), PREPARE, ["data.raw_dir 'data/raw' does not exist"],
+                 id="data-raw-absent"),
+    pytest.param(write_file("data/raw/notes.txt", "  \n\n\t\n"), TOKENIZER,
+                 ["hold only whitespace"], id="data-whitespace-only-tokenizer"),
+    pytest.param(write_file("data/raw/notes.txt", "  \n\n\t\n"), PREPARE,
+                 ["hold only whitespace"], id="data-whitespace-only"),
+    pytest.param(write_file("data/raw/notes.txt", b"caf\xe9 \xff\xfe broken bytes\n"), PREPARE,
+                 ["no usable text in data/raw"], id="data-invalid-utf8"),
+    pytest.param(write_file("data/raw/docs.jsonl", '{"content": "no text field"}\n'), PREPARE,
+                 ['docs.jsonl:1 has no "text" string (found: content)'],
+                 id="data-jsonl-without-text"),
+    pytest.param(write_file("data/raw/docs.jsonl", '{"text": "fine"}\n{"text": "cut\n'),
+                 PREPARE, ["docs.jsonl:2 is not valid JSON"], id="data-jsonl-broken-line"),
+    pytest.param(write_file("data/raw/tiny.txt", "Once upon a time there was a cat.\n"), PREPARE,
+                 ["needs 264", "KB more train text"], id="data-smaller-than-one-batch"),
+    pytest.param(prepared_with_another_tokenizer, RESUME,
+                 ["prepared data in data/processed was made with a different tokenizer"],
+                 id="data-from-another-tokenizer-train"),
+    pytest.param(prepared_with_another_tokenizer, EVALUATE,
+                 ["prepared data in data/processed was made with a different tokenizer"],
+                 id="data-from-another-tokenizer-evaluate"),
+    pytest.param(remove("data/processed"), TRAIN, ["no prepared data"],
+                 id="data-not-prepared"),
+    # -- tokenizer --
+    pytest.param(remove("tokenizer/tokenizer.json"), PREPARE, ["no tokenizer at"],
+                 id="tokenizer-missing-prepare"),
+    pytest.param(write_file("tokenizer/tokenizer.json", "{"), PREPARE,
+                 ["cannot read the tokenizer"], id="tokenizer-corrupt"),
+    pytest.param(retrain_tokenizer_with_vocab(300), (*RESUME, "--training.max_steps", "20"),
+                 ["different tokenizer (320 tokens; the current one has 300)"],
+                 id="tokenizer-vocab-differs-from-checkpoint"),
+    pytest.param(set_key("tokenizer.type", "unigram"), PREPARE,
+                 ["is a bpe tokenizer, but tokenizer.type in llm.config.js is 'unigram'"],
+                 id="tokenizer-type-differs-from-config"),
+    pytest.param(set_key("tokenizer.special_tokens", ["<|end|>", "<|unk|>"]), PREPARE,
+                 ["no end-of-text token '<|end|>'"], id="tokenizer-without-eot-token"),
+    # -- checkpoints --
+    pytest.param(remove("checkpoints"), GENERATE, ["no usable checkpoint in checkpoints/"],
+                 id="checkpoint-none-generate"),
+    pytest.param(remove("checkpoints"), EVALUATE, ["no usable checkpoint in checkpoints/"],
+                 id="checkpoint-none-evaluate"),
+    pytest.param(remove("checkpoints"), CHAT, ["no trained model to chat with"],
+                 id="checkpoint-none-chat"),
+    pytest.param(remove("checkpoints"), COMPARE, ["no usable checkpoint"],
+                 id="checkpoint-none-compare"),
+    pytest.param(both(truncate(STEP_10), truncate("checkpoints/best.pt")), GENERATE,
+                 ["every one there is damaged"], id="checkpoint-all-truncated"),
+    pytest.param(truncate(STEP_10), (*EVALUATE, "--checkpoint", STEP_10),
+                 ["is unusable", "(truncated?)"], id="checkpoint-truncated-named"),
+    pytest.param(both(truncate(STEP_10), remove("checkpoints/step_000010.json")),
+                 (*GENERATE, "--checkpoint", STEP_10), ["could not read checkpoint"],
+                 id="checkpoint-truncated-without-sidecar"),
+    pytest.param(no_setup, (*RESUME, "--model.layers", "3"),
+                 ["it has model.layers = 2, the current config has 3"],
+                 id="checkpoint-of-another-architecture-resume"),
+    pytest.param(checkpoint_of_another_model, GENERATE,
+                 ["does not match this project's model code"],
+                 id="checkpoint-weights-do-not-fit-model"),
+    pytest.param(evil_checkpoint("evil.pt", sidecar=False), (*GENERATE, "--checkpoint",
+                                                            "evil.pt"),
+                 ["refused to load evil.pt"], id="checkpoint-malicious-pickle"),
+    pytest.param(evil_checkpoint("checkpoints/step_000020.pt"), RESUME,
+                 ["refused to load checkpoints/step_000020.pt"],
+                 id="checkpoint-malicious-pickle-newest"),
+    pytest.param(no_setup, (*TRAIN, "--checkpoints.dir", "llm.config.js/checkpoints"),
+                 ["cannot write checkpoints to llm.config.js/checkpoints/: Not a directory"],
+                 id="checkpoint-folder-unwritable"),
+    pytest.param(no_setup, TRAIN, ["checkpoints/ already holds a training run (up to step 10)"],
+                 id="checkpoint-second-run-without-resume"),
+    pytest.param(no_setup, (*RESUME, "checkpoints/step_000999.pt"),
+                 ["checkpoint checkpoints/step_000999.pt not found"],
+                 id="checkpoint-resume-path-absent"),
+    # -- other commands' own inputs --
+    pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),
+                 ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),
+    pytest.param(no_setup, ("compare.py", ".", "../no-such-project"),
+                 ["../no-such-project does not exist"], id="compare-path-absent"),
+]
+
+
+@pytest.mark.parametrize(("setup", "command", "fragments"), REFUSED)
+def test_bad_input_is_refused_clearly_and_changes_nothing(
+        project: Path, setup: Callable[[Path], None], command: tuple[str, ...],
+        fragments: list[str]) -> None:
+    setup(project)
+    before = snapshot(project)
+    result = run(project, *command)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "Traceback (most recent call last)" not in output, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1, output
+    assert any(line.startswith("Suggestion: ") for line in result.stderr.splitlines()), output
+    for fragment in fragments:
+        assert fragment in errors[0], output
+    assert snapshot(project) == before, "a user file was changed or deleted"
+    assert not list(project.rglob("pwned")), "code from the input was executed"
+
+
+# (setup, command, the one line that says what happened). These go on, and exit 0.
+GOES_ON = [
+    pytest.param(no_setup, PREPARE,
+                 "data/raw is empty: using the built-in sample corpus (0.3 MB",
+                 id="data-raw-empty-uses-built-in-corpus"),
+    pytest.param(both(sample_text, write_file("data/raw/photo.txt", b"\x89PNG\r\n\x00\x00" * 99)),
+                 PREPARE, "Skipping data/raw/photo.txt: binary or not UTF-8 text",
+                 id="data-binary-file-is-skipped"),
+    pytest.param(both(sample_text, write_file("data/raw/notes.pdf", b"%PDF-1.4 ...")), PREPARE,
+                 "Skipping data/raw/notes.pdf: not a .txt, .md or .jsonl file",
+                 id="data-other-file-type-is-skipped"),
+    pytest.param(write_file("data/raw/one-line.txt", "a long line without an end " * 80_000),
+                 PREPARE, "Tokenized 2.16 MB", id="data-one-huge-line"),  # and nothing else
+    pytest.param(truncate(STEP_10), (*RESUME, "--training.max_steps", "12"),
+                 "Skipping checkpoints/step_000010.pt: it has 1000 bytes",
+                 id="checkpoint-newest-truncated-resume-uses-another"),
+    pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), ("-m", "models.config"),
+                 "This project: not shown (llm.config.js is not a plain object literal",
+                 id="summary-with-a-broken-config"),
+]
+
+
+@pytest.mark.parametrize(("setup", "command", "line"), GOES_ON)
+def test_recoverable_input_says_so_in_one_line_and_goes_on(
+        project: Path, setup: Callable[[Path], None], command: tuple[str, ...],
+        line: str) -> None:
+    setup(project)
+    result = run(project, *command)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "Traceback" not in output and "Error:" not in output, output
+    assert sum(line in text for text in output.splitlines()) == 1, output
+
+
+def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(project: Path) -> None:
+    before = snapshot(project)
+    result = run(project, *RESUME, "--training.max_steps", "20", preexec_fn=limit_file_size)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert "could not write checkpoint checkpoints/" in result.stderr
+    assert "File too large" in result.stderr and "Suggestion: free some disk space" in \
+        result.stderr
+    assert snapshot(project) == before  # nothing half-written, nothing lost
+    assert checkpoints.verify_checkpoint(project / STEP_10) is None
+    assert not list((project / "checkpoints").glob(".*tmp*"))
+
+
+def test_secrets_are_never_printed_or_saved(project: Path) -> None:
+    """Tokens in the environment stay out of every output, log and checkpoint, even with
+    --debug tracebacks on error paths."""
+    secret = f"hf_{uuid.uuid4().hex}"
+    env = {name: secret for name in ("HF_TOKEN", "WANDB_API_KEY", "HUGGING_FACE_HUB_TOKEN",
+                                     "API_KEY")}
+    runs = [
+        (*TRAIN, "--fresh", "--training.max_steps", "2", "--debug"),  # writes logs, checkpoints
+        (*RESUME, "--model.layers", "3", "--debug"),
+        (*EVALUATE, "--checkpoint", "missing.pt", "--debug"),
+    ]
+    results = [run(project, *command, env=env) for command in runs]
+    assert results[0].returncode == 0, results[0].stderr
+    assert results[1].returncode == results[2].returncode == 1
+    assert "Traceback (most recent call last)" in results[1].stderr  # --debug did its job
+    for result in results:
+        assert secret not in result.stdout + result.stderr
+    written = [p for folder in ("logs", "checkpoints") for p in (project / folder).rglob("*")
+               if p.is_file()]
+    assert any(p.name == "metrics.jsonl" for p in written)
+    assert any(p.suffix == ".json" and p.parent.name == "checkpoints" for p in written)
+    for path in written:
+        assert secret.encode() not in path.read_bytes(), path
