@@ -121,13 +121,16 @@ def flops_per_token(config: ModelConfig, params: int) -> int:
     """Training FLOPs per token: 6 * params + 12 * layers * dim * context.
 
     6 * params: each weight does one multiply-add (2 FLOPs) per token in the forward pass and
-    twice that in the backward pass (the tied embedding counts once, as the lm_head matmul; its
-    lookup is free). 12 * layers * dim * context: attention's two matmuls (q @ k^T and
-    scores @ v), 2 * 2 * dim * context FLOPs per token and layer forward, times 3 with backward,
-    counted over the full context although causal attention needs only half (PaLM's convention,
-    also nanoGPT's). Gradient checkpointing's recomputation is not counted: MFU counts the
-    model's FLOPs, not the extra work a memory-saving choice adds.
+    twice that in the backward pass. The tied embedding counts once, as the lm_head matmul (the
+    lookup itself is free); an untied input embedding is left out of `params` for that reason.
+    12 * layers * dim * context: attention's two matmuls (q @ k^T and scores @ v), 2 * 2 * dim *
+    context FLOPs per token and layer forward, times 3 with backward, counted over the full
+    context although causal attention needs only half (PaLM's convention, also nanoGPT's).
+    Gradient checkpointing's recomputation is not counted: MFU counts the model's FLOPs, not the
+    extra work a memory-saving choice adds.
     """
+    if not config.tie_embeddings:
+        params -= config.vocab_size * config.dim  # embed_tokens: a lookup, not a matmul
     return 6 * params + 12 * config.layers * config.dim * config.max_length
 
 
@@ -153,6 +156,8 @@ def make_trainer(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
 
 def time_steps(trainer: Trainer, steps: int) -> float:
     """Seconds per optimizer step over `steps` real train_step calls."""
+    if steps == 0:
+        return 0.0
     sync(trainer.device)
     start = time.perf_counter()
     for _ in range(steps):

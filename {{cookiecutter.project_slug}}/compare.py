@@ -28,6 +28,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
+import functools
 import itertools
 import json
 import shutil
@@ -42,7 +43,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from config import Config, load_config
+from config import Config, load_config, raise_argument_error
 from data.dataset import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
 from evaluation.generate import generate_tokens
@@ -448,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.error = functools.partial(raise_argument_error, parser)  # type: ignore[method-assign]
     args = parser.parse_args(argv)
     if not args.runs:
         raise ConfigurationError("no models to compare",

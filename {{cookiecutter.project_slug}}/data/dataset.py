@@ -32,7 +32,11 @@ def read_meta(processed_dir: str) -> dict:
     if not path.is_file():
         raise DataError(f"no prepared data in {processed_dir} (meta.json is missing)",
                         "run `make data` (python -m data.prepare) first")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):  # cut short or edited by hand
+        raise DataError(f"{path} is damaged (not valid JSON)",
+                        "run `make data` again to rebuild data/processed") from None
 
 
 def load_split(processed_dir: str, split: str) -> np.memmap:

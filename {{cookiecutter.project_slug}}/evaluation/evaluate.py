@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from config import add_config_arguments, config_from_args
-from data.dataset import load_split
+from data.dataset import load_split, read_meta
 from errors import DataError, run_cli
 from evaluation.generate import generate_tokens
 from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     meta_path = Path(cfg.data.processed_dir) / "meta.json"
     if not meta_path.exists():
         raise DataError(f"no prepared data: {meta_path} not found", "run `make data` first")
-    meta = json.loads(meta_path.read_text())
+    meta = read_meta(cfg.data.processed_dir)
     if meta.get("tokenizer_hash") != tokenizer_hash(cfg.tokenizer.path):
         raise DataError(
             f"the prepared data in {cfg.data.processed_dir} was made with a different tokenizer "

@@ -350,6 +350,8 @@ REFUSED = [
                  id="data-from-another-tokenizer-evaluate"),
     pytest.param(remove("data/processed"), TRAIN, ["no prepared data"],
                  id="data-not-prepared"),
+    pytest.param(truncate("data/processed/meta.json", 20), RESUME,
+                 ["data/processed/meta.json is damaged"], id="data-meta-damaged"),
     # -- tokenizer --
     pytest.param(remove("tokenizer/tokenizer.json"), PREPARE, ["no tokenizer at"],
                  id="tokenizer-missing-prepare"),
@@ -404,6 +406,8 @@ REFUSED = [
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),
     pytest.param(no_setup, ("compare.py", ".", "../no-such-project"),
                  ["../no-such-project does not exist"], id="compare-path-absent"),
+    pytest.param(no_setup, ("compare.py", ".", "--max-new-token", "x"),
+                 ["--max-new-tokens: invalid int value: 'x'"], id="compare-bad-option-value"),
 ]
 
 
@@ -442,6 +446,9 @@ GOES_ON = [
     pytest.param(truncate(STEP_10), (*RESUME, "--training.max_steps", "12"),
                  "Skipping checkpoints/step_000010.pt: it has 1000 bytes",
                  id="checkpoint-newest-truncated-resume-uses-another"),
+    pytest.param(write_file("tokenizer/tokenizer.training.json", "{"), TOKENIZER,
+                 "was not written by `make tokenizer` (or was edited since): keeping it",
+                 id="tokenizer-record-damaged-keeps-the-tokenizer"),
     pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), ("-m", "models.config"),
                  "This project: not shown (llm.config.js is not a plain object literal",
                  id="summary-with-a-broken-config"),

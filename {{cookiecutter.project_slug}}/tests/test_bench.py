@@ -47,6 +47,9 @@ def test_flops_per_token_is_six_params_plus_attention() -> None:
                          vocab_size=8192)
     params = count_parameters(config)
     assert bench.flops_per_token(config, params) == 6 * params + 12 * 6 * 320 * 256
+    untied = ModelConfig(**{**vars(config), "tie_embeddings": False})
+    params = count_parameters(untied)  # the input embedding's lookup does no matmul
+    assert bench.flops_per_token(untied, params) == 6 * (params - 8192 * 320) + 12 * 6 * 320 * 256
 
 
 def test_preset_flag_takes_the_presets_shape_and_explicit_keys_win(tmp_path: Path,

@@ -139,7 +139,10 @@ def up_to_date(cfg: Config) -> tuple[bool, str]:
     path, record_path = Path(cfg.tokenizer.path), training_record_path(cfg.tokenizer.path)
     if not path.is_file():
         return False, ""
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    try:
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    except ValueError:  # a damaged record: treat the tokenizer as not ours, so it is kept
+        record = {}
     if record.get("tokenizer_hash") != tokenizer_hash(path):
         return True, (f"{path} was not written by `make tokenizer` (or was edited since): "
                       "keeping it. Run `python -m tokenizer.train --force` to replace it.")

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 
 from config import Config, add_config_arguments, config_from_args
-from data.dataset import TrainBatches, check_enough_tokens, load_split
+from data.dataset import TrainBatches, check_enough_tokens, load_split, read_meta
 from errors import DataError, TrainingError, run_cli
 from models.architectures.gpt import GPT
 from tokenizer.load import tokenizer_hash
@@ -45,7 +44,7 @@ def load_meta(cfg: Config) -> dict:
     if not path.exists():
         raise DataError(f"no prepared data: {path} not found",
                         "run `make data` (after `make tokenizer`) first")
-    meta = json.loads(path.read_text())
+    meta = read_meta(cfg.data.processed_dir)
     if not Path(cfg.tokenizer.path).exists():
         raise DataError(f"tokenizer {cfg.tokenizer.path} not found",
                         "run `make tokenizer` then `make data`")

@@ -1,0 +1,320 @@
+"""Training never loses work: `kill -9` at any moment (even in the middle of a save), Ctrl+C and
+SIGTERM, a second Ctrl+C, a loss or weights that become NaN, and running out of memory.
+
+    python -m pytest tests/test_interrupts.py          # about a minute on 2 CPU cores
+
+The kill and signal tests run real training subprocesses on a microscopic model, the way a
+user's run (or a pre-empted cloud job) meets them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from errors import TrainingError, run_cli
+from training import checkpoints
+from training.callbacks.base import Callback
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+MICRO = {
+    "model": {"layers": 2, "heads": 2, "kv_heads": 2, "dim": 32, "mlp_dim": 96, "max_length": 32},
+    "tokenizer": {"vocab_size": 320},
+    "data": {"sample_size_mb": 0.3, "stride": 32},
+    "training": {"batch_size": 8, "max_steps": 100_000, "warmup_steps": 2, "eval_interval": 100_000,
+                 "eval_batches": 2, "log_interval": 1, "threads": 1, "device": "cpu",
+                 "precision": "fp32"},
+    "checkpoints": {"save_interval": 2, "save_total_limit": 3},
+    "logging": {"progress_bar": False},
+}
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """llm.config.js (MICRO: training runs until stopped), a tokenizer and prepared data."""
+    from config import load_config
+
+    folder = tmp_path_factory.mktemp("prepared")
+    data = load_config(PROJECT / "llm.config.js").to_dict()
+    data["model"].pop("vocab_size")
+    for section, values in MICRO.items():
+        data[section].update(values)
+    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+    (folder / "data" / "raw").mkdir(parents=True)
+    for module in ("tokenizer.train", "data.prepare"):
+        result = subprocess.run([sys.executable, "-m", module], cwd=folder, env=environment(),
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+@pytest.fixture
+def project(prepared: Path, tmp_path: Path) -> Path:
+    folder = tmp_path / "my-llm"
+    shutil.copytree(prepared, folder)
+    return folder
+
+
+def environment() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "PYTHONUNBUFFERED": "1",
+           "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("CREATE_LLM_DEBUG", None)
+    return env
+
+
+def start_training(folder: Path, *args: str, output: Any = subprocess.PIPE) -> subprocess.Popen:
+    """`python -m training.train ARGS` in the background, stdout and stderr together."""
+    return subprocess.Popen([sys.executable, "-m", "training.train", *args], cwd=folder,
+                            env=environment(), stdout=output, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def wait_until(condition: Callable[[], bool], process: subprocess.Popen,
+               timeout: float = 60.0, poll: float = 0.001) -> bool:
+    """Poll `condition` until it holds (True), the process ends or time runs out (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if condition():
+            return True
+        time.sleep(poll)
+    return False
+
+
+def read_until(process: subprocess.Popen, pattern: str, timeout: float = 60.0) -> list[str]:
+    """Lines of output up to (and including) the first that matches `pattern`."""
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if re.search(pattern, line):
+            return lines
+    raise AssertionError(f"no line matching {pattern!r}:\n{''.join(lines)}")
+
+
+def step_files(folder: Path) -> dict[int, Path]:
+    return dict(checkpoints.list_step_checkpoints(folder / "checkpoints"))
+
+
+def good_steps(folder: Path) -> list[int]:
+    """Steps whose checkpoint verifies, loads with weights_only and holds finite weights."""
+    good = []
+    for step, path in step_files(folder).items():
+        if checkpoints.verify_checkpoint(path) is None:
+            state = checkpoints.load_checkpoint(path)
+            assert state["step"] == step
+            assert all(torch.isfinite(v).all() for v in state["model"].values())
+            good.append(step)
+    return good
+
+
+# ---- kill -9 ----
+
+
+def temp_file_of(process: subprocess.Popen, folder: Path) -> Callable[[], bool]:
+    """True while `process` is writing a step checkpoint (its hidden temporary file exists)."""
+    return lambda: any((folder / "checkpoints").glob(f".step_*.pt.tmp-{process.pid}"))
+
+
+def renamed_before_sidecar(folder: Path, known: set[int]) -> Callable[[], bool]:
+    """True between the two renames of a save: a new step_N.pt whose step_N.json is not there
+    yet (a narrow window: caught only sometimes, which is fine)."""
+    def condition() -> bool:
+        new = set(step_files(folder)) - known
+        return any(not (folder / "checkpoints" / f"step_{s:06d}.json").exists() for s in new)
+    return condition
+
+
+@pytest.mark.slow  # ~30 s: five training processes
+def test_kill_9_at_any_moment_leaves_a_checkpoint_to_resume_from(project: Path) -> None:
+    rng = random.Random(0)
+    moments = ["while writing", "at random", "between the renames", "while writing", "at random"]
+    newest_good: int | None = None
+    left_temp_files = ever_left_temp_files = False
+    log = project / "kill.log"  # a file, not a pipe: nobody reads while it runs
+    for moment in moments:
+        resume = ("--resume",) if newest_good is not None else ()
+        before = set(step_files(project))
+        with open(log, "w") as output:
+            process = start_training(project, *resume, output=output)
+        # Wait until this run has saved something of its own, so the kill can hurt.
+        saved_something = lambda known=before: bool(set(step_files(project)) - known)  # noqa: E731
+        assert wait_until(saved_something, process), log.read_text()
+        if moment == "while writing":
+            assert wait_until(temp_file_of(process, project), process, timeout=30), \
+                "never saw a checkpoint being written"
+        elif moment == "between the renames":
+            wait_until(renamed_before_sidecar(project, set(step_files(project))), process,
+                       timeout=10)
+        else:
+            time.sleep(rng.uniform(0.0, 0.5))
+        process.kill()  # SIGKILL: no handler, no cleanup, no finally
+        process.wait()
+        output = log.read_text()
+
+        if newest_good is not None:  # this run resumed from the newest good checkpoint
+            assert f"Resuming from checkpoints/step_{newest_good:06d}.pt" in output, output
+            if left_temp_files:  # ... after deleting what the killed save had half written
+                assert "half-written checkpoint file(s) of an interrupted run" in output, output
+            for step, path in step_files(project).items():  # anything newer was skipped, named
+                if step > newest_good and step in before:
+                    assert f"Skipping {path.relative_to(project)}" in output, output
+        left_temp_files = any((project / "checkpoints").glob(".*.tmp-*"))
+        ever_left_temp_files |= left_temp_files
+        good = good_steps(project)
+        assert good, f"no loadable checkpoint left after a kill {moment}"
+        # Every checkpoint file either verifies or is one that resuming will skip.
+        newest_good = max(good)
+
+    assert ever_left_temp_files, "no kill landed in the middle of a save"
+    # The last kill's leftovers are cleaned up and the run continues to its end.
+    final = subprocess.run([sys.executable, "-m", "training.train", "--resume",
+                            "--training.max_steps", str(newest_good + 2)], cwd=project,
+                           env=environment(), capture_output=True, text=True, timeout=300)
+    assert final.returncode == 0, final.stdout + final.stderr
+    assert f"Resuming from checkpoints/step_{newest_good:06d}.pt" in final.stdout
+    assert max(good_steps(project)) == newest_good + 2
+    assert not list((project / "checkpoints").glob(".*.tmp-*")), "half-written files were left"
+
+
+# ---- Ctrl+C and SIGTERM ----
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_saves_and_says_how_to_resume(project: Path, signum: int) -> None:
+    process = start_training(project, "--checkpoints.save_interval", "1000")
+    read_until(process, r"^step +3/")
+    process.send_signal(signum)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode == 0, output
+    name = signal.Signals(signum).name
+    assert f"{name} received: finishing step" in output
+    stopped = re.search(rf"Stopped at step (\d+) \({name}\)\. Continue with: make resume", output)
+    assert stopped, output
+    step = int(stopped.group(1))
+    assert f"Saved checkpoints/step_{step:06d}.pt" in output
+    assert good_steps(project) == [step]  # saved, although save_interval is 1000
+    assert "Traceback" not in output
+
+
+def test_a_second_ctrl_c_quits_at_once(project: Path) -> None:
+    # Big batches make a step take about a second, so both Ctrl+C land inside step 3.
+    process = start_training(project, "--checkpoints.save_interval", "1",
+                             "--training.batch_size", "2048")
+    lines = read_until(process, r"^step +2/")
+    time.sleep(0.2)  # step 2 is saved, step 3 is running
+    process.send_signal(signal.SIGINT)
+    lines += read_until(process, r"SIGINT received: finishing step 3")
+    process.send_signal(signal.SIGINT)
+    output = "".join(lines) + process.communicate(timeout=60)[0]
+    assert process.returncode == 130, output
+    assert "Interrupted." in output
+    assert "Stopped at step" not in output  # it did not wait to finish the step and save
+    assert "Traceback" not in output
+    assert good_steps(project)  # what was saved before is intact
+
+
+# ---- numerical trouble and memory, in process ----
+
+
+def train_in(folder: Path, monkeypatch: pytest.MonkeyPatch, *args: str,
+             callbacks: list[Callback] | None = None) -> int:
+    from training.train import main
+
+    monkeypatch.chdir(folder)
+    return main(list(args), extra_callbacks=callbacks)
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(project: Path) -> None:
+    """A learning rate of 10,000: the weights blow up within a few steps."""
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", "--training.max_steps", "40",
+         "--training.learning_rate", "1e4", "--training.min_lr", "0", "--training.warmup_steps",
+         "0", "--training.grad_clip", "0", "--checkpoints.save_interval", "1",
+         "--training.log_interval", "100"],
+        cwd=project, env=environment(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout + result.stderr
+    error = result.stderr.splitlines()[-2]
+    assert re.match(r"Error: the (training loss|model's weights) became .* at step \d+", error)
+    assert "Suggestion: the learning rate is probably too high" in result.stderr
+    assert "Traceback" not in result.stderr
+    # Every checkpoint left verifies and holds finite weights (good_steps checks both).
+    assert good_steps(project) == sorted(step_files(project))
+    assert not list((project / "checkpoints").glob(".*.tmp-*"))
+
+
+class PoisonUpdate(Callback):
+    """The optimizer update of step `at` turns a weight into NaN, while the loss that step
+    reports (computed before the update) is still finite: only a check of the weights sees it."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_train_begin(self, trainer) -> None:
+        step = trainer.optimizer.step
+
+        def poisoned_step(*args, **kwargs):
+            result = step(*args, **kwargs)
+            if trainer.step + 1 == self.at:
+                next(trainer.model.parameters()).data[0] = math.nan
+            return result
+
+        trainer.optimizer.step = poisoned_step
+
+
+def test_nan_weights_are_never_saved(project: Path, monkeypatch) -> None:
+    with pytest.raises(TrainingError, match="weights became NaN or infinite at step 4"):
+        train_in(project, monkeypatch, "--training.max_steps", "10", "--checkpoints.save_interval",
+                 "1", callbacks=[PoisonUpdate(at=4)])
+    assert good_steps(project) == [1, 2, 3]  # step 4 was refused, nothing rotated away
+
+
+@pytest.mark.parametrize("failure", [
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB"),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate "
+                 "memory: you tried to allocate 21474836480 bytes. Error code 12"),
+    RuntimeError("MPS backend out of memory (MPS allocated: 8.00 GB)"),
+], ids=["cuda", "cpu", "mps"])
+@pytest.mark.parametrize("during", ["training", "evaluation"])
+def test_out_of_memory_names_the_knobs(project: Path, monkeypatch, capsys, failure: Exception,
+                                       during: str) -> None:
+    from models.architectures.gpt import GPT
+
+    forward = GPT.forward
+
+    def out_of_memory(self, *args, **kwargs):
+        if self.training == (during == "training"):
+            raise failure
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(GPT, "forward", out_of_memory)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(lambda argv: train_in(project, monkeypatch, *argv),
+                ["--training.max_steps", "4", "--training.eval_interval", "2"])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    where = "step 1" if during == "training" else "the evaluation of step 2"
+    assert re.search(rf"^Error: out of (GPU )?memory at {where} \(batch_size 8, max_length 32\)",
+                     err, re.MULTILINE), err
+    for knob in ("training.batch_size", "training.gradient_accumulation", "model.max_length",
+                 "training.gradient_checkpointing"):
+        assert knob in err
+    assert "Traceback" not in err
