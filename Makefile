@@ -2,15 +2,17 @@
 #   make demo   set everything up, scaffold a nano project, train it on the built-in corpus,
 #               and print generated text (the main job, on built-in defaults)
 #   make test   set everything up and run the whole test suite
+#   make bench  speed figures on this machine (training, data preparation, generation)
 # Both install into ./.venv; TORCH_SPEC picks the torch build (default: torch).
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo test lint clean
+.PHONY: help venv demo bench test lint clean
 
 TORCH_SPEC ?= torch
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python
 DEMO_DIR := build/demo-llm
+BENCH_DIR := build/bench-llm
 PYTEST_ARGS ?=
 
 help: ## list the commands
@@ -28,6 +30,12 @@ demo: venv ## scaffold a nano project in build/, train it on the built-in storie
 	rm -rf $(DEMO_DIR)
 	CI=1 $(VENV)/bin/create-llm $(notdir $(DEMO_DIR)) --template nano --yes --skip-install --no-git -o $(dir $(DEMO_DIR))
 	$(MAKE) -C $(DEMO_DIR) data train generate PYTHON=$(PY)
+
+bench: venv ## scaffold a project in build/ and print speed figures for the nano and tiny presets
+	rm -rf $(BENCH_DIR)
+	CI=1 $(VENV)/bin/create-llm $(notdir $(BENCH_DIR)) --template nano --yes --skip-install --no-git -o $(dir $(BENCH_DIR))
+	$(MAKE) -C $(BENCH_DIR) bench PYTHON=$(PY) ARGS="--compare"
+	$(MAKE) -C $(BENCH_DIR) bench PYTHON=$(PY) ARGS="--preset tiny --compare --skip data"
 
 test: venv ## run the whole test suite (wrapper, hooks, bake, and the generated project's tests)
 	$(PY) -m pytest tests $(PYTEST_ARGS)

@@ -254,7 +254,7 @@ def evaluate_run(run: Run, text: EvalText, prompts: list[str], max_new_tokens: i
             "compare the project folder that trained it (or restore its tokenizer)",
         )
     eot = eot_id(tokenizer, run.config.tokenizer)
-    precision = pick_precision("auto", device)
+    precision = pick_precision("auto", device, model.config.dim)
     metrics = score(model, tokenizer, eot, text, run.config.data.stride, device, precision)
     generations, speed = generate_samples(model, tokenizer, eot, prompts, max_new_tokens,
                                           sampling, seed)

@@ -43,8 +43,8 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = set_threads(cfg.training.threads)
     device = pick_device(cfg.training.device)
-    precision = pick_precision(cfg.training.precision, device)
     model, info = load_trained_model(args.checkpoint, cfg.checkpoints.dir, device)
+    precision = pick_precision(cfg.training.precision, device, model.config.dim)
     tokenizer = load_tokenizer(cfg.tokenizer.path)
     if info["tokenizer_hash"] and info["tokenizer_hash"] != tokenizer_hash(cfg.tokenizer.path):
         raise DataError(

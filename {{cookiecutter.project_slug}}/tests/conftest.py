@@ -7,13 +7,19 @@ runs on a laptop CPU in minutes.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+
+# Before torch starts OpenMP: idle threads sleep instead of spinning, so tests that run training
+# subprocesses side by side do not slow each other down (training/__init__.py sets the same).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:  # `pytest tests/` from anywhere imports the project's code

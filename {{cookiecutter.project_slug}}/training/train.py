@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
 
     threads = set_threads(t.threads)
     device = pick_device(t.device)
-    precision = pick_precision(t.precision, device)
+    precision = pick_precision(t.precision, device, cfg.model.dim)
 
     meta = load_meta(cfg)
     tok_hash = meta["tokenizer_hash"]
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
           f"| vocabulary {model_config.vocab_size}")
     print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
           f"tokens | {tokens_per_step:,} tokens per step")
-    print(describe(device, precision, threads))
+    print(describe(device, precision, threads, t.compile, t.gradient_checkpointing))
     trainer.fit()
 
     if trainer.stop_reason:
