@@ -7,6 +7,7 @@ runs on a laptop CPU in minutes.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -137,3 +138,18 @@ def make_tiny_config(tmp_path: Path) -> Callable[..., Any]:
         return load_config(PROJECT_ROOT / "llm.config.js", as_text)
 
     return make
+
+
+def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> None:
+    """Write folder/llm.config.js: this project's config with each of `changes` merged into its
+    sections, in order, as a plain object literal. model.vocab_size is left out: a run takes it
+    from the trained tokenizer. Tests run the project's code in such a folder (PYTHONPATH)."""
+    from config import load_config
+
+    data = load_config(PROJECT_ROOT / "llm.config.js").to_dict()
+    data["model"].pop("vocab_size")
+    for change in changes:
+        for section, values in change.items():
+            data[section].update(values)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import write_project_config
 from training import checkpoints
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -75,23 +76,12 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """llm.config.js (MICRO), an empty data/raw (the built-in corpus), a trained tokenizer,
     prepared data, and a 10-step training run (checkpoints/step_000010.pt and best.pt)."""
     folder = tmp_path_factory.mktemp("prepared")
-    data = read_config_of_template()
-    for section, values in MICRO.items():
-        data[section].update(values)
-    write_config(folder, data)
+    write_project_config(folder, MICRO)
     (folder / "data" / "raw").mkdir(parents=True)
     for module in ("tokenizer.train", "data.prepare", "training.train"):
         result = run(folder, "-m", module)
         assert result.returncode == 0, result.stdout + result.stderr
     return folder
-
-
-def read_config_of_template() -> dict:
-    from config import load_config
-
-    data = load_config(PROJECT / "llm.config.js").to_dict()
-    data["model"].pop("vocab_size")
-    return data
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import torch
 
 import bench
 from config import load_config
+from conftest import write_project_config
 from models.config import PRESETS, ModelConfig, count_parameters
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -32,14 +33,11 @@ TINY = {
 
 def write_project(folder: Path, changes: dict) -> None:
     """llm.config.js in `folder`, with every path inside it (nothing prepared, no tokenizer)."""
-    data = load_config(PROJECT / "llm.config.js").to_dict()
-    data["model"].pop("vocab_size")
-    for section, values in changes.items():
-        data[section].update(values)
-    data["tokenizer"]["path"] = str(folder / "tokenizer" / "tokenizer.json")
-    data["data"].update(raw_dir=str(folder / "raw"), processed_dir=str(folder / "processed"))
-    data["logging"]["dir"] = str(folder / "logs")
-    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+    write_project_config(folder, changes, {
+        "tokenizer": {"path": str(folder / "tokenizer" / "tokenizer.json")},
+        "data": {"raw_dir": str(folder / "raw"), "processed_dir": str(folder / "processed")},
+        "logging": {"dir": str(folder / "logs")},
+    })
 
 
 def test_flops_per_token_is_six_params_plus_attention() -> None:

@@ -6,7 +6,6 @@ never crash, and a piped session works end to end with a real (microscopic) trai
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from chat import ChatSession, Settings, StopAtMarkers, Turn, build_prompt, stop_markers
-from config import load_config
+from conftest import write_project_config
 from models.architectures.gpt import GPT
 from models.config import ModelConfig
 
@@ -193,11 +192,7 @@ def run_python(folder: Path, *args: str, stdin: str = "") -> subprocess.Complete
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project folder with a tokenizer, data and a 30-step checkpoint (about 10 s)."""
     folder = tmp_path_factory.mktemp("chat-project")
-    data = load_config(PROJECT / "llm.config.js").to_dict()
-    data["model"].pop("vocab_size")  # comes from the tokenizer, never from the file
-    for section, values in TINY.items():
-        data[section].update(values)
-    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+    write_project_config(folder, TINY)
     (folder / "data" / "raw").mkdir(parents=True)
     for module in ("tokenizer.train", "data.prepare", "training.train"):
         result = run_python(folder, "-m", module)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from compare import pick_winner, resolve_run, side_by_side
-from config import load_config
+from conftest import write_project_config
 from errors import ConfigurationError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -38,16 +38,12 @@ def run_python(folder: Path, *args: str) -> subprocess.CompletedProcess:
 
 def make_project(folder: Path, tokenizer: dict, steps: int, learning_rate: float) -> Path:
     """A project folder with its own tokenizer, data and a `steps`-step training run."""
-    data = load_config(PROJECT / "llm.config.js").to_dict()
-    data["model"].pop("vocab_size")  # comes from the tokenizer, never from the file
-    for section, values in TINY.items():
-        data[section].update(values)
-    data["tokenizer"].update(tokenizer)
-    data["training"].update(max_steps=steps, eval_interval=max(1, steps // 2),
-                            learning_rate=learning_rate, min_lr=learning_rate / 10)
-    data["checkpoints"].update(save_interval=max(1, steps // 2))
-    folder.mkdir(parents=True)
-    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+    write_project_config(folder, TINY, {
+        "tokenizer": tokenizer,
+        "training": {"max_steps": steps, "eval_interval": max(1, steps // 2),
+                     "learning_rate": learning_rate, "min_lr": learning_rate / 10},
+        "checkpoints": {"save_interval": max(1, steps // 2)},
+    })
     (folder / "data" / "raw").mkdir(parents=True)
     for module in ("tokenizer.train", "data.prepare", "training.train"):
         result = run_python(folder, "-m", module)

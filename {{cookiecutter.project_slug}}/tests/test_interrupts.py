@@ -9,7 +9,6 @@ user's run (or a pre-empted cloud job) meets them.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import random
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 import torch
 
+from conftest import write_project_config
 from errors import TrainingError, run_cli
 from training import checkpoints
 from training.callbacks.base import Callback
@@ -47,14 +47,8 @@ MICRO = {
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """llm.config.js (MICRO: training runs until stopped), a tokenizer and prepared data."""
-    from config import load_config
-
     folder = tmp_path_factory.mktemp("prepared")
-    data = load_config(PROJECT / "llm.config.js").to_dict()
-    data["model"].pop("vocab_size")
-    for section, values in MICRO.items():
-        data[section].update(values)
-    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+    write_project_config(folder, MICRO)
     (folder / "data" / "raw").mkdir(parents=True)
     for module in ("tokenizer.train", "data.prepare"):
         result = subprocess.run([sys.executable, "-m", module], cwd=folder, env=environment(),

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from config import load_config
+from conftest import write_project_config
 from errors import TrainingError
 from training import checkpoints
 from training.callbacks.base import Callback
@@ -34,14 +35,6 @@ TINY = {
 }
 
 
-def write_config(folder: Path, changes: dict) -> None:
-    data = load_config(PROJECT / "llm.config.js").to_dict()
-    data["model"].pop("vocab_size")
-    for section, values in changes.items():
-        data[section].update(values)
-    (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
-
-
 def run_module(module: str, folder: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(PROJECT)}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=folder, env=env,
@@ -52,7 +45,7 @@ def run_module(module: str, folder: Path, *args: str) -> subprocess.CompletedPro
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with llm.config.js, a trained tokenizer and prepared data (built-in corpus)."""
     folder = tmp_path_factory.mktemp("project")
-    write_config(folder, TINY)
+    write_project_config(folder, TINY)
     (folder / "data" / "raw").mkdir(parents=True)
     for module in ("tokenizer.train", "data.prepare"):
         result = run_module(module, folder)
