@@ -44,9 +44,9 @@ import torch
 from tokenizers import Tokenizer
 
 from config import add_config_arguments, config_from_args
-from errors import ConfigurationError, DataError, TrainingError, run_cli
+from errors import ConfigurationError, TrainingError, run_cli
 from evaluation.generate import TextStream, check_sampling, generate_tokens
-from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
+from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer
 from training.checkpoints import list_step_checkpoints, load_trained_model
 from training.device import pick_device, set_threads
 
@@ -470,13 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         set_threads(cfg.training.threads)
     model, info = load_trained_model(args.checkpoint, folder, device)
     tokenizer = load_tokenizer(cfg.tokenizer.path)
-    trained_with = info.get("tokenizer_hash")
-    if trained_with and trained_with != tokenizer_hash(cfg.tokenizer.path):
-        raise DataError(
-            f"{cfg.tokenizer.path} is not the tokenizer {info['path']} was trained with",
-            "chat from the project that trained it, or retrain with the current tokenizer "
-            "(`make train ARGS=--fresh`)",
-        )
+    check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
     session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer), settings,
                           args.seed)
     console = Console(interactive=sys.stdin.isatty() and sys.stdout.isatty())

@@ -48,7 +48,7 @@ from data.dataset import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
 from evaluation.generate import generate_tokens
 from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
-from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
+from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer, tokenizer_hash
 from training.checkpoints import find_checkpoint, load_trained_model
 from training.device import autocast, pick_device, pick_precision, set_threads
 
@@ -247,12 +247,7 @@ def evaluate_run(run: Run, text: EvalText, prompts: list[str], max_new_tokens: i
                  sampling: dict[str, float], seed: int, device: torch.device) -> dict[str, Any]:
     model, info = load_trained_model(str(run.checkpoint), run.checkpoint.parent, device)
     tokenizer = load_tokenizer(str(run.tokenizer_path))
-    trained_with = info.get("tokenizer_hash")
-    if trained_with and trained_with != tokenizer_hash(str(run.tokenizer_path)):
-        raise DataError(
-            f"{run.checkpoint} was trained with a different tokenizer than {run.tokenizer_path}",
-            "compare the project folder that trained it (or restore its tokenizer)",
-        )
+    check_same_tokenizer(info["tokenizer_hash"], run.tokenizer_path, str(run.checkpoint))
     eot = eot_id(tokenizer, run.config.tokenizer)
     precision = pick_precision("auto", device, model.config.dim)
     metrics = score(model, tokenizer, eot, text, run.config.data.stride, device, precision)

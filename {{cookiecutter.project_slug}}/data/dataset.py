@@ -24,19 +24,32 @@ import torch
 
 from data.prepare import check_enough_tokens  # noqa: F401 (part of this module's API)
 from errors import DataError
+from tokenizer.load import tokenizer_hash
 
 
-def read_meta(processed_dir: str) -> dict:
-    """meta.json of the prepared data (DataError if `make data` has not run)."""
+def read_meta(processed_dir: str, tokenizer_path: str | None = None) -> dict:
+    """meta.json of the prepared data (DataError if `make data` has not run). With
+    `tokenizer_path`, also DataError unless the data was encoded by that very tokenizer."""
     path = Path(processed_dir) / "meta.json"
     if not path.is_file():
         raise DataError(f"no prepared data in {processed_dir} (meta.json is missing)",
                         "run `make data` (python -m data.prepare) first")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        meta = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError):  # cut short or edited by hand
         raise DataError(f"{path} is damaged (not valid JSON)",
                         "run `make data` again to rebuild data/processed") from None
+    if tokenizer_path is not None:
+        if not Path(tokenizer_path).is_file():
+            raise DataError(f"no tokenizer at {tokenizer_path}",
+                            "run `make tokenizer` then `make data`")
+        if meta.get("tokenizer_hash") != tokenizer_hash(tokenizer_path):
+            raise DataError(
+                f"the prepared data in {processed_dir} was made with a different tokenizer "
+                f"than {tokenizer_path}",
+                "run `make data` again to re-encode the text with the current tokenizer",
+            )
+    return meta
 
 
 def load_split(processed_dir: str, split: str) -> np.memmap:

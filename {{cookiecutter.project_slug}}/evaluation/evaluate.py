@@ -19,10 +19,10 @@ import torch
 
 from config import add_config_arguments, config_from_args
 from data.dataset import load_split, read_meta
-from errors import DataError, run_cli
+from errors import run_cli
 from evaluation.generate import generate_tokens
 from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
-from tokenizer.load import load_tokenizer, tokenizer_hash
+from tokenizer.load import check_same_tokenizer, load_tokenizer
 from training.checkpoints import load_trained_model
 from training.device import autocast, pick_device, pick_precision, set_threads
 
@@ -46,21 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     model, info = load_trained_model(args.checkpoint, cfg.checkpoints.dir, device)
     precision = pick_precision(cfg.training.precision, device, model.config.dim)
     tokenizer = load_tokenizer(cfg.tokenizer.path)
-    if info["tokenizer_hash"] and info["tokenizer_hash"] != tokenizer_hash(cfg.tokenizer.path):
-        raise DataError(
-            f"{info['path']} was trained with a different tokenizer than {cfg.tokenizer.path}",
-            "evaluate it in the project that trained it (or restore its tokenizer)",
-        )
-    meta_path = Path(cfg.data.processed_dir) / "meta.json"
-    if not meta_path.exists():
-        raise DataError(f"no prepared data: {meta_path} not found", "run `make data` first")
-    meta = read_meta(cfg.data.processed_dir)
-    if meta.get("tokenizer_hash") != tokenizer_hash(cfg.tokenizer.path):
-        raise DataError(
-            f"the prepared data in {cfg.data.processed_dir} was made with a different tokenizer "
-            f"than {cfg.tokenizer.path}",
-            "run `make data` again to re-encode the text with the current tokenizer",
-        )
+    check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
+    meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
     val_tokens = load_split(cfg.data.processed_dir, "val")
     max_length = model.config.max_length
 

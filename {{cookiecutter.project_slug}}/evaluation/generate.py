@@ -227,7 +227,7 @@ class TextStream:
 
 def main(argv: list[str] | None = None) -> None:
     from config import add_config_arguments, config_from_args
-    from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
+    from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer
     from training.checkpoints import load_trained_model
     from training.device import pick_device, set_threads
 
@@ -270,15 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         set_threads(cfg.training.threads)
     tokenizer = load_tokenizer(cfg.tokenizer.path)
     model, info = load_trained_model(args.checkpoint, cfg.checkpoints.dir, device)
-    trained_with = info.get("tokenizer_hash")
-    if trained_with and trained_with != tokenizer_hash(cfg.tokenizer.path):
-        from errors import DataError
-
-        raise DataError(
-            f"{cfg.tokenizer.path} is not the tokenizer {info['path']} was trained with",
-            "restore the tokenizer from that run, or retrain the model (`make train`) with the "
-            "current one",
-        )
+    check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
     eot = eot_id(tokenizer, cfg.tokenizer)
     prompt_ids = tokenizer.encode(prompt, add_special_tokens=False).ids or [eot]
 

@@ -350,6 +350,12 @@ REFUSED = [
     pytest.param(retrain_tokenizer_with_vocab(300), (*RESUME, "--training.max_steps", "20"),
                  ["different tokenizer (320 tokens; the current one has 300)"],
                  id="tokenizer-vocab-differs-from-checkpoint"),
+    pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), GENERATE,
+                 ["checkpoints/best.pt was trained with a different tokenizer than "
+                  "tokenizer/tokenizer.json"], id="tokenizer-differs-from-checkpoint-generate"),
+    pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), CHAT,
+                 ["was trained with a different tokenizer than tokenizer/tokenizer.json"],
+                 id="tokenizer-differs-from-checkpoint-chat"),
     pytest.param(set_key("tokenizer.type", "unigram"), PREPARE,
                  ["is a bpe tokenizer, but tokenizer.type in llm.config.js is 'unigram'"],
                  id="tokenizer-type-differs-from-config"),

@@ -43,6 +43,18 @@ def tokenizer_hash(path: str | Path = "tokenizer/tokenizer.json") -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def check_same_tokenizer(trained_with: str | None, path: str | Path, checkpoint: str) -> None:
+    """DataError unless `checkpoint` (whose tokenizer hash is `trained_with`) was trained with the
+    tokenizer at `path`: the same ids would decode to other text. Old checkpoints without a hash
+    pass."""
+    if trained_with and trained_with != tokenizer_hash(path):
+        raise DataError(
+            f"{checkpoint} was trained with a different tokenizer than {path}",
+            "use it from the project that trained it (or restore that tokenizer), or retrain "
+            "with the current one: `make train ARGS=--fresh`",
+        )
+
+
 def eot_id(tok: Tokenizer, tokenizer_cfg: TokenizerConfig) -> int:
     """Id of the end-of-text token: the first of `tokenizer.special_tokens`."""
     token = tokenizer_cfg.special_tokens[0]

@@ -23,9 +23,8 @@ import torch
 
 from config import Config, add_config_arguments, config_from_args
 from data.dataset import TrainBatches, check_enough_tokens, load_split, read_meta
-from errors import DataError, TrainingError, run_cli
+from errors import TrainingError, run_cli
 from models.architectures.gpt import GPT
-from tokenizer.load import tokenizer_hash
 from training import checkpoints
 from training.callbacks.base import Callback
 from training.callbacks.checkpoint import CheckpointCallback
@@ -36,26 +35,6 @@ from training.trainer import Trainer
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
 ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
                      "vocab_size", "tie_embeddings")
-
-
-def load_meta(cfg: Config) -> dict:
-    """meta.json from `make data`, checked against the current tokenizer."""
-    path = Path(cfg.data.processed_dir) / "meta.json"
-    if not path.exists():
-        raise DataError(f"no prepared data: {path} not found",
-                        "run `make data` (after `make tokenizer`) first")
-    meta = read_meta(cfg.data.processed_dir)
-    if not Path(cfg.tokenizer.path).exists():
-        raise DataError(f"tokenizer {cfg.tokenizer.path} not found",
-                        "run `make tokenizer` then `make data`")
-    current = tokenizer_hash(cfg.tokenizer.path)
-    if meta.get("tokenizer_hash") != current:
-        raise DataError(
-            f"the prepared data in {cfg.data.processed_dir} was made with a different "
-            "tokenizer than " + cfg.tokenizer.path,
-            "run `make data` again to re-encode the text with the current tokenizer",
-        )
-    return meta
 
 
 def archive_previous_run(cfg: Config) -> Path:
@@ -113,7 +92,7 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
     device = pick_device(t.device)
     precision = pick_precision(t.precision, device, cfg.model.dim)
 
-    meta = load_meta(cfg)
+    meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
     tok_hash = meta["tokenizer_hash"]
     model_config = dataclasses.replace(cfg.model, vocab_size=meta["vocab_size"])
     if meta["vocab_size"] != cfg.tokenizer.vocab_size:
