@@ -1,7 +1,7 @@
 """Finish the generated project (runs as a script inside it, stdlib only).
 
-1. Prune: remove the files that the chosen options do not need, following KEEP_ONLY_WHEN below,
-   and tool caches (__pycache__, .ruff_cache) a template checkout may hold.
+1. Prune: remove the files that the chosen options do not need (today only LICENSE, when the
+   license is "None"), and tool caches (__pycache__, .ruff_cache) a template checkout may hold.
 2. Write `.cookiecutter.json`: the answers, so the project can be regenerated or updated with
        cookiecutter --replay-file my-llm/.cookiecutter.json <template> -o elsewhere
    The file has cookiecutter's replay format, {"cookiecutter": {answers}}. It holds the public
@@ -10,28 +10,17 @@
    (`_output_dir`, `_repo_dir`, a local `_template`) are left out because they name places on the
    machine that generated it. `_template` (and `_checkout`) are kept when the template came from a
    remote source (gh:..., https://..., git@...), as a record of where the project came from.
-3. Print short next steps, unless the create-llm wrapper runs us (it sets CREATE_LLM_WRAPPER=1
-   and prints its own summary).
+3. Print short next steps (cookiecutter.json's `_next_steps`, which the wrapper prints too),
+   unless the create-llm wrapper runs us (it sets CREATE_LLM_WRAPPER=1 and prints its summary).
 """
 
 import json
 import os
 import re
 import shutil
-from collections.abc import Callable
 
 # Every answer, plus private keys, as data (never pasted into Python source).
 CONTEXT = json.loads(r'''{{ cookiecutter | tojson }}''')
-
-# Paths (relative to the project root, '/'-separated) that exist only for some choices, and the
-# condition under which each is KEPT. Paths not listed are always kept. A listed path that the
-# template does not contain is a stale entry: the tests fail on it.
-# Today the code serves every choice (one architecture, one tokenizer script for all three
-# types); a later architecture adds e.g.
-#     "models/architectures/bert.py": lambda answers: answers["model"] == "bert",
-KEEP_ONLY_WHEN: dict[str, Callable[[dict], bool]] = {
-    "LICENSE": lambda answers: answers["license"] != "None",
-}
 
 # Tool caches a developer may have left in a template checkout (cookiecutter.json copies them
 # without rendering); they are not part of anyone's project.
@@ -39,18 +28,10 @@ CACHE_DIRS = ("__pycache__", ".ruff_cache", ".pytest_cache")
 
 REMOTE_TEMPLATE = re.compile(r"^(gh|gl|bb):|^[a-z][a-z0-9+.-]*://|^git@")
 
-# The commands printed after plain `cookiecutter`; every one is a target of the project Makefile.
-NEXT_STEPS = (
-    ("make setup", "create .venv and install PyTorch and the requirements"),
-    ("make tokenizer", "train the tokenizer on data/raw/ (built-in stories when it is empty)"),
-    ("make data", "tokenize the training text into data/processed/"),
-    ("make train", "train the model"),
-)
 
-
-def pruned_paths(answers: dict, table: dict[str, Callable[[dict], bool]]) -> list[str]:
-    """The table's paths that these answers do not need, in table order."""
-    return [path for path, keep in table.items() if not keep(answers)]
+def pruned_paths(answers: dict) -> list[str]:
+    """The paths (relative to the project, '/'-separated) these answers do not need."""
+    return ["LICENSE"] if answers["license"] == "None" else []
 
 
 def prune(project_dir: str, paths: list[str]) -> None:
@@ -60,7 +41,7 @@ def prune(project_dir: str, paths: list[str]) -> None:
         if os.path.isdir(full) and not os.path.islink(full):
             shutil.rmtree(full)
         else:
-            os.remove(full)  # FileNotFoundError names the stale table entry
+            os.remove(full)  # FileNotFoundError names the stale path
 
 
 def remove_caches(project_dir: str) -> None:
@@ -88,21 +69,23 @@ def write_replay_file(project_dir: str, context: dict) -> None:
         f.write("\n")
 
 
-def next_steps(slug: str) -> str:
-    width = max(len(command) for command, _ in NEXT_STEPS) + 3
+def next_steps(slug: str, steps: list[list[str]]) -> str:
+    """Plain cookiecutter installs nothing, so: every step but the last (`make generate`)."""
+    steps = steps[:-1]
+    width = max(len(command) for command, _ in steps) + 3
     lines = [f"Created {slug}. Next steps:", f"  {'cd ' + slug:<{width}}go into the project"]
-    lines += [f"  {command:<{width}}{what}" for command, what in NEXT_STEPS]
+    lines += [f"  {command:<{width}}{what}" for command, what in steps]
     lines.append("Run `make help` in the project for every other command.")
     return "\n".join(lines)
 
 
 def main() -> None:
     project_dir = os.getcwd()  # cookiecutter runs post-gen hooks inside the new project
-    prune(project_dir, pruned_paths(CONTEXT, KEEP_ONLY_WHEN))
+    prune(project_dir, pruned_paths(CONTEXT))
     remove_caches(project_dir)
     write_replay_file(project_dir, CONTEXT)
     if not os.environ.get("CREATE_LLM_WRAPPER"):
-        print(next_steps(CONTEXT["project_slug"]))
+        print(next_steps(CONTEXT["project_slug"], CONTEXT["_next_steps"]))
 
 
 if __name__ == "__main__":

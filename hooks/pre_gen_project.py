@@ -24,9 +24,11 @@ CONTEXT = json.loads(r'''{{ cookiecutter | tojson }}''')
 SLUG_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
 MAX_SLUG_LENGTH = 64
 
+# The generated project's config.py holds the same limits (ModelConfig, TokenizerConfig); a test
+# checks on a table of answers that this hook accepts exactly what that code accepts.
 MIN_CONTEXT, MAX_CONTEXT = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
 # Byte-level BPE starts from 256 byte symbols plus the 3 special tokens; fewer cannot be trained.
-MIN_VOCAB, MAX_VOCAB = 259, 1_048_576
+MIN_VOCAB_BPE, MIN_VOCAB_OTHER, MAX_VOCAB = 259, 64, 1 << 24
 MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
 
 CHOICES = {  # keys whose value must be one of the choices in cookiecutter.json
@@ -118,7 +120,7 @@ def architecture(context: dict) -> dict:
     return {key: whole_number(f"preset {preset}: {key}", numbers[key]) for key in keys}
 
 
-def check_architecture(arch: dict) -> None:
+def check_architecture(arch: dict, tokenizer: str = "bpe") -> None:
     """Sizes the GPT cannot be built with (see models/architectures/gpt.py in the project)."""
     layers, heads, kv_heads, dim = arch["layers"], arch["heads"], arch["kv_heads"], arch["dim"]
     for key, value, limit in (("layers", layers, MAX_LAYERS), ("heads", heads, MAX_HEADS),
@@ -149,10 +151,12 @@ def check_architecture(arch: dict) -> None:
             f"max_length {arch['max_length']} is outside {MIN_CONTEXT}..{MAX_CONTEXT:,} tokens.",
             "Choose a context length like 256 or 1024.",
         )
-    if not MIN_VOCAB <= arch["vocab_size"] <= MAX_VOCAB:
+    min_vocab = MIN_VOCAB_BPE if tokenizer == "bpe" else MIN_VOCAB_OTHER
+    if not min_vocab <= arch["vocab_size"] <= MAX_VOCAB:
+        why = (" (byte-level BPE alone needs 256 byte symbols plus 3 special tokens)"
+               if tokenizer == "bpe" else "")
         raise AnswerError(
-            f"vocab_size {arch['vocab_size']} is outside {MIN_VOCAB}..{MAX_VOCAB:,} "
-            f"(byte-level BPE alone needs 256 byte symbols plus 3 special tokens).",
+            f"vocab_size {arch['vocab_size']} is outside {min_vocab}..{MAX_VOCAB:,}{why}.",
             "Choose a vocabulary size like 8192 or 32000.",
         )
 
@@ -165,7 +169,7 @@ def validate(context: dict) -> None:
     check_text("author", context["author"], required=False)
     for key in CHOICES:
         check_choice(key, context[key])
-    check_architecture(architecture(context))
+    check_architecture(architecture(context), context["tokenizer"])
 
 
 def report(error: AnswerError) -> None:

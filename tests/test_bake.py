@@ -29,7 +29,7 @@ from conftest import (
 from typer.testing import CliRunner
 
 from create_llm import cli
-from create_llm.presets import architecture
+from create_llm.presets import template_presets
 
 TEMPLATE = cookiecutter_json()
 PRESETS = TEMPLATE["preset"]
@@ -40,14 +40,15 @@ MATRIX = [
     for (preset, tokenizer), license in zip(
         itertools.product(PRESETS, TOKENIZERS), itertools.cycle(LICENSES), strict=False)
 ]
-HARDWARE_KEYS = {"min_ram_gb", "device", "runs_on_cpu", "expected_time"}
+# Preset keys that describe the preset rather than set a value of llm.config.js.
+HARDWARE_KEYS = {"min_ram_gb", "device", "runs_on_cpu", "expected_time", "target_params"}
 LEFTOVER_MARKERS = ("{{", "}}", "{%", "%}")
 
 
 def expected_files(context: dict, tmp_path: Path) -> set[str]:
     """The template tree, minus what the post-gen prune table removes, plus the answers file."""
     post = render_hook("post_gen_project", context, tmp_path)
-    pruned = post.pruned_paths(context, post.KEEP_ONLY_WHEN)
+    pruned = post.pruned_paths(context)
     files = {
         name for name in tree_files(PROJECT_TEMPLATE)
         if not any(name == p or name.startswith(p + "/") for p in pruned)
@@ -92,7 +93,7 @@ def test_bake_matrix(cookies, tmp_path, preset, tokenizer, license):
 
     # llm.config.js parses and carries the preset's numbers.
     config = parse_llm_config(project / "llm.config.js")
-    arch = architecture(preset, TEMPLATE["_presets"], TEMPLATE)
+    arch = template_presets().model_shape({**TEMPLATE, "preset": preset})
     model = config["model"]
     assert model["preset"] == preset and model["architecture"] == "gpt"
     for key in ("layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length"):
@@ -118,7 +119,7 @@ def test_custom_sizes_reach_llm_config(cookies):
              "custom_max_length": 64}
     project = bake(cookies, preset="custom", **sizes)
     model = parse_llm_config(project / "llm.config.js")["model"]
-    arch = architecture("custom", TEMPLATE["_presets"], {**TEMPLATE, **sizes})
+    arch = template_presets().model_shape({**TEMPLATE, **sizes, "preset": "custom"})
     assert (model["layers"], model["heads"], model["kv_heads"], model["dim"]) == (3, 4, 4, 96)
     assert model["mlp_dim"] == arch["mlp_dim"] == 256
     assert model["max_length"] == 64

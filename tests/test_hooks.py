@@ -177,35 +177,18 @@ def test_valid_answers_exit_0(tmp_path):
 
 # ---- post_gen_project: prune table, answers file, next steps ----
 
-def test_every_prune_table_path_exists_in_the_template(post):
-    files = tree_files(PROJECT_TEMPLATE)
-    for path in post.KEEP_ONLY_WHEN:
-        assert path in files or (PROJECT_TEMPLATE / path).is_dir(), f"stale entry {path}"
-
-
-def test_every_prune_condition_reads_only_real_answers(post):
-    for keep in post.KEEP_ONLY_WHEN.values():
-        for preset in cookiecutter_json()["preset"]:
-            keep(rendered_context(preset=preset))  # a KeyError here is a typo in the table
-
-
-def test_prune_removes_what_the_answers_do_not_need(post, tmp_path):
+def test_prune_removes_exactly_what_the_answers_do_not_need(post, tmp_path):
+    for license_name in cookiecutter_json()["license"]:
+        answers = rendered_context(license=license_name)
+        assert post.pruned_paths(answers) == (["LICENSE"] if license_name == "None" else [])
+    for path in post.pruned_paths(rendered_context(license="None")):
+        assert (PROJECT_TEMPLATE / path).exists(), f"stale path {path}"
     project = tmp_path / "project"
-    (project / "models" / "architectures").mkdir(parents=True)
-    (project / "models" / "architectures" / "gpt.py").write_text("gpt")
-    (project / "models" / "architectures" / "bert.py").write_text("bert")
-    (project / "plugins" / "wandb").mkdir(parents=True)
-    (project / "plugins" / "wandb" / "plugin.py").write_text("wandb")
-    table = {
-        "models/architectures/bert.py": lambda a: a["model"] == "bert",
-        "models/architectures/gpt.py": lambda a: a["model"] == "gpt",
-        "plugins/wandb": lambda a: "wandb" in a.get("plugins", ""),
-    }
-    paths = post.pruned_paths({"model": "gpt"}, table)
-    assert paths == ["models/architectures/bert.py", "plugins/wandb"]
-    post.prune(str(project), paths)
-    assert tree_files(project) == {"models/architectures/gpt.py"}
-    assert not (project / "plugins" / "wandb").exists()
+    project.mkdir()
+    (project / "LICENSE").write_text("MIT")
+    (project / "README.md").write_text("kept")
+    post.prune(str(project), post.pruned_paths(rendered_context(license="None")))
+    assert tree_files(project) == {"README.md"}
 
 
 def test_tool_caches_from_a_template_checkout_are_removed(post, tmp_path):

@@ -1,5 +1,7 @@
-"""One set of numbers: the presets in cookiecutter.json, the generated project's models/config.py,
-and the parameter counts the wrapper shows must all agree with the real architecture."""
+"""One set of numbers: cookiecutter.json's presets, create_llm_presets.py's shapes and parameter
+counts (the wrapper and the template's Jinja use them), the generated project's models/presets.py,
+and the real architecture's count; and the pre-gen hook accepts exactly the sizes that the
+generated project's config.py accepts."""
 
 from __future__ import annotations
 
@@ -9,40 +11,105 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO_ROOT, render_hook, rendered_context
 
-from create_llm.presets import architecture, parameter_count
+from create_llm.presets import template_presets
 
-ROOT = Path(__file__).resolve().parents[1]
-PROJECT = ROOT / "{{cookiecutter.project_slug}}"
-COOKIECUTTER = json.loads((ROOT / "cookiecutter.json").read_text())
-ARCH_KEYS = ("vocab_size", "dim", "layers", "heads", "kv_heads", "mlp_dim", "max_length")
+COOKIECUTTER = json.loads((REPO_ROOT / "cookiecutter.json").read_text())
+SHAPED = [name for name, preset in COOKIECUTTER["_presets"].items() if "layers" in preset]
+
+# Custom answers (layers, heads, dim, vocab_size, max_length, tokenizer): legal and not, at and
+# just past each limit.
+CUSTOM_CASES = [
+    (6, 6, 384, 8192, 256, "bpe"), (2, 5, 7, 8192, 256, "bpe"), (2, 4, 36, 8192, 256, "bpe"),
+    (2, 4, 64, 100, 256, "bpe"), (2, 4, 64, 258, 256, "bpe"), (2, 4, 64, 259, 256, "bpe"),
+    (2, 4, 64, 100, 256, "wordpiece"), (2, 4, 64, 63, 256, "unigram"),
+    (2, 4, 64, 1 << 24, 256, "bpe"), (2, 4, 64, (1 << 24) + 1, 256, "bpe"),
+    (2, 4, 64, 512, 4, "bpe"), (2, 4, 64, 512, 7, "bpe"), (2, 4, 64, 512, 8, "bpe"),
+    (2, 4, 64, 512, 65536, "bpe"), (2, 4, 64, 512, 65537, "bpe"), (1024, 2, 64, 512, 64, "bpe"),
+    (1025, 2, 64, 512, 64, "bpe"), (2, 1024, 2048, 512, 64, "bpe"),
+    (2, 1026, 2052, 512, 64, "bpe"), (2, 2, 65536, 512, 64, "bpe"), (2, 2, 65540, 512, 64, "bpe"),
+]
+
+# Run inside a baked project: its presets, the meta-device counts, and which shapes its config
+# accepts.
+PROJECT_SCRIPT = """
+import json, sys
+from config import ModelConfig, TokenizerConfig
+from errors import ConfigurationError
+from models.presets import PRESETS, count_parameters, preset_config
+shapes, cases = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+def accepts(case):
+    layers, heads, dim, vocab, length, tokenizer = case
+    try:
+        ModelConfig(layers=layers, heads=heads, kv_heads=heads, dim=dim, max_length=length,
+                    mlp_dim=(dim * 8 // 3 + 31) // 32 * 32, vocab_size=vocab)
+        TokenizerConfig(type=tokenizer, vocab_size=vocab)
+    except ConfigurationError:
+        return False
+    return True
+print(json.dumps({
+    "presets": PRESETS,
+    "counts": {n: count_parameters(preset_config(n)) for n in PRESETS},
+    "shape_counts": [count_parameters(ModelConfig(**shape)) for shape in shapes],
+    "accepts": [accepts(case) for case in cases],
+}))
+"""
 
 
-def project_presets() -> dict:
-    """models.config.PRESETS and the meta-device parameter counts, read in a subprocess."""
-    code = (
-        "import json, dataclasses\n"
-        "from models.config import PRESETS, ModelConfig, count_parameters\n"
-        "counts = {n: count_parameters(ModelConfig.from_preset(n)) for n in PRESETS}\n"
-        "print(json.dumps({'presets': PRESETS, 'counts': counts}))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True,
-                         text=True, check=True)
-    return json.loads(out.stdout)
+def custom_shape(case: tuple) -> dict[str, int]:
+    layers, heads, dim, vocab, length, _ = case
+    answers = {**COOKIECUTTER, "preset": "custom", "custom_layers": layers, "custom_heads": heads,
+               "custom_dim": dim, "custom_vocab_size": vocab, "custom_max_length": length}
+    return template_presets().model_shape(answers)
 
 
 @pytest.fixture(scope="module")
-def project() -> dict:
-    return project_presets()
+def project(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from cookiecutter.main import cookiecutter
+
+    out = tmp_path_factory.mktemp("presets")
+    path = Path(cookiecutter(str(REPO_ROOT), no_input=True, output_dir=str(out),
+                             extra_context={"preset": "nano", "project_name": "p"}))
+    shapes = [custom_shape(case) for case in ((6, 6, 384, 8192, 256, "bpe"),
+                                              (3, 4, 96, 1000, 64, "bpe"),
+                                              (2, 2, 64, 300, 32, "unigram"))]
+    result = subprocess.run([sys.executable, "-c", PROJECT_SCRIPT, json.dumps(shapes),
+                             json.dumps(CUSTOM_CASES)],
+                            cwd=path, capture_output=True, text=True, check=True)
+    return {**json.loads(result.stdout), "shapes": shapes}
 
 
-@pytest.mark.parametrize("name", ["nano", "tiny", "small", "base"])
-def test_cookiecutter_presets_match_the_model_code(project: dict, name: str) -> None:
-    ours = COOKIECUTTER["_presets"][name]
-    assert {k: ours[k] for k in ARCH_KEYS} == {k: project["presets"][name][k] for k in ARCH_KEYS}
+def test_the_project_has_exactly_the_template_presets(project: dict) -> None:
+    assert project["presets"] == {name: COOKIECUTTER["_presets"][name] for name in SHAPED}
 
 
-@pytest.mark.parametrize("name", ["nano", "tiny", "small", "base"])
-def test_wrapper_parameter_count_is_the_real_one(project: dict, name: str) -> None:
-    arch = architecture(name, COOKIECUTTER["_presets"], {})
-    assert parameter_count(arch) == project["counts"][name]
+@pytest.mark.parametrize("name", SHAPED)
+def test_the_shown_parameter_count_is_the_real_one(project: dict, name: str) -> None:
+    presets = template_presets()
+    shape = presets.model_shape({**COOKIECUTTER, "preset": name})
+    assert presets.parameter_count(shape) == project["counts"][name]
+    target = COOKIECUTTER["_presets"][name]["target_params"]
+    assert abs(project["counts"][name] - target) / target < 0.1  # ~1M, ~10M, ~100M, ~1B
+
+
+def test_custom_shapes_count_right_too(project: dict) -> None:
+    counts = [template_presets().parameter_count(shape) for shape in project["shapes"]]
+    assert counts == project["shape_counts"] and counts
+
+
+def test_the_hook_accepts_exactly_what_the_project_config_accepts(project: dict,
+                                                                  tmp_path: Path) -> None:
+    hook = render_hook("pre_gen_project", rendered_context(), tmp_path)
+    for case, project_accepts in zip(CUSTOM_CASES, project["accepts"], strict=True):
+        layers, heads, dim, vocab, length, tokenizer = case
+        context = {**rendered_context(), "preset": "custom", "tokenizer": tokenizer,
+                   "custom_layers": layers, "custom_heads": heads, "custom_dim": dim,
+                   "custom_vocab_size": vocab, "custom_max_length": length}
+        try:
+            hook.check_architecture(hook.architecture(context), tokenizer)
+            hook_accepts = True
+        except hook.AnswerError:
+            hook_accepts = False
+        assert hook_accepts == project_accepts, case
+    assert any(project["accepts"]) and not all(project["accepts"])

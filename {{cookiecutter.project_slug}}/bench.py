@@ -1,7 +1,7 @@
 """How fast does this project train, prepare data and generate on this machine? Measure it.
 
     make bench                                       # = python bench.py: this project's model
-    make bench ARGS="--preset tiny"                  # a preset's shape (models/config.py PRESETS)
+    make bench ARGS="--preset tiny"                  # a preset's shape (models/presets.py)
     make bench ARGS="--model.dim 320 --model.layers 6 --training.batch_size 8"
     make bench ARGS="--compare"                      # also time plain fp32 (the speedup)
     make bench ARGS="--training.precision fp32"      # force a choice (also compile, threads, ...)
@@ -24,14 +24,11 @@ Timings move with whatever else the machine is doing: compare numbers from one r
 interleaves the two setups for that reason), and close other programs for absolute figures.
 """
 
-# ruff: noqa: E402  (imports follow the environment variable below, on purpose)
 from __future__ import annotations
 
-import os
+import torch_env  # noqa: F401  (first: settings that must precede `import torch`)
 
-# OpenMP threads spin while they wait by default, which made 2 threads slower than 1 whenever
-# anything else ran; it must be set before torch is imported (as training/__init__.py does).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# isort: split
 
 import argparse
 import contextlib
@@ -43,29 +40,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from config import Config, add_config_arguments, load_config
-from data.dataset import TrainBatches
+from config import Config, GenerationConfig, ModelConfig, add_config_arguments, load_config
 from errors import ConfigurationError, run_cli
 from evaluation.generate import generate_tokens
 from models.architectures.gpt import GPT
-from models.config import PRESETS, ModelConfig, count_parameters
-from training.device import (
-    autocast,
+from models.presets import PRESETS, SHAPE_KEYS, count_parameters
+from runtime.device import (
     describe,
     pick_device,
     pick_precision,
     set_threads,
 )
 from training.optimizer import lr_at
-from training.train import compile_model
-from training.trainer import Trainer
+from training.trainer import Trainer, build_model, build_trainer
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -137,21 +131,50 @@ def flops_per_token(config: ModelConfig, params: int) -> int:
 # ---- training ----
 
 
+class PhaseTimer:
+    """The `timer` given to the Trainer: adds up the time of each phase of its real train_step
+    (data, forward, backward, optimizer), while `on`.
+
+    The GPU is synchronised at every boundary so each phase is charged its own work; that costs a
+    little, so the phases add up to slightly more than an uninstrumented step. When off, it does
+    nothing, and the throughput steps run exactly as in `make train`.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.on = False
+        self.seconds = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
+
+    @contextlib.contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        if not self.on:
+            yield
+            return
+        sync(self.device)
+        start = time.perf_counter()
+        yield
+        sync(self.device)
+        self.seconds[phase] += time.perf_counter() - start
+
+    def time_step(self, trainer: Trainer) -> dict[str, float]:
+        """One instrumented optimizer step; the seconds of each of its phases."""
+        self.seconds = dict.fromkeys(self.seconds, 0.0)
+        self.on = True
+        try:
+            time_steps(trainer, 1)
+        finally:
+            self.on = False
+        return dict(self.seconds)
+
+
 def make_trainer(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
-                 device: torch.device, precision: str) -> Trainer:
-    """A model and a Trainer set up exactly as training/train.py does (minus data checks)."""
-    t = cfg.training
-    torch.manual_seed(t.seed)
-    model = GPT(model_config)
-    model.gradient_checkpointing = t.gradient_checkpointing
-    model.to(device)
-    batches = TrainBatches(tokens, t.batch_size, model_config.max_length, t.seed)
-    trainer = Trainer(cfg, model, batches, tokens, {}, device, precision, callbacks=[],
-                      tokenizer_hash="bench")
-    if t.compile:
-        trainer.forward_model = compile_model(model)
-    model.train()
-    return trainer
+                 device: torch.device, precision: str) -> tuple[Trainer, PhaseTimer]:
+    """The model and Trainer of `make train` (training/trainer.py build_trainer), on `tokens`."""
+    timer = PhaseTimer(device)
+    trainer = build_trainer(cfg, model_config, tokens, tokens, {}, device, precision,
+                            tokenizer_hash="bench", timer=timer)
+    trainer.model.train()
+    return trainer, timer
 
 
 def time_steps(trainer: Trainer, steps: int) -> float:
@@ -167,43 +190,16 @@ def time_steps(trainer: Trainer, steps: int) -> float:
     return (time.perf_counter() - start) / steps
 
 
-def time_phases(trainer: Trainer) -> dict[str, float]:
-    """One optimizer step, as in Trainer.train_step, with the time of each phase.
-
-    The GPU is synchronised at every boundary so each phase is charged its own work; that costs a
-    little, so these add up to slightly more than the uninstrumented step.
-    """
-    t, device = trainer.cfg.training, trainer.device
-    seconds = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
-
-    @contextlib.contextmanager
-    def phase(name: str):
-        sync(device)
-        start = time.perf_counter()
-        yield
-        sync(device)
-        seconds[name] += time.perf_counter() - start
-
-    for _ in range(t.gradient_accumulation):
-        with phase("data"):
-            x, y = trainer.batches.next_batch()
-            non_blocking = device.type == "cuda"
-            if non_blocking:
-                x, y = x.pin_memory(), y.pin_memory()
-            x = x.to(device, non_blocking=non_blocking)
-            y = y.to(device, non_blocking=non_blocking)
-        with phase("forward"), autocast(device, trainer.precision):
-            _, loss = trainer.forward_model(x, y)
-        with phase("backward"):
-            trainer.scaler.scale(loss / t.gradient_accumulation).backward()
-    with phase("optimizer"):  # includes gradient clipping
-        if t.grad_clip > 0:
-            trainer.scaler.unscale_(trainer.optimizer)
-            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), t.grad_clip)
-        trainer.scaler.step(trainer.optimizer)
-        trainer.scaler.update()
-        trainer.optimizer.zero_grad(set_to_none=True)
-    return seconds
+def peak_memory(device: torch.device, rss_before: float | None) -> dict[str, Any]:
+    """The most memory the training has used so far, the way this device can tell."""
+    if device.type == "cuda":
+        return {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 1e6,
+                "memory_kind": "CUDA max_memory_allocated"}
+    if device.type == "mps":
+        return {"peak_memory_mb": torch.mps.driver_allocated_memory() / 1e6,
+                "memory_kind": "MPS driver allocated memory"}
+    return {"peak_memory_mb": peak_rss_mb(), "memory_kind": "process peak RSS",
+            "rss_before_model_mb": rss_before}
 
 
 def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
@@ -214,21 +210,12 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
     rss_before = peak_rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    trainer = make_trainer(cfg, model_config, tokens, device, precision)
+    trainer, timer = make_trainer(cfg, model_config, tokens, device, precision)
     warmup = args.warmup + (3 if t.compile else 0)  # compiling happens in the first steps
     time_steps(trainer, warmup)
 
-    # Peak memory now, before a baseline model adds its own.
-    phases = [time_phases(trainer)]
-    if device.type == "cuda":
-        memory = {"peak_memory_mb": torch.cuda.max_memory_allocated(device) / 1e6,
-                  "memory_kind": "CUDA max_memory_allocated"}
-    elif device.type == "mps":
-        memory = {"peak_memory_mb": torch.mps.driver_allocated_memory() / 1e6,
-                  "memory_kind": "MPS driver allocated memory"}
-    else:
-        memory = {"peak_memory_mb": peak_rss_mb(), "memory_kind": "process peak RSS",
-                  "rss_before_model_mb": rss_before}
+    phases = [timer.time_step(trainer)]
+    memory = peak_memory(device, rss_before)  # now, before a baseline model adds its own
 
     # Throughput of the real step; with --compare, interleaved with plain fp32 eager so that load
     # from other programs hits both alike (the order alternates too). One instrumented step per
@@ -237,13 +224,13 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
     if args.compare:
         plain = dataclasses.replace(cfg, training=dataclasses.replace(
             t, compile=False, gradient_checkpointing=False))
-        setups["fp32"] = make_trainer(plain, model_config, tokens, device, "fp32")
+        setups["fp32"] = make_trainer(plain, model_config, tokens, device, "fp32")[0]
         time_steps(setups["fp32"], args.warmup)
     step_times: dict[str, list[float]] = {name: [] for name in setups}
     for r in range(args.repeats):
         for name in (list(setups) if r % 2 == 0 else list(reversed(setups))):
             step_times[name].append(time_steps(setups[name], args.steps))
-        phases.append(time_phases(trainer))
+        phases.append(timer.time_step(trainer))
     step_time = statistics.median(step_times["fast"])
     split = {name: statistics.median(p[name] for p in phases) for name in phases[0]}
 
@@ -363,13 +350,14 @@ def bench_generation(model: GPT, new_tokens: int, repeats: int) -> dict[str, Any
     """
     model.eval()
     times: dict[bool, list[float]] = {True: [], False: []}
-    for use_cache in times:  # warm-up
-        list(generate_tokens(model, [0], 8, temperature=0.0, use_cache=use_cache))
+    greedy = GenerationConfig(max_new_tokens=new_tokens, temperature=0.0, repetition_penalty=1.0)
+    warm_up = dataclasses.replace(greedy, max_new_tokens=8)
+    for use_cache in times:
+        list(generate_tokens(model, [0], warm_up, use_cache=use_cache))
     for r in range(repeats):
         for use_cache in ((True, False) if r % 2 == 0 else (False, True)):
             start = time.perf_counter()
-            n = len(list(generate_tokens(model, [0], new_tokens, temperature=0.0,
-                                         use_cache=use_cache)))
+            n = len(list(generate_tokens(model, [0], greedy, use_cache=use_cache)))
             times[use_cache].append(n / (time.perf_counter() - start))
     cached, uncached = statistics.median(times[True]), statistics.median(times[False])
     return {"new_tokens": new_tokens, "kv_cache_tokens_per_sec": cached,
@@ -390,7 +378,7 @@ def load_bench_config(args: argparse.Namespace) -> Config:
             raise ConfigurationError(f"unknown preset '{args.preset}'",
                                      f"use one of: {', '.join(PRESETS)}")
         shape = PRESETS[args.preset]
-        overrides = {f"model.{key}": str(value) for key, value in shape.items()
+        overrides = {f"model.{key}": str(shape[key]) for key in SHAPE_KEYS
                      if key != "vocab_size"}
         overrides["model.preset"] = args.preset
         overrides["tokenizer.vocab_size"] = str(shape["vocab_size"])
@@ -412,7 +400,7 @@ def vocab_size_for(cfg: Config, args: argparse.Namespace) -> tuple[int, str]:
 
 def training_tokens(cfg: Config, vocab_size: int) -> tuple[np.ndarray, str]:
     """data/processed/train.bin when it was made for this vocabulary, else random token ids."""
-    from data.dataset import load_split, read_meta
+    from data.splits import load_split, read_meta
 
     needed = cfg.training.batch_size * (cfg.model.max_length + 1)
     with contextlib.suppress(Exception):  # no, partial or stale data: use random ids
@@ -478,7 +466,7 @@ def print_report(report: dict[str, Any]) -> None:
             f"{g['kv_cache_speedup']:.1f}x faster")
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python bench.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", help=f"benchmark a preset's shape ({', '.join(PRESETS)}) "
@@ -497,7 +485,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="PATH", help="where to write the results "
                         "(default: logs/bench.json)")
     add_config_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def describe_setup(cfg: Config, model_config: ModelConfig, device: torch.device, threads: int,
+                   precision: str, data_source: str, vocab_from: str,
+                   args: argparse.Namespace) -> dict[str, Any]:
+    """The machine, model and settings part of the report."""
+    t, m = cfg.training, model_config
+    return {
+        "machine": {"platform": platform.platform(), "processor": platform.processor(),
+                    "device": str(device), "threads": threads, "torch": torch.__version__,
+                    "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
+        "model": {"preset": m.preset, "layers": m.layers, "dim": m.dim, "heads": m.heads,
+                  "kv_heads": m.kv_heads, "mlp_dim": m.mlp_dim, "max_length": m.max_length,
+                  "vocab_size": m.vocab_size, "params": count_parameters(m)},
+        "setup": {"precision": precision, "precision_setting": t.precision,
+                  "compile": t.compile, "gradient_checkpointing": t.gradient_checkpointing,
+                  "batch_size": t.batch_size, "gradient_accumulation": t.gradient_accumulation,
+                  "tokens_per_step": t.batch_size * t.gradient_accumulation * m.max_length,
+                  "data": data_source, "vocab_from": vocab_from,
+                  "steps": args.steps, "repeats": args.repeats, "warmup": args.warmup},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     skip = {part.strip() for part in args.skip.split(",") if part.strip()}
     if skip - {"train", "data", "generate"}:
         raise ConfigurationError(f"--skip {args.skip}: unknown part(s) "
@@ -518,22 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Fast path: {describe(device, precision, threads, t.compile, t.gradient_checkpointing)}"
           f" (training.precision: '{t.precision}')")
 
-    report: dict[str, Any] = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "device": str(device), "threads": threads, "torch": torch.__version__,
-                    "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None},
-        "model": {"preset": model_config.preset, "layers": model_config.layers,
-                  "dim": model_config.dim, "heads": model_config.heads,
-                  "kv_heads": model_config.kv_heads, "mlp_dim": model_config.mlp_dim,
-                  "max_length": model_config.max_length, "vocab_size": vocab_size,
-                  "params": count_parameters(model_config)},
-        "setup": {"precision": precision, "precision_setting": t.precision,
-                  "compile": t.compile, "gradient_checkpointing": t.gradient_checkpointing,
-                  "batch_size": t.batch_size, "gradient_accumulation": t.gradient_accumulation,
-                  "tokens_per_step": t.batch_size * t.gradient_accumulation
-                  * model_config.max_length, "data": data_source, "vocab_from": vocab_from,
-                  "steps": args.steps, "repeats": args.repeats, "warmup": args.warmup},
-    }
+    report = describe_setup(cfg, model_config, device, threads, precision, data_source,
+                            vocab_from, args)
     model = None
     if "train" not in skip:
         print("Timing training steps...", flush=True)
@@ -545,8 +544,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Timing generation ({args.new_tokens} tokens, with and without the KV cache)...",
               flush=True)
         if model is None:
-            torch.manual_seed(t.seed)
-            model = GPT(model_config).to(device)
+            model = build_model(model_config, t, device)
         report["generation"] = bench_generation(model, args.new_tokens, args.repeats)
     if "data" not in skip:
         print(f"Timing data preparation ({args.data_mb:g} MB of generated stories)...",

@@ -27,14 +27,13 @@ to stderr, without colours.
 
 from __future__ import annotations
 
-import os
+import torch_env  # noqa: F401  (first: settings that must precede `import torch`)
 
-# Before torch is imported (as training/__init__.py does for `python -m training...`): idle
-# OpenMP threads otherwise spin, and token-by-token generation ran 30x slower on a busy 2-core CPU.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# isort: split
 
 import argparse
 import dataclasses
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,12 +42,12 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from config import add_config_arguments, config_from_args
+from config import GenerationConfig, add_config_arguments, config_from_args
 from errors import ConfigurationError, TrainingError, run_cli
-from evaluation.generate import TextStream, check_sampling, generate_tokens
+from evaluation.generate import TextStream, add_sampling_options, generate_tokens
+from runtime.checkpoints import list_step_checkpoints, load_trained_model
+from runtime.device import pick_device, set_threads
 from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer
-from training.checkpoints import list_step_checkpoints, load_trained_model
-from training.device import pick_device, set_threads
 
 USER = "User:"
 MODEL = "Model:"
@@ -188,27 +187,12 @@ class StopAtMarkers:
 # ---- the session ----
 
 
-@dataclass
-class Settings:
-    temperature: float = 0.8
-    top_k: int = 50
-    top_p: float = 0.95
-    max_tokens: int = 200
-    repetition_penalty: float = 1.1
-
-    def check(self) -> None:
-        check_sampling(self.temperature, self.top_k, self.top_p, self.repetition_penalty)
-        if self.max_tokens < 1:
-            raise ConfigurationError(f"max_tokens must be >= 1, got {self.max_tokens}",
-                                     "use e.g. /max_tokens 100")
-
-
-# command -> (setting, type, example). Values are checked by Settings.check().
+# command -> (setting of GenerationConfig, type, example). GenerationConfig checks the values.
 SETTING_COMMANDS = {
     "/temperature": ("temperature", float, "/temperature 0.7"),
     "/top_k": ("top_k", int, "/top_k 40"),
     "/top_p": ("top_p", float, "/top_p 0.9"),
-    "/max_tokens": ("max_tokens", int, "/max_tokens 100"),
+    "/max_tokens": ("max_new_tokens", int, "/max_tokens 100"),
 }
 
 
@@ -216,7 +200,7 @@ class ChatSession:
     """The conversation, the sampling settings, and generating one streamed answer."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, eot: int,
-                 settings: Settings, seed: int | None = None) -> None:
+                 settings: GenerationConfig, seed: int | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.eot = eot
@@ -231,7 +215,7 @@ class ChatSession:
     def prompt(self, user: str) -> list[int]:
         # Keep room for the answer: at most half the window, so the history is never squeezed
         # to nothing by a large /max_tokens (generate_tokens slides the window past the end).
-        reserve = min(self.settings.max_tokens, self.max_length // 2)
+        reserve = min(self.settings.max_new_tokens, self.max_length // 2)
         ids, first = build_prompt(self.history, user, self.tokenizer, self.eot,
                                   self.max_length - reserve)
         self.dropped = first
@@ -243,7 +227,6 @@ class ChatSession:
         Returns (answer, interrupted). Ctrl+C stops the answer; what was written so far stays
         in the history, as it is in the transcript on screen.
         """
-        s = self.settings
         ids = self.prompt(user)
         stream = TextStream(self.tokenizer, ids)
         stop = StopAtMarkers(self.markers)
@@ -260,8 +243,7 @@ class ChatSession:
                 write(text)
 
         interrupted = False
-        tokens = generate_tokens(self.model, ids, s.max_tokens, s.temperature, s.top_k, s.top_p,
-                                 s.repetition_penalty, stop_ids=(self.eot,),
+        tokens = generate_tokens(self.model, ids, self.settings, stop_ids=(self.eot,),
                                  generator=self.generator)
         try:
             for token in tokens:
@@ -305,19 +287,17 @@ class ChatSession:
     def set(self, name: str, arg: str) -> str:
         key, kind, example = SETTING_COMMANDS[name]
         if not arg:
-            return f"{key} = {getattr(self.settings, key)}"
+            return f"{name[1:]} = {getattr(self.settings, key)}"
         try:
             value = kind(arg)
         except ValueError:
             kind_name = "a whole number" if kind is int else "a number"
             return f"{name} needs {kind_name}, got '{arg}' (e.g. {example})"
-        candidate = dataclasses.replace(self.settings, **{key: value})
         try:
-            candidate.check()
+            self.settings = dataclasses.replace(self.settings, **{key: value})
         except ConfigurationError as error:
             return f"{error.message}; {error.suggestion}"
-        self.settings = candidate
-        return f"{key} = {value}"
+        return f"{name[1:]} = {value}"
 
     def save(self, arg: str) -> str:
         if not arg:
@@ -439,23 +419,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", default="auto",
                         help="'auto' (best, else latest), 'best', 'latest' or a .pt file")
-    parser.add_argument("--temperature", type=float, help="default: generation.temperature")
-    parser.add_argument("--top-k", type=int, help="default: generation.top_k")
-    parser.add_argument("--top-p", type=float, help="default: generation.top_p")
-    parser.add_argument("--max-tokens", type=int, help="default: generation.max_new_tokens")
+    add_sampling_options(parser, ("temperature", "top_k", "top_p", "max_new_tokens"),
+                         names={"max_new_tokens": "--max-tokens"})
     parser.add_argument("--seed", type=int, help="make the answers reproducible")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
-    g = cfg.generation
-    settings = Settings(
-        temperature=g.temperature if args.temperature is None else args.temperature,
-        top_k=g.top_k if args.top_k is None else args.top_k,
-        top_p=g.top_p if args.top_p is None else args.top_p,
-        max_tokens=g.max_new_tokens if args.max_tokens is None else args.max_tokens,
-        repetition_penalty=g.repetition_penalty,
-    )
-    settings.check()
 
     folder = Path(cfg.checkpoints.dir)
     if args.checkpoint in ("auto", "best", "latest") and not (
@@ -471,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     model, info = load_trained_model(args.checkpoint, folder, device)
     tokenizer = load_tokenizer(cfg.tokenizer.path)
     check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
-    session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer), settings,
+    session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer), cfg.generation,
                           args.seed)
     console = Console(interactive=sys.stdin.isatty() and sys.stdout.isatty())
     console.info(describe_model(model, info, device))

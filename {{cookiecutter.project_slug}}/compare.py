@@ -21,13 +21,12 @@ to files.
 
 from __future__ import annotations
 
-import os
+import torch_env  # noqa: F401  (first: settings that must precede `import torch`)
 
-# Before torch is imported (as training/__init__.py does for `python -m training...`): idle
-# OpenMP threads otherwise spin, and token-by-token generation ran 30x slower on a busy 2-core CPU.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# isort: split
 
 import argparse
+import dataclasses
 import functools
 import itertools
 import json
@@ -43,14 +42,14 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from config import Config, load_config, raise_argument_error
-from data.dataset import load_split
+from config import Config, GenerationConfig, load_config, raise_argument_error
+from data.splits import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
 from evaluation.generate import generate_tokens
-from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
+from runtime.checkpoints import find_checkpoint, load_trained_model
+from runtime.device import autocast, pick_device, pick_precision, set_threads
+from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
 from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer, tokenizer_hash
-from training.checkpoints import find_checkpoint, load_trained_model
-from training.device import autocast, pick_device, pick_precision, set_threads
 
 # ---- which models: project folders and checkpoint files ----
 
@@ -223,17 +222,17 @@ def score(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, text: EvalText
 
 
 def generate_samples(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, prompts: list[str],
-                     max_new_tokens: int, sampling: dict[str, float], seed: int
-                     ) -> tuple[list[str], float]:
+                     settings: GenerationConfig, seed: int) -> tuple[list[str], float]:
     """Each prompt's continuation (the same seed for every model), and tokens per second."""
-    list(generate_tokens(model, [eot], 4, **sampling))  # warm up, outside the timing
+    warm_up = dataclasses.replace(settings, max_new_tokens=4)
+    list(generate_tokens(model, [eot], warm_up))  # outside the timing
     texts, count, seconds = [], 0, 0.0
     for prompt in prompts:
         prompt_ids = tokenizer.encode(prompt, add_special_tokens=False).ids or [eot]
         generator = torch.Generator().manual_seed(seed)
         start = time.perf_counter()
-        new = list(generate_tokens(model, prompt_ids, max_new_tokens, stop_ids=(eot,),
-                                   generator=generator, **sampling))
+        new = list(generate_tokens(model, prompt_ids, settings, stop_ids=(eot,),
+                                   generator=generator))
         seconds += time.perf_counter() - start
         count += len(new)
         # Decode prompt and continuation together: some decoders drop a leading space otherwise.
@@ -243,16 +242,15 @@ def generate_samples(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, pro
     return texts, count / max(seconds, 1e-9)
 
 
-def evaluate_run(run: Run, text: EvalText, prompts: list[str], max_new_tokens: int,
-                 sampling: dict[str, float], seed: int, device: torch.device) -> dict[str, Any]:
+def evaluate_run(run: Run, text: EvalText, prompts: list[str], settings: GenerationConfig,
+                 seed: int, device: torch.device) -> dict[str, Any]:
     model, info = load_trained_model(str(run.checkpoint), run.checkpoint.parent, device)
     tokenizer = load_tokenizer(str(run.tokenizer_path))
     check_same_tokenizer(info["tokenizer_hash"], run.tokenizer_path, str(run.checkpoint))
     eot = eot_id(tokenizer, run.config.tokenizer)
     precision = pick_precision("auto", device, model.config.dim)
     metrics = score(model, tokenizer, eot, text, run.config.data.stride, device, precision)
-    generations, speed = generate_samples(model, tokenizer, eot, prompts, max_new_tokens,
-                                          sampling, seed)
+    generations, speed = generate_samples(model, tokenizer, eot, prompts, settings, seed)
     result = {
         "label": run.label,
         "checkpoint": str(run.checkpoint),
@@ -418,7 +416,7 @@ def markdown_report(results: list[dict[str, Any]], winner: dict[str, Any] | None
     return "\n".join(parts)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python compare.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="*", metavar="RUN",
@@ -445,27 +443,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
     parser.error = functools.partial(raise_argument_error, parser)  # type: ignore[method-assign]
-    args = parser.parse_args(argv)
-    if not args.runs:
-        raise ConfigurationError("no models to compare",
-                                 "name project folders or checkpoints, e.g. "
-                                 "`python compare.py . ../other-llm` "
-                                 "(make compare ARGS=\". ../other-llm\")")
-    if args.max_new_tokens < 1 or args.max_bytes < 0:
-        raise ConfigurationError("--max-new-tokens must be >= 1 and --max-bytes >= 0",
-                                 "e.g. --max-new-tokens 60 --max-bytes 500000")
+    return parser
 
-    runs = [resolve_run(argument) for argument in args.runs]
-    unique_labels(runs, args.runs)
-    first = runs[0].config.generation
-    prompts = args.prompt or [first.prompt]
-    sampling = {"temperature": first.temperature if args.temperature is None
-                else args.temperature, "top_k": first.top_k, "top_p": first.top_p,
-                "repetition_penalty": first.repetition_penalty}
-    text = (text_from_file(args.text, args.max_bytes) if args.text
-            else text_from_validation(runs[0], args.max_bytes))
 
-    device = pick_device(args.device)
+def score_runs(runs: list[Run], text: EvalText, prompts: list[str],
+               settings: GenerationConfig, seed: int, device_name: str) -> list[dict[str, Any]]:
+    """evaluate_run for every run, one at a time (only one model is in memory at once)."""
+    device = pick_device(device_name)
     if device.type == "cpu":
         set_threads(runs[0].config.training.threads)
     print(f"Scoring {len(runs)} models on {text.num_bytes:,} bytes of {text.source} "
@@ -474,12 +458,14 @@ def main(argv: list[str] | None = None) -> int:
     for i, run in enumerate(runs, 1):
         print(f"  [{i}/{len(runs)}] {run.label}: {run.checkpoint}", file=sys.stderr, flush=True)
         try:
-            results.append(evaluate_run(run, text, prompts, args.max_new_tokens, sampling,
-                                        args.seed, device))
+            results.append(evaluate_run(run, text, prompts, settings, seed, device))
         except TrainingError as error:  # name the run the problem belongs to
             raise TrainingError(f"{run.label}: {error.message}", error.suggestion) from None
-    winner = pick_winner(results)
+    return results
 
+
+def print_comparison(results: list[dict[str, Any]], winner: dict[str, Any] | None,
+                     prompts: list[str], temperature: float, seed: int) -> None:
     print()
     print(text_table(table_rows(results, winner)))
     print()
@@ -489,9 +475,38 @@ def main(argv: list[str] | None = None) -> int:
     width = shutil.get_terminal_size((120, 24)).columns
     labels = [r["label"] for r in results]
     for i, prompt in enumerate(prompts):
-        print(f"\n=== Prompt: {prompt!r} (seed {args.seed}, temperature "
-              f"{sampling['temperature']}) ===\n")
+        print(f"\n=== Prompt: {prompt!r} (seed {seed}, temperature {temperature}) ===\n")
         print(side_by_side(labels, [r["generations"][i] for r in results], width))
+
+
+def write_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    print(f"Wrote {path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.runs:
+        raise ConfigurationError("no models to compare",
+                                 "name project folders or checkpoints, e.g. "
+                                 "`python compare.py . ../other-llm` "
+                                 "(make compare ARGS=\". ../other-llm\")")
+    if args.max_bytes < 0:
+        raise ConfigurationError("--max-bytes must be >= 0", "e.g. --max-bytes 500000")
+
+    runs = [resolve_run(argument) for argument in args.runs]
+    unique_labels(runs, args.runs)
+    first = runs[0].config.generation
+    prompts = args.prompt or [first.prompt]
+    temperature = first.temperature if args.temperature is None else args.temperature
+    settings = dataclasses.replace(first, max_new_tokens=args.max_new_tokens,
+                                   temperature=temperature)
+    text = (text_from_file(args.text, args.max_bytes) if args.text
+            else text_from_validation(runs[0], args.max_bytes))
+    results = score_runs(runs, text, prompts, settings, args.seed, args.device)
+    winner = pick_winner(results)
+    print_comparison(results, winner, prompts, settings.temperature, args.seed)
 
     plot = None
     if not args.no_plot:
@@ -502,21 +517,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"(no metrics.jsonl for {', '.join(missing)}: not in the plot)")
     if args.markdown:
         path = Path(args.markdown)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(markdown_report(results, winner, text, prompts, plot, path),
-                        encoding="utf-8")
-        print(f"Wrote {path}")
+        write_file(path, markdown_report(results, winner, text, prompts, plot, path))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        sampling = {key: getattr(settings, key)
+                    for key in ("temperature", "top_k", "top_p", "repetition_penalty")}
         report = {"text": {"source": text.source, "bytes": text.num_bytes,
                            "documents": len(text.documents)},
                   "prompts": prompts, "seed": args.seed, "sampling": sampling,
                   "max_new_tokens": args.max_new_tokens, "runs": results,
                   "winner": winner["label"] if winner else None,
                   "plot": str(plot) if plot else None}
-        path.write_text(json.dumps(report, indent=2), encoding="utf-8")
-        print(f"Wrote {path}")
+        write_file(Path(args.json), json.dumps(report, indent=2))
     return 0
 
 

@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import math
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -30,12 +31,146 @@ from typing import Any, NoReturn
 import json5
 
 from errors import ConfigurationError
-from models.config import ModelConfig
 
 DEFAULT_CONFIG_PATH = "llm.config.js"
 
 
-# ---- the sections of llm.config.js (model: see models/config.py) ----
+# ---- the sections of llm.config.js ----
+# Each section is a dataclass whose __post_init__ holds every rule about its own values, so the
+# file, a command-line override (`--training.max_steps 300`), a chat command (`/temperature 0.5`)
+# and code (`dataclasses.replace(cfg.training, ...)`) are all checked in one place. _check_fields
+# first checks every field's type (and that numbers are finite); rules that join two sections
+# are in `validate` below.
+
+# Architectures with a file in models/architectures/. Add yours here when you add one.
+ARCHITECTURES = ("gpt",)
+TOKENIZER_TYPES = ("bpe", "wordpiece", "unigram")
+# Sizes beyond these are typos, not models: refuse them before torch tries to allocate them.
+MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
+MIN_LENGTH, MAX_LENGTH = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
+MAX_VOCAB = 1 << 24
+# llm.config.js is JavaScript, whose numbers hold whole numbers exactly only up to 2**53.
+MAX_INT = 2**53
+
+
+def _fail(section: str, key: str, problem: str, suggestion: str) -> NoReturn:
+    """Raise the ConfigurationError for section.key (build_config adds the key's line)."""
+    raise ConfigurationError(f"{section}.{key} {problem}", suggestion)
+
+
+def _check_fields(obj: Any, section: str) -> None:
+    """Every field has its declared type; numbers are finite and at most MAX_INT."""
+    for f in dataclasses.fields(obj):
+        value, tp = getattr(obj, f.name), _field_types(type(obj))[f.name]
+        if tp is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            setattr(obj, f.name, value)
+        if not _has_type(value, tp):
+            _fail(section, f.name, f"must be {_type_name(tp)}, got {_show(value)}",
+                  f"write {section}.{f.name} as {_type_name(tp)}, e.g. {f.name}: "
+                  f"{_example(tp)}")
+        if tp is float and not math.isfinite(value):
+            _fail(section, f.name, f"must be a finite number, got {value}",
+                  f"write {section}.{f.name} as a plain number, e.g. {f.name}: {_example(tp)}")
+        if tp in (int, float) and abs(value) > MAX_INT:
+            _fail(section, f.name, f"is far too large ({_show(value)})",
+                  f"use a {section}.{f.name} of a sensible size (see the comment next to it in "
+                  "a freshly generated llm.config.js)")
+        if tp is str and "\x00" in value or tp is str and _has_lone_surrogate(value):
+            _fail(section, f.name, "holds a character that is not valid text",
+                  f"write {section}.{f.name} as plain UTF-8 text")
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in text)
+
+
+def _positive(obj: Any, section: str, *keys: str) -> None:
+    for key in keys:
+        if getattr(obj, key) <= 0:
+            _fail(section, key, "must be > 0", f"set {section}.{key} to a positive number")
+
+
+@dataclass
+class ModelConfig:
+    architecture: str = "gpt"
+    """Which file in models/architectures/ builds the model ('gpt': decoder-only, Llama-style)."""
+    preset: str = "custom"
+    """The size preset these numbers came from (informational only)."""
+    layers: int = 4
+    """Number of transformer blocks."""
+    heads: int = 4
+    """Attention (query) heads. dim / heads is the head size; it must be even for RoPE."""
+    kv_heads: int = 4
+    """Key/value heads. Equal to heads: plain multi-head attention; fewer: grouped-query attention
+    (each k/v head is shared by heads / kv_heads query heads: a smaller KV cache)."""
+    dim: int = 128
+    """Model width: the size of every token's vector in the residual stream."""
+    mlp_dim: int = 352
+    """Hidden width of the SwiGLU feed-forward block (about 8/3 * dim)."""
+    max_length: int = 256
+    """Context length in tokens: the longest sequence the model sees at once."""
+    dropout: float = 0.0
+    """Dropout on attention weights and on each residual branch, in training only. 0 trains
+    fastest and is best for short runs."""
+    rope_theta: float = 10000.0
+    """Base of the rotary position embedding frequencies."""
+    norm_eps: float = 1e-5
+    """Epsilon of every RMSNorm (written explicitly: torch's default differs from Llama's)."""
+    tie_embeddings: bool = True
+    """Use the token embedding matrix as the output projection too (saves vocab_size * dim)."""
+    vocab_size: int = 0
+    """Size of the tokenizer's vocabulary. Not in llm.config.js: filled in from the trained
+    tokenizer. 0 means "not known yet"; the model refuses to be built with it."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "model")
+        fail = functools.partial(_fail, "model")
+        limits = {"layers": MAX_LAYERS, "heads": MAX_HEADS, "kv_heads": MAX_HEADS, "dim": MAX_DIM,
+                  "mlp_dim": 4 * MAX_DIM, "max_length": MAX_LENGTH, "vocab_size": MAX_VOCAB}
+        for key, limit in limits.items():
+            value = getattr(self, key)
+            if value <= 0 and key != "vocab_size":
+                fail(key, f"must be > 0, got {value}", f"set model.{key} to a positive number "
+                     "(`make summary` shows sizes that work)")
+            if value > limit:
+                fail(key, f"({value}) is beyond what this model supports ({limit:,})",
+                     f"use a model.{key} of at most {limit:,} (`make summary` shows sizes that "
+                     "work)")
+        if self.vocab_size < 0:
+            fail("vocab_size", f"must be >= 0, got {self.vocab_size}",
+                 "leave it at 0: it is filled in from the trained tokenizer")
+        if self.max_length < MIN_LENGTH:
+            fail("max_length", f"({self.max_length}) must be at least {MIN_LENGTH} tokens",
+                 "use a context of 256-2048 tokens")
+        if self.architecture not in ARCHITECTURES:
+            fail("architecture", f"is '{self.architecture}', but the available ones are: "
+                 f"{', '.join(ARCHITECTURES)}", "set architecture: 'gpt'")
+        if self.dim % self.heads:
+            fail("dim", f"({self.dim}) must be divisible by model.heads ({self.heads})",
+                 f"use heads = {max(1, self.dim // 64)} (a head size of 64) or another divisor "
+                 "of dim")
+        if self.head_dim % 2:
+            fail("heads", f"({self.heads}) gives an odd head size {self.head_dim} (dim / heads);"
+                 " rotary position embeddings need an even one",
+                 "choose heads so that dim / heads is even, e.g. a head size of 32 or 64")
+        if self.heads % self.kv_heads:
+            fail("kv_heads", f"({self.kv_heads}) must divide model.heads ({self.heads})",
+                 f"set kv_heads to {self.heads} (plain attention) or another divisor of heads")
+        if not 0.0 <= self.dropout < 1.0:  # also false for NaN
+            fail("dropout", f"must be in [0, 1), got {self.dropout}",
+                 "use 0.0 for short runs, up to 0.2 for long runs on little data")
+        if not self.rope_theta > 1:
+            fail("rope_theta", f"must be a number > 1, got {self.rope_theta}",
+                 "use rope_theta: 10000.0 (Llama 3 uses 500000.0 for long contexts)")
+        if not 0 < self.norm_eps <= 0.1:  # a huge eps flattens every activation to ~0
+            fail("norm_eps", f"must be in (0, 0.1], got {self.norm_eps}",
+                 "use norm_eps: 1e-5 (or 1e-6)")
+
+    @property
+    def head_dim(self) -> int:
+        """Size of one attention head."""
+        return self.dim // self.heads
 
 
 @dataclass
@@ -53,6 +188,22 @@ class TokenizerConfig:
     path: str = "tokenizer/tokenizer.json"
     """Where the trained tokenizer is written."""
 
+    def __post_init__(self) -> None:
+        _check_fields(self, "tokenizer")
+        if self.type not in TOKENIZER_TYPES:
+            _fail("tokenizer", "type", f"is '{self.type}'",
+                  f"{_did_you_mean(self.type, list(TOKENIZER_TYPES))}use 'bpe', 'wordpiece' or "
+                  "'unigram'")
+        if not self.special_tokens:
+            _fail("tokenizer", "special_tokens", "must hold at least the end-of-text token",
+                  "use ['<|endoftext|>', '<|pad|>', '<|unk|>']")
+        # Byte-level BPE starts from its 256 byte symbols plus the special tokens.
+        minimum = 256 + len(self.special_tokens) if self.type == "bpe" else 64
+        if not minimum <= self.vocab_size <= MAX_VOCAB:
+            _fail("tokenizer", "vocab_size", f"({self.vocab_size}) must be between {minimum} and "
+                  f"{MAX_VOCAB:,}", "use 2048-8192 for small models, 32000 or more for large ones")
+        _positive(self, "tokenizer", "min_frequency")
+
 
 @dataclass
 class DataConfig:
@@ -65,11 +216,20 @@ class DataConfig:
     val_path: str = ""
     """A separate validation file or folder ('' = split from raw_dir)."""
     stride: int = 256
-    """Evaluation window stride in tokens."""
+    """Evaluation window stride in tokens (at most model.max_length)."""
     sample_size_mb: float = 5.0
     """Size of the built-in corpus used when raw_dir is empty."""
     seed: int = 1337
     """Seed for the built-in corpus and the train/val split."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "data")
+        if not 0 < self.val_split < 1 and not self.val_path:
+            _fail("data", "val_split", "must be between 0 and 1", "use 0.05 (5% of documents)")
+        if not 0 < self.sample_size_mb <= 100_000:
+            _fail("data", "sample_size_mb", f"must be in (0, 100000], got {self.sample_size_mb}",
+                  "use 5 (MB of built-in stories), or put your own text in data/raw")
+        _positive(self, "data", "stride")
 
 
 @dataclass
@@ -111,6 +271,37 @@ class TrainingConfig:
     threads: int = 0
     """CPU threads for torch; 0 = one per physical core."""
 
+    def __post_init__(self) -> None:
+        _check_fields(self, "training")
+        _positive(self, "training", "batch_size", "gradient_accumulation", "max_steps",
+                  "learning_rate", "eval_interval", "eval_batches", "log_interval")
+        for key, limit in (("max_steps", 10**9), ("batch_size", 1 << 20),
+                           ("gradient_accumulation", 1 << 20), ("threads", 4096)):
+            if getattr(self, key) > limit:
+                _fail("training", key, f"({getattr(self, key)}) is more than {limit:,}",
+                      f"use a training.{key} of at most {limit:,}")
+        if not 0 <= self.min_lr <= self.learning_rate:
+            _fail("training", "min_lr", f"({self.min_lr}) must be between 0 and learning_rate "
+                  f"({self.learning_rate})",
+                  f"use about learning_rate / 10 = {self.learning_rate / 10:g}")
+        if not 0 <= self.warmup_steps <= self.max_steps:
+            _fail("training", "warmup_steps", f"({self.warmup_steps}) must be between 0 and "
+                  f"training.max_steps ({self.max_steps})",
+                  f"use about 5% of max_steps, e.g. {max(1, self.max_steps // 20)}")
+        for key in ("weight_decay", "grad_clip", "threads"):
+            if getattr(self, key) < 0:
+                _fail("training", key, "must be >= 0", f"set training.{key} to 0 or more")
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                _fail("training", key, "must be in [0, 1)", "use beta1 0.9 and beta2 0.95")
+        if self.device not in ("auto", "cuda", "mps", "cpu") and not re.fullmatch(
+                r"cuda:\d+", self.device):
+            _fail("training", "device", f"is '{self.device}'",
+                  "use 'auto', 'cuda', 'cuda:1', 'mps' or 'cpu'")
+        if self.precision not in ("auto", "bf16", "fp16", "fp32"):
+            _fail("training", "precision", f"is '{self.precision}'",
+                  "use 'auto', 'bf16', 'fp16' or 'fp32'")
+
 
 @dataclass
 class CheckpointConfig:
@@ -122,6 +313,10 @@ class CheckpointConfig:
     keep_best: bool = True
     """Keep best.pt, chosen by validation loss."""
 
+    def __post_init__(self) -> None:
+        _check_fields(self, "checkpoints")
+        _positive(self, "checkpoints", "save_interval", "save_total_limit")
+
 
 @dataclass
 class LoggingConfig:
@@ -131,9 +326,14 @@ class LoggingConfig:
     progress_bar: bool = True
     """A progress bar on a terminal; plain lines otherwise."""
 
+    def __post_init__(self) -> None:
+        _check_fields(self, "logging")
+
 
 @dataclass
 class GenerationConfig:
+    """How `make generate`, `make chat` and evaluation samples pick tokens."""
+
     prompt: str = "Once upon a time"
     max_new_tokens: int = 200
     temperature: float = 0.8
@@ -144,6 +344,25 @@ class GenerationConfig:
     """1 = off."""
     repetition_penalty: float = 1.1
     """1 = off."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "generation")
+        if not 1 <= self.max_new_tokens <= 1_000_000:
+            _fail("generation", "max_new_tokens", f"must be between 1 and 1,000,000, got "
+                  f"{self.max_new_tokens}", "use e.g. 200")
+        if not 0 <= self.temperature <= 100:
+            _fail("generation", "temperature", f"must be between 0 and 100, got "
+                  f"{self.temperature}", "use 0 (greedy) to about 1.0 (creative)")
+        if self.top_k < 0:
+            _fail("generation", "top_k", f"must be >= 0, got {self.top_k}",
+                  "use 0 (off) or e.g. 50")
+        # Below ~1e-6 the nucleus is always the single likeliest token: say so instead.
+        if not 1e-6 <= self.top_p <= 1:
+            _fail("generation", "top_p", f"must be in [0.000001, 1], got {self.top_p}",
+                  "use 1.0 (off) or e.g. 0.95 (or temperature 0 for the likeliest token)")
+        if not 0.01 <= self.repetition_penalty <= 100:
+            _fail("generation", "repetition_penalty", f"must be between 0.01 and 100, got "
+                  f"{self.repetition_penalty}", "use 1.0 (off) or a little more, e.g. 1.1")
 
 
 @dataclass
@@ -250,27 +469,24 @@ def _type_name(tp: Any) -> str:
     )
 
 
-def _coerce(value: Any, tp: Any, name: str, where: str) -> Any:
-    """Check a parsed JSON5 value against a dataclass field type."""
-    ok = False
+def _has_type(value: Any, tp: Any) -> bool:
+    """Whether a value parsed from JSON5 (or given in code) fits a field type. An int fits a
+    float field; a bool (a subclass of int in Python) fits only a bool field."""
     if tp is bool:
-        ok = isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif tp is float:
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif tp is str:
-        ok = isinstance(value, str)
-    else:  # list[str]
-        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
-    if not ok:
-        raise ConfigurationError(
-            f"{name} must be {_type_name(tp)}, got {json.dumps(value)}{where}",
-            f"write {name} as {_type_name(tp)}, e.g. {name.split('.')[-1]}: "
-            f"{_example(tp)}",
-        )
-    return value
+        return isinstance(value, bool)
+    if tp in (int, float) and isinstance(value, bool):
+        return False
+    if tp is float:
+        return isinstance(value, (int, float))
+    if tp in (int, str):
+        return isinstance(value, tp)
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)  # list[str]
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it, kept short (a 400-digit number is not worth repeating)."""
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _example(tp: Any) -> str:
@@ -346,9 +562,7 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
             )
         types = _field_types(cls)
         allowed = [k for k in types if (name, k) not in INTERNAL_KEYS]
-        kwargs = {}
-        for key, value in values.items():
-            where = _where(text, path, name, key, overridden)
+        for key in values:
             if key not in allowed:
                 hint = (
                     "the vocabulary size is set by `tokenizer.vocab_size`; "
@@ -356,13 +570,12 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
                     else _did_you_mean(key, allowed)
                 )
                 raise ConfigurationError(
-                    f"unknown key `{name}.{key}`{where}",
+                    f"unknown key `{name}.{key}`{_where(text, path, name, key, overridden)}",
                     f"{hint}the keys of `{name}` are: {', '.join(allowed)}",
                 )
-            kwargs[key] = _coerce(value, types[key], f"{name}.{key}", where)
         try:
-            sections[name] = cls(**kwargs)
-        except ConfigurationError as error:  # a dataclass's own check (e.g. ModelConfig)
+            sections[name] = cls(**values)  # its __post_init__ checks every value
+        except ConfigurationError as error:
             named = re.search(rf"\b{name}\.(\w+)", error.message)  # the key it complains of
             key = named.group(1) if named else None
             raise ConfigurationError(error.message + _where(text, path, name, key, overridden),
@@ -374,91 +587,13 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
 
 def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
              overridden: Collection[str] = ()) -> None:
-    """Impossible values and combinations, each with the key's line and a fix."""
-
-    def fail(section: str, key: str, message: str, suggestion: str) -> None:
+    """Rules that join two sections (each section checks its own values in __post_init__)."""
+    if cfg.data.stride > cfg.model.max_length:
         raise ConfigurationError(
-            f"{section}.{key} {message}{_where(text, path, section, key, overridden)}",
-            suggestion,
+            f"data.stride ({cfg.data.stride}) must be between 1 and model.max_length "
+            f"({cfg.model.max_length}){_where(text, path, 'data', 'stride', overridden)}",
+            f"use {cfg.model.max_length} (non-overlapping windows)",
         )
-
-    def positive(section: str, *keys: str) -> None:
-        for key in keys:
-            if getattr(getattr(cfg, section), key) <= 0:
-                fail(section, key, "must be > 0", f"set {section}.{key} to a positive number")
-
-    m, tok, d, t = cfg.model, cfg.tokenizer, cfg.data, cfg.training
-    if m.architecture != "gpt":
-        fail("model", "architecture", f"is '{m.architecture}', but only 'gpt' is available",
-             "set architecture: 'gpt' (BERT and T5 are planned, not yet built)")
-    positive("model", "layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length")
-    if m.dim % m.heads:
-        fail("model", "dim", f"({m.dim}) must be divisible by model.heads ({m.heads})",
-             f"use dim {m.heads * max(2, round(m.dim / m.heads / 2) * 2)} or change heads")
-    if (m.dim // m.heads) % 2:
-        fail("model", "heads", f"give an odd head size {m.dim // m.heads} (dim / heads); "
-             "rotary position embeddings need an even one",
-             "choose heads so that dim / heads is even, e.g. a head size of 32 or 64")
-    if m.heads % m.kv_heads:
-        fail("model", "kv_heads", f"({m.kv_heads}) must divide model.heads ({m.heads})",
-             f"set kv_heads to {m.heads} (plain attention) or another divisor of heads")
-    if m.max_length > 32768:
-        fail("model", "max_length", f"({m.max_length}) is beyond what this model supports "
-             "(32768)", "use a context of 32768 tokens or fewer (256-2048 is typical)")
-    if not 0 <= m.dropout < 1:
-        fail("model", "dropout", "must be in [0, 1)", "use 0.0 (short runs) to 0.2")
-    positive("model", "rope_theta", "norm_eps")
-
-    if tok.type not in ("bpe", "wordpiece", "unigram"):
-        fail("tokenizer", "type", f"is '{tok.type}'",
-             f"{_did_you_mean(tok.type, ['bpe', 'wordpiece', 'unigram'])}"
-             "use 'bpe', 'wordpiece' or 'unigram'")
-    if not tok.special_tokens:
-        fail("tokenizer", "special_tokens", "must hold at least the end-of-text token",
-             "use ['<|endoftext|>', '<|pad|>', '<|unk|>']")
-    minimum = 256 + len(tok.special_tokens) if tok.type == "bpe" else 64
-    if not minimum <= tok.vocab_size <= 2**31:
-        fail("tokenizer", "vocab_size", f"({tok.vocab_size}) must be at least {minimum}",
-             "use 2048-8192 for small models, 32000 or more for large ones")
-    positive("tokenizer", "min_frequency")
-
-    if not 0 < d.val_split < 1 and not d.val_path:
-        fail("data", "val_split", "must be between 0 and 1", "use 0.05 (5% of documents)")
-    if not 1 <= d.stride <= m.max_length:
-        fail("data", "stride", f"({d.stride}) must be between 1 and model.max_length "
-             f"({m.max_length})", f"use {m.max_length} (non-overlapping windows)")
-    positive("data", "sample_size_mb")
-
-    positive("training", "batch_size", "gradient_accumulation", "max_steps", "learning_rate",
-             "eval_interval", "eval_batches", "log_interval")
-    if not 0 <= t.min_lr <= t.learning_rate:
-        fail("training", "min_lr", f"({t.min_lr}) must be between 0 and learning_rate "
-             f"({t.learning_rate})", f"use about learning_rate / 10 = {t.learning_rate / 10:g}")
-    if not 0 <= t.warmup_steps <= t.max_steps:
-        fail("training", "warmup_steps", f"({t.warmup_steps}) must be between 0 and "
-             f"training.max_steps ({t.max_steps})",
-             f"use about 5% of max_steps, e.g. {max(1, t.max_steps // 20)}")
-    for key in ("weight_decay", "grad_clip", "threads"):
-        if getattr(t, key) < 0:
-            fail("training", key, "must be >= 0", f"set training.{key} to 0 or more")
-    for key in ("beta1", "beta2"):
-        if not 0 <= getattr(t, key) < 1:
-            fail("training", key, "must be in [0, 1)", "use beta1 0.9 and beta2 0.95")
-    if t.device not in ("auto", "cuda", "mps", "cpu") and not t.device.startswith("cuda:"):
-        fail("training", "device", f"is '{t.device}'", "use 'auto', 'cuda', 'mps' or 'cpu'")
-    if t.precision not in ("auto", "bf16", "fp16", "fp32"):
-        fail("training", "precision", f"is '{t.precision}'",
-             "use 'auto', 'bf16', 'fp16' or 'fp32'")
-
-    positive("checkpoints", "save_interval", "save_total_limit")
-    g = cfg.generation
-    positive("generation", "max_new_tokens", "repetition_penalty")
-    if g.temperature < 0:
-        fail("generation", "temperature", "must be >= 0", "use 0 (greedy) to 1.0")
-    if g.top_k < 0:
-        fail("generation", "top_k", "must be >= 0", "use 0 (off) or e.g. 50")
-    if not 0 < g.top_p <= 1:
-        fail("generation", "top_p", "must be in (0, 1]", "use 1.0 (off) or e.g. 0.95")
 
 
 # ---- command-line overrides ----

@@ -1,12 +1,5 @@
 {%- set p = cookiecutter._presets[cookiecutter.preset] -%}
-{%- set custom = cookiecutter.preset == 'custom' -%}
-{%- set layers = cookiecutter.custom_layers | int if custom else p.layers -%}
-{%- set heads = cookiecutter.custom_heads | int if custom else p.heads -%}
-{%- set kv_heads = heads if custom else p.kv_heads -%}
-{%- set dim = cookiecutter.custom_dim | int if custom else p.dim -%}
-{%- set mlp_dim = ((dim * 8 // 3 + 31) // 32 * 32) if custom else p.mlp_dim -%}
-{%- set max_length = cookiecutter.custom_max_length | int if custom else p.max_length -%}
-{%- set vocab_size = cookiecutter.custom_vocab_size | int if custom else p.vocab_size -%}
+{%- set m = cookiecutter | model_shape -%}
 // llm.config.js — the one configuration of this project.
 //
 // Contract: this file is ONE object literal after `module.exports =`, holding plain values only
@@ -20,12 +13,12 @@ module.exports = {
   model: {
     architecture: 'gpt',      // decoder-only, Llama-style (RMSNorm, RoPE, SwiGLU, tied embeddings)
     preset: '{{ cookiecutter.preset }}',         // the size preset these numbers came from (informational)
-    layers: {{ layers }},                // transformer blocks
-    heads: {{ heads }},                 // attention heads; dim / heads = head size, must be even
-    kv_heads: {{ kv_heads }},              // key/value heads (< heads = grouped-query attention); divides heads
-    dim: {{ dim }},                 // model width (embedding size)
-    mlp_dim: {{ mlp_dim }},             // hidden width of the SwiGLU feed-forward block
-    max_length: {{ max_length }},          // context length in tokens
+    layers: {{ m.layers }},                // transformer blocks
+    heads: {{ m.heads }},                 // attention heads; dim / heads = head size, must be even
+    kv_heads: {{ m.kv_heads }},              // key/value heads (< heads = grouped-query attention); divides heads
+    dim: {{ m.dim }},                 // model width (embedding size)
+    mlp_dim: {{ m.mlp_dim }},             // hidden width of the SwiGLU feed-forward block
+    max_length: {{ m.max_length }},          // context length in tokens
     dropout: 0.0,             // 0 is best for short runs and fastest on CPU; try 0.1 for long runs on small data
     rope_theta: 10000.0,      // RoPE base frequency
     norm_eps: 1e-5,           // RMSNorm epsilon
@@ -34,7 +27,7 @@ module.exports = {
 
   tokenizer: {
     type: '{{ cookiecutter.tokenizer }}',            // 'bpe' (byte-level, lossless), 'wordpiece' or 'unigram'
-    vocab_size: {{ vocab_size }},        // target size; the trained tokenizer's real size is what the model uses
+    vocab_size: {{ m.vocab_size }},        // target size; the trained tokenizer's real size is what the model uses
     min_frequency: 2,         // a merge/piece must occur at least this often
     special_tokens: ['<|endoftext|>', '<|pad|>', '<|unk|>'],  // the first one ends every document
     path: 'tokenizer/tokenizer.json',  // where `make tokenizer` writes it
@@ -45,7 +38,7 @@ module.exports = {
     processed_dir: 'data/processed',  // where `make data` writes train.bin, val.bin and meta.json
     val_split: 0.05,          // fraction of documents held out for validation
     val_path: '',             // or a separate file/folder for validation ('' = split from raw_dir)
-    stride: {{ max_length }},             // evaluation window stride in tokens (<= max_length)
+    stride: {{ m.max_length }},             // evaluation window stride in tokens (<= max_length)
     sample_size_mb: 5,        // size of the built-in story corpus used when raw_dir is empty
     seed: 1337,               // seed for the sample corpus and the train/val split
   },

@@ -29,24 +29,16 @@ from typer.core import TyperCommand
 from create_llm import __version__
 from create_llm.errors import CreateLLMError
 from create_llm.names import check_plain_text, check_project_name, slug_problem
+from create_llm.template import template_context
 
-# The choices in cookiecutter.json (a test keeps these equal); typer needs them at import time.
-PresetName = Literal["nano", "tiny", "small", "base", "custom"]
-ModelName = Literal["gpt"]
-TokenizerName = Literal["bpe", "wordpiece", "unigram"]
+# The choices, read from cookiecutter.json: typer needs them when this module is imported.
+PresetName = Literal[tuple(template_context()["preset"])]  # type: ignore[valid-type]
+ModelName = Literal[tuple(template_context()["model"])]  # type: ignore[valid-type]
+TokenizerName = Literal[tuple(template_context()["tokenizer"])]  # type: ignore[valid-type]
 
 KEY_ALIASES = {"template": "preset"}  # `template=small` reads like the -t/--template flag
 PROMPTED_CUSTOM_KEYS = ("custom_layers", "custom_heads", "custom_dim", "custom_vocab_size",
                         "custom_max_length")
-
-# Next steps: (command, what it does). Every command is a target of the generated Makefile.
-STEPS_AFTER_INSTALL = (
-    ("make tokenizer", "train the tokenizer on data/raw/ (built-in stories when it is empty)"),
-    ("make data", "tokenize the training text into data/processed/"),
-    ("make train", "train the model"),
-    ("make generate", "sample text from the trained model"),
-)
-SETUP_STEP = ("make setup", "create .venv and install PyTorch and the requirements")
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 
@@ -97,7 +89,6 @@ def show_templates(value: bool) -> None:
         from rich.console import Console
 
         from create_llm.presets import presets_table
-        from create_llm.template import template_context
 
         Console().print(presets_table(template_context()))
         raise typer.Exit()
@@ -277,20 +268,22 @@ def print_summary(project: Path, answers: dict[str, Any], context: dict[str, Any
                   installed: bool) -> None:
     from rich.console import Console
 
-    from create_llm.presets import architecture, describe
+    from create_llm.presets import describe, template_presets
 
     console = Console(highlight=False, soft_wrap=True)
     preset = answers.get("preset", context["preset"][0])
     info = context["_presets"][preset]
-    arch = architecture(preset, context["_presets"], {**context, **answers})
+    shape = template_presets().model_shape({**context, **answers, "preset": preset})
     where = display_path(project)
     console.print(f"\n[bold green]Success![/] Created {project.name} at {where}\n")
-    console.print(f"  Size      {preset}: {describe(arch)}")
+    console.print(f"  Size      {preset}: {describe(shape)}")
     cpu = "" if info["runs_on_cpu"] else " — too big to train on a CPU"
     console.print(f"  Hardware  {info['device']}, {info['min_ram_gb']} GB RAM or more{cpu}")
     console.print(f"  Time      {info['expected_time']}\n")
-    steps = [(f"cd {shlex.quote(cd_path(project))}", "go into the project")]
-    steps += [SETUP_STEP, *STEPS_AFTER_INSTALL[:3]] if not installed else list(STEPS_AFTER_INSTALL)
+    # cookiecutter.json's _next_steps (the post-gen hook prints the same ones): `make setup` first
+    # when nothing is installed yet, else everything after it.
+    after = context["_next_steps"][1:] if installed else context["_next_steps"][:-1]
+    steps = [(f"cd {shlex.quote(cd_path(project))}", "go into the project"), *map(tuple, after)]
     width = max(len(command) for command, _ in steps) + 3
     console.print("Next steps:")
     for command, what in steps:
@@ -298,18 +291,11 @@ def print_summary(project: Path, answers: dict[str, Any], context: dict[str, Any
     console.print("\nRun `make help` in the project for every other command.")
 
 
-def create(name: str | None, items: list[str], flags: dict[str, Any], plugins: str | None,
-           yes: bool, skip_install: bool, no_git: bool, output_dir: Path, debug: bool) -> None:
+def create(name: str | None, items: list[str], flags: dict[str, Any], yes: bool,
+           skip_install: bool, no_git: bool, output_dir: Path, debug: bool) -> None:
     """Everything the command does, raising CreateLLMError for user mistakes."""
-    from create_llm.template import find_template, template_context
+    from create_llm.template import find_template
 
-    if plugins is not None:
-        raise CreateLLMError(
-            f"plugins are not available yet (asked for: {plugins or 'none'}); no plugin "
-            "(wandb, huggingface, synthex) is built into the generated project today.",
-            "Leave out --plugins. TensorBoard logging is built in: set logging.tensorboard "
-            "in llm.config.js.",
-        )
     template_dir = find_template()
     context = template_context()
     answers = parse_key_values(items, context)
@@ -403,8 +389,6 @@ def main(
         help="Architecture (gpt: decoder-only, Llama-style).", show_default=False)] = None,
     tokenizer: Annotated[TokenizerName | None, typer.Option(
         help="Tokenizer type.", show_default=False)] = None,
-    plugins: Annotated[str | None, typer.Option(
-        help="Not available yet: any value is refused.", show_default=False)] = None,
     layers: Annotated[int | None, typer.Option(
         help="custom: transformer blocks.", show_default=False)] = None,
     heads: Annotated[int | None, typer.Option(
@@ -444,8 +428,7 @@ def main(
              "custom_layers": layers, "custom_heads": heads, "custom_dim": dim,
              "custom_vocab_size": vocab_size, "custom_max_length": max_length}
     try:
-        create(name, items, flags, plugins, yes, skip_install, no_git, output_dir,
-               debug_enabled(debug))
+        create(name, items, flags, yes, skip_install, no_git, output_dir, debug_enabled(debug))
     except CreateLLMError as error:
         if debug_enabled(debug):
             raise

@@ -1,6 +1,6 @@
 """Batches of token windows for training and evaluation, read from data/processed/*.bin.
 
-    tokens = load_split("data/processed", "train")            # np.memmap, opened once
+    tokens = load_split("data/processed", "train")            # data/splits.py: np.memmap
     batches = TrainBatches(tokens, batch_size=16, max_length=256, seed=1337)
     x, y = batches.next_batch()          # (16, 256) int64 each; y is x shifted left by one
     state = batches.state_dict()                               # goes into the checkpoint
@@ -14,56 +14,13 @@ only the bytes it needs, so a corpus larger than RAM trains fine.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from itertools import chain, islice
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from data.prepare import check_enough_tokens  # noqa: F401 (part of this module's API)
-from errors import DataError
-from tokenizer.load import tokenizer_hash
-
-
-def read_meta(processed_dir: str, tokenizer_path: str | None = None) -> dict:
-    """meta.json of the prepared data (DataError if `make data` has not run). With
-    `tokenizer_path`, also DataError unless the data was encoded by that very tokenizer."""
-    path = Path(processed_dir) / "meta.json"
-    if not path.is_file():
-        raise DataError(f"no prepared data in {processed_dir} (meta.json is missing)",
-                        "run `make data` (python -m data.prepare) first")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):  # cut short or edited by hand
-        raise DataError(f"{path} is damaged (not valid JSON)",
-                        "run `make data` again to rebuild data/processed") from None
-    if tokenizer_path is not None:
-        if not Path(tokenizer_path).is_file():
-            raise DataError(f"no tokenizer at {tokenizer_path}",
-                            "run `make tokenizer` then `make data`")
-        if meta.get("tokenizer_hash") != tokenizer_hash(tokenizer_path):
-            raise DataError(
-                f"the prepared data in {processed_dir} was made with a different tokenizer "
-                f"than {tokenizer_path}",
-                "run `make data` again to re-encode the text with the current tokenizer",
-            )
-    return meta
-
-
-def load_split(processed_dir: str, split: str) -> np.memmap:
-    """The token ids of one split ('train' or 'val'), memory-mapped read-only."""
-    meta = read_meta(processed_dir)
-    path = Path(processed_dir) / f"{split}.bin"
-    if not path.is_file():
-        raise DataError(f"{path} is missing", "run `make data` again")
-    dtype = np.dtype(meta["dtype"])
-    expected = meta.get(f"{split}_tokens")
-    if expected is not None and path.stat().st_size != expected * dtype.itemsize:
-        raise DataError(f"{path} does not match meta.json (interrupted or edited?)",
-                        "run `make data` again")
-    return np.memmap(path, dtype=dtype, mode="r")
+from data.splits import check_enough_tokens
 
 
 class TrainBatches:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from config import DataConfig, TokenizerConfig, add_config_arguments, config_from_args
 from data.sources import Chunk, Corpus, ValidationSplit, open_raw_corpus, open_val_corpus
+from data.splits import check_enough_tokens
 from errors import DataError, run_cli
 from tokenizer.encode import encode_stream
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
@@ -52,33 +53,6 @@ def default_workers(total_bytes: int) -> int:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(MAX_WORKERS, cores or 1))
-
-
-def check_enough_tokens(n_tokens: int, batch_size: int, max_length: int, split: str,
-                        bytes_per_token: float = 4.0) -> None:
-    """DataError unless `split` holds one training batch (train) or one window (val).
-
-    Sampling windows from too little data cannot work (a loop waiting for a full batch never
-    ends), so say how much more text is needed instead. (Also used by data/dataset.py.)
-    """
-    if split == "train":
-        needed = batch_size * (max_length + 1)
-        what = f"one training batch (batch_size {batch_size} x (max_length {max_length} + 1))"
-        fix = ("add more text to data/raw, or lower training.batch_size or model.max_length "
-               "(the built-in corpus: raise data.sample_size_mb)")
-    else:
-        needed = max_length + 1
-        what = f"one validation window (max_length {max_length} + 1)"
-        fix = ("raise data.val_split, add more text, or lower model.max_length "
-               "(or point data.val_path at a validation file)")
-    if n_tokens >= needed:
-        return
-    missing_kb = (needed - n_tokens) * bytes_per_token / 1000
-    raise DataError(
-        f"the {split} split has {n_tokens:,} tokens, but {what} needs {needed:,}: "
-        f"about {max(1, round(missing_kb)):,} KB more {split} text",
-        fix,
-    )
 
 
 TOKENIZER_TYPES = {"BPE": "bpe", "WordPiece": "wordpiece", "Unigram": "unigram"}
@@ -219,19 +193,28 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
         "val_source": data.val_path or f"val_split {data.val_split} of the documents",
         "seed": data.seed,
     }
+    write_meta(out, meta)
+    report(writers, out, seconds, workers, tokenizer.type, vocab_size)
+    return meta
+
+
+def write_meta(out: Path, meta: dict) -> None:
+    """meta.json, written last and atomically: it is what says the data is complete."""
     meta_path = out / "meta.json"
     tmp = meta_path.with_name("meta.json.tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     tmp.replace(meta_path)
 
+
+def report(writers: dict[str, SplitWriter], out: Path, seconds: float, workers: int,
+           tokenizer_type: str, vocab_size: int) -> None:
     text_mb = (writers["train"].bytes + writers["val"].bytes) / 1e6
     print(f"Tokenized {text_mb:.3g} MB in {seconds:.1f}s ({text_mb / max(seconds, 1e-9):.1f} MB/s, "
           f"{workers} process{'es' if workers > 1 else ''}) with the {vocab_size}-token "
-          f"{tokenizer.type} tokenizer:")
+          f"{tokenizer_type} tokenizer:")
     for name, w in writers.items():
         print(f"  {name:5s} {w.tokens:>12,} tokens  {w.documents:>8,} documents  "
               f"{w.bytes / max(1, w.tokens):.2f} bytes/token  -> {out / (name + '.bin')}")
-    return meta
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,21 +10,55 @@ share a tokenizer.
 
 from __future__ import annotations
 
+import torch_env  # noqa: F401  (first: settings that must precede `import torch`)
+
+# isort: split
+
 import argparse
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
+from tokenizers import Tokenizer
 
-from config import add_config_arguments, config_from_args
-from data.dataset import load_split, read_meta
+from config import GenerationConfig, add_config_arguments, config_from_args
+from data.splits import load_split, read_meta
 from errors import run_cli
 from evaluation.generate import generate_tokens
-from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
+from runtime.checkpoints import load_trained_model
+from runtime.device import autocast, pick_device, pick_precision, set_threads
+from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
 from tokenizer.load import check_same_tokenizer, load_tokenizer
-from training.checkpoints import load_trained_model
-from training.device import autocast, pick_device, pick_precision, set_threads
+
+
+def sample(model: torch.nn.Module, tokenizer: Tokenizer, settings: GenerationConfig,
+           count: int) -> tuple[list[str], float | None]:
+    """`count` continuations of settings.prompt (seeds 0, 1, ...), and tokens per second."""
+    texts, rate = [], None
+    ids = tokenizer.encode(settings.prompt).ids
+    for i in range(count):
+        start = time.perf_counter()
+        generator = torch.Generator().manual_seed(i)
+        new = list(generate_tokens(model, ids, settings, generator=generator))
+        rate = len(new) / max(time.perf_counter() - start, 1e-9)
+        texts.append(settings.prompt + tokenizer.decode(new))
+    return texts, rate
+
+
+def print_results(results: dict[str, Any]) -> None:
+    print(f"checkpoint:     {results['checkpoint']} (step {results['step']})")
+    print(f"parameters:     {results['parameters'] / 1e6:.2f}M")
+    print(f"val loss:       {results['val_loss']:.4f} over {results['scored_tokens']:,} tokens")
+    print(f"perplexity:     {results['perplexity']:.2f}")
+    print(f"bits per byte:  {results['bits_per_byte']:.4f}")
+    print(f"eval speed:     {results['eval_tokens_per_sec']:,.0f} tokens/s ({results['device']}, "
+          f"{results['precision']})")
+    if results.get("generation_tokens_per_sec") is not None:
+        print(f"generation:     {results['generation_tokens_per_sec']:,.0f} tokens/s")
+    for i, text in enumerate(results["samples"], 1):
+        print(f"\n--- sample {i} ---\n{text}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg.training.batch_size, args.max_batches or None, device,
         autocast_ctx=lambda: autocast(device, precision))
     seconds = time.perf_counter() - start
+    samples, rate = sample(model, tokenizer, cfg.generation, args.samples)
     results = {
         "checkpoint": info["path"],
         "step": info["step"],
@@ -69,30 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         "device": device.type,
         "precision": precision,
         "threads": threads,
-        "samples": [],
+        "samples": samples,
     }
-    g = cfg.generation
-    for i in range(args.samples):
-        generator = torch.Generator().manual_seed(i)
-        ids = tokenizer.encode(g.prompt).ids
-        start = time.perf_counter()
-        new = list(generate_tokens(model, ids, g.max_new_tokens, g.temperature, g.top_k, g.top_p,
-                                   g.repetition_penalty, generator=generator))
-        rate = len(new) / max(time.perf_counter() - start, 1e-9)
+    if rate is not None:
         results["generation_tokens_per_sec"] = rate
-        results["samples"].append(g.prompt + tokenizer.decode(new))
-
-    print(f"checkpoint:     {results['checkpoint']} (step {results['step']})")
-    print(f"parameters:     {results['parameters'] / 1e6:.2f}M")
-    print(f"val loss:       {loss:.4f} over {scored:,} tokens")
-    print(f"perplexity:     {results['perplexity']:.2f}")
-    print(f"bits per byte:  {results['bits_per_byte']:.4f}")
-    print(f"eval speed:     {results['eval_tokens_per_sec']:,.0f} tokens/s ({device.type}, "
-          f"{precision})")
-    if "generation_tokens_per_sec" in results:
-        print(f"generation:     {results['generation_tokens_per_sec']:,.0f} tokens/s")
-    for i, text in enumerate(results["samples"], 1):
-        print(f"\n--- sample {i} ---\n{text}")
+    print_results(results)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -19,6 +19,10 @@ The library function `generate_tokens` (used by chat.py and evaluation/evaluate.
 
 from __future__ import annotations
 
+import torch_env  # noqa: F401  (first: settings that must precede `import torch`)
+
+# isort: split
+
 import argparse
 import sys
 import time
@@ -26,24 +30,13 @@ from collections.abc import Iterable, Iterator
 
 import torch
 
-from errors import ConfigurationError
+from config import GenerationConfig, add_config_arguments, config_from_args
+from errors import ConfigurationError, run_cli
+from runtime.checkpoints import load_trained_model
+from runtime.device import pick_device, set_threads
+from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer
 
 # ---- sampling ----
-
-
-def check_sampling(temperature: float, top_k: int, top_p: float, repetition_penalty: float) -> None:
-    """Reject impossible sampling settings with a message naming the setting."""
-    if temperature < 0:
-        raise ConfigurationError(f"temperature must be >= 0, got {temperature}",
-                                 "use 0 (greedy) to about 1.0 (creative)")
-    if top_k < 0:
-        raise ConfigurationError(f"top_k must be >= 0, got {top_k}", "use 0 (off) or e.g. 50")
-    if not 0 < top_p <= 1:
-        raise ConfigurationError(f"top_p must be in (0, 1], got {top_p}",
-                                 "use 1.0 (off) or e.g. 0.95")
-    if repetition_penalty <= 0:
-        raise ConfigurationError(f"repetition_penalty must be > 0, got {repetition_penalty}",
-                                 "use 1.0 (off) or a little more, e.g. 1.1")
 
 
 def apply_repetition_penalty(
@@ -98,25 +91,22 @@ def sample_next_token(
 def generate_tokens(
     model: torch.nn.Module,
     prompt_ids: list[int],
-    max_new_tokens: int,
-    temperature: float = 0.8,
-    top_k: int = 50,
-    top_p: float = 0.95,
-    repetition_penalty: float = 1.0,
+    settings: GenerationConfig,
     use_cache: bool = True,
     stop_ids: Iterable[int] = (),
     seed: int | None = None,
     generator: torch.Generator | None = None,
 ) -> Iterator[int]:
-    """Yield up to max_new_tokens new token ids, one at a time, as they are chosen.
+    """Yield up to settings.max_new_tokens new token ids, one at a time, as they are chosen.
 
-    temperature 0 = greedy (top_k/top_p then do nothing). A token in stop_ids ends the generation
-    and is not yielded. seed (or your own generator) makes sampling reproducible. use_cache=False
+    `settings` (the `generation` section of llm.config.js, checked when it was made) gives
+    max_new_tokens, temperature (0 = greedy: top_k/top_p then do nothing), top_k, top_p and the
+    repetition penalty; its prompt is not used here. A token in stop_ids ends the generation and
+    is not yielded. seed (or your own generator) makes sampling reproducible. use_cache=False
     recomputes the whole context for every token: slower, same tokens; kept as the reference.
     The model is in eval mode while generating and is put back in its previous mode afterwards.
     """
-    # Checked here, not inside the generator below, so a bad setting fails at the call.
-    check_sampling(temperature, top_k, top_p, repetition_penalty)
+    # Checked here, not inside the generator below, so an empty prompt fails at the call.
     if not prompt_ids:
         raise ConfigurationError(
             "the prompt is empty: the model needs at least one token to continue",
@@ -125,19 +115,14 @@ def generate_tokens(
     if generator is None and seed is not None:
         device = next(model.parameters()).device
         generator = torch.Generator(device=device).manual_seed(seed)
-    return _generate(model, list(prompt_ids), max_new_tokens, temperature, top_k, top_p,
-                     repetition_penalty, use_cache, set(stop_ids), generator)
+    return _generate(model, list(prompt_ids), settings, use_cache, set(stop_ids), generator)
 
 
 @torch.inference_mode()  # on a generator: active while it computes, not while the caller runs
 def _generate(
     model: torch.nn.Module,
     ids: list[int],
-    max_new_tokens: int,
-    temperature: float,
-    top_k: int,
-    top_p: float,
-    repetition_penalty: float,
+    settings: GenerationConfig,
     use_cache: bool,
     stop_ids: set[int],
     generator: torch.Generator | None,
@@ -153,17 +138,17 @@ def _generate(
         logits, _ = model(idx, kv_cache=cache)  # (1, T, V)
         return logits[0, -1]  # (V,): the scores of the token that comes next
 
+    s, max_new_tokens = settings, settings.max_new_tokens
     was_training = model.training
     model.eval()  # no dropout
     try:
-        if max_new_tokens <= 0:
-            return
         start = max(0, len(ids) - max_length)  # the context is ids[start:], <= max_length long
         logits = next_logits(ids[start:])  # prefill: the whole prompt in one pass
         for i in range(max_new_tokens):
-            context = torch.tensor(ids[start:], device=device) if repetition_penalty != 1 else None
-            token = sample_next_token(logits, context, temperature, top_k, top_p,
-                                      repetition_penalty, generator)
+            penalised = s.repetition_penalty != 1
+            context = torch.tensor(ids[start:], device=device) if penalised else None
+            token = sample_next_token(logits, context, s.temperature, s.top_k, s.top_p,
+                                      s.repetition_penalty, generator)
             if token in stop_ids:
                 return
             yield token
@@ -225,22 +210,33 @@ class TextStream:
 # ---- command line ----
 
 
-def main(argv: list[str] | None = None) -> None:
-    from config import add_config_arguments, config_from_args
-    from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer
-    from training.checkpoints import load_trained_model
-    from training.device import pick_device, set_threads
+# Short options for the `generation` settings. Each is stored as its `--generation.<key>` override,
+# so config.py checks it with the same rules as the value in llm.config.js.
+SAMPLING_OPTIONS = {
+    "prompt": ("--prompt", "text to continue"),
+    "max_new_tokens": ("--max-new-tokens", "how many tokens to generate"),
+    "temperature": ("--temperature", "0 = greedy; higher = more random"),
+    "top_k": ("--top-k", "sample among the k likeliest tokens (0 = off)"),
+    "top_p": ("--top-p", "nucleus sampling mass (1 = off)"),
+    "repetition_penalty": ("--repetition-penalty", "> 1 discourages repeats"),
+}
 
+
+def add_sampling_options(parser: argparse.ArgumentParser, keys: Iterable[str] = SAMPLING_OPTIONS,
+                         names: dict[str, str] | None = None) -> None:
+    """Add `--temperature` etc. (`names` renames some, e.g. chat's --max-tokens)."""
+    for key in keys:
+        flag, help_text = SAMPLING_OPTIONS[key]
+        parser.add_argument((names or {}).get(key, flag), dest=f"override:generation.{key}",
+                            metavar="VALUE", help=f"{help_text} (default: generation.{key})")
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m evaluation.generate",
         description="Generate text from a trained model (defaults: generation in llm.config.js).",
     )
-    parser.add_argument("--prompt", help="text to continue")
-    parser.add_argument("--max-new-tokens", type=int, help="how many tokens to generate")
-    parser.add_argument("--temperature", type=float, help="0 = greedy; higher = more random")
-    parser.add_argument("--top-k", type=int, help="sample among the k likeliest tokens (0 = off)")
-    parser.add_argument("--top-p", type=float, help="nucleus sampling mass (1 = off)")
-    parser.add_argument("--repetition-penalty", type=float, help="> 1 discourages repeats")
+    add_sampling_options(parser)
     parser.add_argument("--seed", type=int, help="make sampling reproducible")
     parser.add_argument("--checkpoint", default="auto",
                         help="'auto' (best, else latest), 'best', 'latest' or a .pt path")
@@ -251,20 +247,6 @@ def main(argv: list[str] | None = None) -> None:
     cfg = config_from_args(args)
     g = cfg.generation
 
-    def pick(value: object, default: object) -> object:
-        return default if value is None else value
-
-    prompt = pick(args.prompt, g.prompt)
-    max_new_tokens = pick(args.max_new_tokens, g.max_new_tokens)
-    temperature = pick(args.temperature, g.temperature)
-    top_k = pick(args.top_k, g.top_k)
-    top_p = pick(args.top_p, g.top_p)
-    repetition_penalty = pick(args.repetition_penalty, g.repetition_penalty)
-    check_sampling(temperature, top_k, top_p, repetition_penalty)
-    if max_new_tokens < 0:
-        raise ConfigurationError(f"--max-new-tokens must be >= 0, got {max_new_tokens}",
-                                 "use e.g. 200")
-
     device = pick_device(cfg.training.device)
     if device.type == "cpu":
         set_threads(cfg.training.threads)
@@ -272,15 +254,14 @@ def main(argv: list[str] | None = None) -> None:
     model, info = load_trained_model(args.checkpoint, cfg.checkpoints.dir, device)
     check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
     eot = eot_id(tokenizer, cfg.tokenizer)
-    prompt_ids = tokenizer.encode(prompt, add_special_tokens=False).ids or [eot]
+    prompt_ids = tokenizer.encode(g.prompt, add_special_tokens=False).ids or [eot]
 
     print(f"[{info['path']}, step {info.get('step', '?')}, {device.type}, "
           f"{'no cache' if args.no_cache else 'KV cache'}]", file=sys.stderr)
-    print(prompt, end="", flush=True)
+    print(g.prompt, end="", flush=True)
     stream = TextStream(tokenizer, prompt_ids)
     started, count = time.perf_counter(), 0
-    for token in generate_tokens(model, prompt_ids, max_new_tokens, temperature, top_k, top_p,
-                                 repetition_penalty, use_cache=not args.no_cache,
+    for token in generate_tokens(model, prompt_ids, g, use_cache=not args.no_cache,
                                  stop_ids=(eot,), seed=args.seed):
         print(stream.push(token), end="", flush=True)
         count += 1
@@ -291,6 +272,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from errors import run_cli
-
     run_cli(main)

@@ -8,7 +8,6 @@ runs on a laptop CPU in minutes.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +15,17 @@ from typing import Any
 
 import pytest
 
-# Before torch starts OpenMP: idle threads sleep instead of spinning, so tests that run training
-# subprocesses side by side do not slow each other down (training/__init__.py sets the same).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import torch  # noqa: E402
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 if str(PROJECT_ROOT) not in sys.path:  # `pytest tests/` from anywhere imports the project's code
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from models.config import ModelConfig  # noqa: E402
+# Before torch starts OpenMP (see torch_env.py): idle threads sleep instead of spinning, so tests
+# that run training subprocesses side by side do not slow each other down.
+import torch_env  # noqa: E402, F401, I001
+
+import torch  # noqa: E402
+
+from config import ModelConfig  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:

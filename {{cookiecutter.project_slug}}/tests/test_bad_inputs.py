@@ -27,7 +27,7 @@ import pytest
 import torch
 
 from conftest import write_project_config
-from training import checkpoints
+from runtime import checkpoints
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -445,7 +445,7 @@ GOES_ON = [
     pytest.param(write_file("tokenizer/tokenizer.training.json", "{"), TOKENIZER,
                  "was not written by `make tokenizer` (or was edited since): keeping it",
                  id="tokenizer-record-damaged-keeps-the-tokenizer"),
-    pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), ("-m", "models.config"),
+    pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), ("-m", "models.presets"),
                  "This project: not shown (llm.config.js is not a plain object literal",
                  id="summary-with-a-broken-config"),
 ]

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import bench
-from config import load_config
+from config import ModelConfig, load_config
 from conftest import write_project_config
-from models.config import PRESETS, ModelConfig, count_parameters
+from models.presets import PRESETS, count_parameters
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -81,17 +81,20 @@ def test_without_prepared_data_training_reads_random_ids(tmp_path: Path, monkeyp
 
 
 def test_the_phase_split_times_a_real_step(tmp_path: Path, monkeypatch) -> None:
-    """The instrumented copy of the step trains like the real one (the loss moves the same way)."""
+    """The split times Trainer.train_step itself (through its timer hook), and only when asked."""
     write_project(tmp_path, TINY)
     monkeypatch.chdir(tmp_path)
     cfg = load_config("llm.config.js")
     model_config = ModelConfig(**{**TINY["model"], "vocab_size": 320})
     tokens = np.random.default_rng(0).integers(0, 320, size=10_000, dtype=np.uint16)
-    trainer = bench.make_trainer(cfg, model_config, tokens, torch.device("cpu"), "fp32")
+    trainer, timer = bench.make_trainer(cfg, model_config, tokens, torch.device("cpu"), "fp32")
+    assert trainer.timer is timer
+    bench.time_steps(trainer, 1)  # the throughput steps: nothing is timed
+    assert set(timer.seconds.values()) == {0.0}
     before = [p.detach().clone() for p in trainer.model.parameters()]
-    seconds = bench.time_phases(trainer)
+    seconds = timer.time_step(trainer)
     assert set(seconds) == {"data", "forward", "backward", "optimizer"}
-    assert all(s >= 0 for s in seconds.values())
+    assert all(s > 0 for s in seconds.values()) and trainer.step == 2
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters(),
                                                      strict=True))
     assert all(p.grad is None for p in trainer.model.parameters())  # zeroed like train_step

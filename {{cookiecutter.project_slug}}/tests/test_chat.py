@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from chat import ChatSession, Settings, StopAtMarkers, Turn, build_prompt, stop_markers
+from chat import ChatSession, StopAtMarkers, Turn, build_prompt, stop_markers
+from config import GenerationConfig, ModelConfig
 from conftest import write_project_config
 from models.architectures.gpt import GPT
-from models.config import ModelConfig
 
 PROJECT = Path(__file__).resolve().parents[1]
 EOT = 0
@@ -77,7 +77,8 @@ def test_a_session_never_crashes_on_a_long_history(tokenizer) -> None:
     config = ModelConfig(layers=2, heads=2, kv_heads=2, dim=32, mlp_dim=64, max_length=32,
                          vocab_size=tokenizer.get_vocab_size())
     session = ChatSession(GPT(config), tokenizer, EOT,
-                          Settings(temperature=1.0, top_k=0, top_p=1.0, max_tokens=100), seed=0)
+                          GenerationConfig(temperature=1.0, top_k=0, top_p=1.0,
+                                           max_new_tokens=100), seed=0)
     session.history = long_history(500)
     written: list[str] = []
     for message in ("hello", "the cat " * 100):  # the second alone overflows the context
@@ -117,7 +118,7 @@ def test_answers_stream_whole_characters_and_end_at_the_next_speaker(tokenizer,
     monkeypatch.setattr(chat, "generate_tokens", fake_generate_tokens)
     config = ModelConfig(layers=1, heads=2, kv_heads=2, dim=16, mlp_dim=32, max_length=64,
                          vocab_size=tokenizer.get_vocab_size())
-    session = ChatSession(GPT(config), tokenizer, EOT, Settings())
+    session = ChatSession(GPT(config), tokenizer, EOT, GenerationConfig())
     pieces: list[str] = []
     answer, interrupted = session.reply("hi", pieces.append)
     assert answer == "".join(pieces) == "Café 🐶 yes" and not interrupted
@@ -145,7 +146,7 @@ def test_commands_change_settings_and_bad_arguments_are_one_line_messages(
         tokenizer, tmp_path: Path) -> None:
     config = ModelConfig(layers=1, heads=2, kv_heads=2, dim=16, mlp_dim=32, max_length=16,
                          vocab_size=tokenizer.get_vocab_size())
-    session = ChatSession(GPT(config), tokenizer, EOT, Settings())
+    session = ChatSession(GPT(config), tokenizer, EOT, GenerationConfig())
     assert session.command("/temperature 0.3") == ("temperature = 0.3", False)
     assert session.settings.temperature == 0.3
     assert session.command("/top_k 5")[0] == "top_k = 5"
@@ -156,7 +157,8 @@ def test_commands_change_settings_and_bad_arguments_are_one_line_messages(
                 "/max_tokens 0", "/save", "/frobnicate", "/save /no/such/folder/x.txt"):
         message, quit_now = session.command(bad)
         assert message and "\n" not in message and not quit_now, bad
-    assert session.settings == Settings(temperature=0.3, top_k=5, top_p=0.5, max_tokens=7)
+    assert session.settings == GenerationConfig(temperature=0.3, top_k=5, top_p=0.5,
+                                                max_new_tokens=7)
     session.history = [Turn("hi", "hello"), Turn("bye", "")]
     message, _ = session.command(f"/save {tmp_path / 'chat.txt'}")
     assert "2 turns" in message

@@ -11,6 +11,7 @@ import dataclasses
 import pytest
 import torch
 
+from config import GenerationConfig, ModelConfig
 from errors import ConfigurationError
 from evaluation.generate import (
     TextStream,
@@ -19,11 +20,17 @@ from evaluation.generate import (
     sample_next_token,
 )
 from models.architectures.gpt import GPT
-from models.config import ModelConfig
+
+SAMPLING_KEYS = {"temperature", "top_k", "top_p", "repetition_penalty"}
 
 
-def generate(model: GPT, prompt: list[int], n: int, **settings: object) -> list[int]:
-    return list(generate_tokens(model, prompt, n, **settings))
+def generate(model: GPT, prompt: list[int], n: int, **options: object) -> list[int]:
+    """generate_tokens with n new tokens; sampling options go into its GenerationConfig (no
+    repetition penalty unless asked), the others (use_cache, seed, ...) are passed as they are."""
+    settings = GenerationConfig(max_new_tokens=n, repetition_penalty=1.0, **{
+        key: value for key, value in options.items() if key in SAMPLING_KEYS})
+    rest = {key: value for key, value in options.items() if key not in SAMPLING_KEYS}
+    return list(generate_tokens(model, prompt, settings, **rest))
 
 
 def sharp_random_model(config: ModelConfig) -> GPT:
@@ -86,15 +93,18 @@ def test_model_mode_is_restored(tiny_model_config: ModelConfig) -> None:
     assert not model.training
 
 
-def test_zero_new_tokens_and_bad_settings(tiny_model_config: ModelConfig) -> None:
+def test_empty_prompt_and_bad_settings(tiny_model_config: ModelConfig) -> None:
     model = GPT(tiny_model_config)
-    assert generate(model, [1, 2], 0) == []
+    assert len(generate(model, [1, 2], 1)) == 1
     with pytest.raises(ConfigurationError, match="prompt is empty"):
-        generate_tokens(model, [], 5)  # raised at the call, before iterating
-    with pytest.raises(ConfigurationError, match="temperature"):
-        generate_tokens(model, [1], 5, temperature=-1)
-    with pytest.raises(ConfigurationError, match="top_p"):
-        generate_tokens(model, [1], 5, top_p=0.0)
+        generate_tokens(model, [], GenerationConfig())  # raised at the call, before iterating
+    # The settings are checked where they are made, once (config.py GenerationConfig).
+    for bad, name in ((dict(temperature=-1), "temperature"), (dict(top_p=0.0), "top_p"),
+                      (dict(max_new_tokens=0), "max_new_tokens"),
+                      (dict(temperature=float("nan")), "temperature"),
+                      (dict(repetition_penalty=float("inf")), "repetition_penalty")):
+        with pytest.raises(ConfigurationError, match=f"generation.{name}"):
+            GenerationConfig(**bad)
 
 
 # ---- sampling ----

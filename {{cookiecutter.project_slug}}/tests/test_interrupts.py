@@ -27,7 +27,7 @@ import torch
 
 from conftest import write_project_config
 from errors import TrainingError, run_cli
-from training import checkpoints
+from runtime import checkpoints
 from training.callbacks.base import Callback
 
 PROJECT = Path(__file__).resolve().parents[1]

@@ -13,9 +13,10 @@ from collections.abc import Callable
 import pytest
 import torch
 
+from config import ModelConfig
 from errors import ConfigurationError
 from models.architectures.gpt import GPT, apply_rope, precompute_rope
-from models.config import PRESET_TARGETS, PRESETS, ModelConfig, count_parameters
+from models.presets import PRESETS, count_parameters, preset_config
 
 # ---- the objective ----
 
@@ -213,13 +214,13 @@ def test_matches_hugging_face_llama(tiny_model_config: ModelConfig) -> None:
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_preset_sizes_are_what_they_claim(name: str) -> None:
     """Counted on the meta device (no memory), within 10% of ~1M / 10M / 100M / 1B."""
-    count = count_parameters(ModelConfig.from_preset(name))
-    target = PRESET_TARGETS[name]
+    count = count_parameters(preset_config(name))
+    target = PRESETS[name]["target_params"]
     assert abs(count - target) / target < 0.10, f"{name}: {count:,} vs {target:,}"
 
 
 def test_count_parameters_equals_a_real_model(tiny_model_config: ModelConfig) -> None:
-    nano = ModelConfig.from_preset("nano")
+    nano = preset_config("nano")
     assert count_parameters(nano) == GPT(nano).num_parameters()
     assert count_parameters(tiny_model_config) == sum(
         p.numel() for p in GPT(tiny_model_config).parameters()

@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 import torch
 
+from config import ModelConfig
 from errors import ConfigurationError
 from models.architectures.gpt import GPT
-from training import device as dev
+from runtime import device as dev
 from training.optimizer import build_optimizer
-from training.train import compile_model
-from training.trainer import Trainer
+from training.trainer import Trainer, build_trainer, compile_model
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")
@@ -122,7 +122,7 @@ def test_adamw_is_fused_and_falls_back_to_foreach(tiny_model_config, make_tiny_c
                                                   monkeypatch) -> None:
     model = GPT(tiny_model_config)
     cfg = make_tiny_config()
-    assert build_optimizer(model, cfg.training, CPU).defaults["fused"] is True
+    assert build_optimizer(model, cfg.training).defaults["fused"] is True
 
     class OldAdamW(torch.optim.AdamW):  # a torch or device without the fused kernel
         def __init__(self, *args: Any, fused: bool | None = None, **kwargs: Any) -> None:
@@ -131,7 +131,7 @@ def test_adamw_is_fused_and_falls_back_to_foreach(tiny_model_config, make_tiny_c
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(torch.optim, "AdamW", OldAdamW)
-    optimizer = build_optimizer(model, cfg.training, CPU)
+    optimizer = build_optimizer(model, cfg.training)
     assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
 
 
@@ -140,7 +140,7 @@ def test_fp16_gets_a_loss_scaler_and_the_others_do_not(tiny_model_config,
     cfg = make_tiny_config()
     tokens = np.zeros(1000, dtype=np.uint16)
     for precision, scaled in (("fp16", True), ("bf16", False), ("fp32", False)):
-        trainer = make_trainer(cfg, GPT(tiny_model_config), tokens, precision)
+        trainer = make_trainer(cfg, tiny_model_config, tokens, precision)
         assert trainer.scaler.is_enabled() is scaled
 
 
@@ -164,13 +164,11 @@ def test_freed_memory_is_kept_on_glibc_only() -> None:
 # ---- the step itself ----
 
 
-def make_trainer(cfg: Any, model: GPT, tokens: np.ndarray, precision: str) -> Trainer:
-    from data.dataset import TrainBatches
-
-    batches = TrainBatches(tokens, cfg.training.batch_size, model.config.max_length,
-                           cfg.training.seed)
-    return Trainer(cfg, model, batches, tokens, {}, CPU, precision, callbacks=[],
-                   tokenizer_hash="test")
+def make_trainer(cfg: Any, model_config: ModelConfig, tokens: np.ndarray,
+                 precision: str) -> Trainer:
+    """The Trainer `make train` builds (training.seed seeds the model and the batches)."""
+    return build_trainer(cfg, model_config, tokens, tokens, {}, CPU, precision,
+                         tokenizer_hash="test")
 
 
 def markov_tokens(n: int, vocab: int = 256, seed: int = 0) -> np.ndarray:
@@ -191,7 +189,8 @@ def test_a_step_never_waits_for_the_device(tiny_model_config, make_tiny_config,
     """No .item()/.tolist()/bool(tensor)... in our step code (each one is a GPU sync), and the
     loop reads the loss only at log intervals."""
     calls: list[str] = []
-    ours = [str(PROJECT / folder) for folder in ("training", "models", "data", "evaluation")]
+    ours = [str(PROJECT / folder) for folder in ("training", "models", "data", "evaluation",
+                                                  "runtime")]
 
     def spy(name: str) -> None:
         original = getattr(torch.Tensor, name)
@@ -207,7 +206,7 @@ def test_a_step_never_waits_for_the_device(tiny_model_config, make_tiny_config,
     cfg = make_tiny_config(**{"training.max_steps": 10, "training.log_interval": 5,
                               "training.eval_interval": 1000,
                               "checkpoints.save_interval": 1000})
-    trainer = make_trainer(cfg, GPT(tiny_model_config), markov_tokens(5000), "bf16")
+    trainer = make_trainer(cfg, tiny_model_config, markov_tokens(5000), "bf16")
     trainer.evaluate = lambda: {"val_loss": 1.0, "is_best": False}  # not part of a step
     for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
         spy(name)
@@ -220,10 +219,8 @@ def test_a_step_never_waits_for_the_device(tiny_model_config, make_tiny_config,
 
 
 def losses(cfg: Any, tokens: np.ndarray, seed: int, precision: str, steps: int) -> np.ndarray:
-    torch.manual_seed(seed)
-    model = GPT(dataclasses.replace(cfg.model, vocab_size=256))
-    cfg.training.seed = seed  # the batch order too
-    trainer = make_trainer(cfg, model, tokens, precision)
+    cfg.training.seed = seed  # the initial weights and the batch order
+    trainer = make_trainer(cfg, dataclasses.replace(cfg.model, vocab_size=256), tokens, precision)
     return np.array([trainer.train_step(lr=3e-3).item() for _ in range(steps)])
 
 
@@ -237,7 +234,7 @@ def test_bf16_trains_within_the_run_to_run_noise_of_fp32(make_tiny_config) -> No
     tokens = markov_tokens(50_000)
     threads = torch.get_num_threads()
     # One thread: with OpenMP's default spin-waiting and other programs running, 2 threads
-    # made this test anywhere from 12 s to 100 s (shared/notes); 1 thread takes ~10-15 s.
+    # made this test anywhere from 12 s to 100 s on a busy 2-core CPU; 1 thread takes ~10-15 s.
     torch.set_num_threads(1)
     try:
         fp32_a = losses(cfg, tokens, seed=1, precision="fp32", steps=200)
@@ -261,13 +258,12 @@ def test_gradient_checkpointing_trains_the_same_model(tiny_model_config,
     tokens = markov_tokens(5000)
     params = []
     for checkpointing in (False, True):
-        torch.manual_seed(0)
-        model = GPT(tiny_model_config)
-        model.gradient_checkpointing = checkpointing
-        trainer = make_trainer(cfg, model, tokens, "fp32")
+        cfg.training.gradient_checkpointing = checkpointing
+        trainer = make_trainer(cfg, tiny_model_config, tokens, "fp32")
+        assert trainer.model.gradient_checkpointing is checkpointing
         for _ in range(3):
             trainer.train_step(lr=1e-3)
-        params.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+        params.append(torch.cat([p.detach().flatten() for p in trainer.model.parameters()]))
     torch.testing.assert_close(params[0], params[1], rtol=1e-4, atol=1e-5)
 
 

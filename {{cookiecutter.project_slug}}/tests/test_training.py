@@ -16,7 +16,7 @@ import torch
 from config import load_config
 from conftest import write_project_config
 from errors import TrainingError
-from training import checkpoints
+from runtime import checkpoints
 from training.callbacks.base import Callback
 from training.optimizer import lr_at
 

@@ -12,25 +12,27 @@ continues exactly where it stopped. Checkpoints go to checkpoints/, metrics to l
 
 from __future__ import annotations
 
+import torch_env  # noqa: F401  (first: settings that must precede `import torch`)
+
+# isort: split
+
 import argparse
 import dataclasses
 import shutil
-import sys
 import time
 from pathlib import Path
 
-import torch
+import numpy as np
 
-from config import Config, add_config_arguments, config_from_args
-from data.dataset import TrainBatches, check_enough_tokens, load_split, read_meta
+from config import Config, ModelConfig, add_config_arguments, config_from_args
+from data.splits import check_enough_tokens, load_split, read_meta
 from errors import TrainingError, run_cli
-from models.architectures.gpt import GPT
-from training import checkpoints
+from runtime import checkpoints
+from runtime.device import describe, pick_device, pick_precision, set_threads
 from training.callbacks.base import Callback
 from training.callbacks.checkpoint import CheckpointCallback
 from training.callbacks.logging import LoggingCallback
-from training.device import describe, pick_device, pick_precision, set_threads
-from training.trainer import Trainer
+from training.trainer import Trainer, build_trainer
 
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
 ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
@@ -73,6 +75,67 @@ def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) 
             )
 
 
+def load_data(cfg: Config) -> tuple[dict, ModelConfig, np.memmap, np.memmap]:
+    """meta.json, the model config with the trained tokenizer's vocabulary, and both splits,
+    checked for the tokenizer and for enough tokens."""
+    meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
+    model_config = dataclasses.replace(cfg.model, vocab_size=meta["vocab_size"])
+    if meta["vocab_size"] != cfg.tokenizer.vocab_size:
+        print(f"vocabulary: {meta['vocab_size']} tokens, from the trained tokenizer "
+              f"(tokenizer.vocab_size in llm.config.js asks for {cfg.tokenizer.vocab_size}; "
+              "the tokenizer wins)")
+    train_tokens = load_split(cfg.data.processed_dir, "train")
+    val_tokens = load_split(cfg.data.processed_dir, "val")
+    bytes_per_token = meta["train_bytes"] / max(1, meta["train_tokens"])
+    check_enough_tokens(len(train_tokens), cfg.training.batch_size, model_config.max_length,
+                        "train", bytes_per_token)
+    check_enough_tokens(len(val_tokens), 1, model_config.max_length, "val", bytes_per_token)
+    return meta, model_config, train_tokens, val_tokens
+
+
+def prepare_checkpoint_folder(cfg: Config, resume: bool, fresh: bool) -> Path:
+    """Never overwrite a previous run by accident; clear what an interrupted save left."""
+    folder = Path(cfg.checkpoints.dir)
+    has_run = bool(checkpoints.list_step_checkpoints(folder)) or (folder / "best.pt").exists()
+    if has_run and not resume:
+        if not fresh:
+            latest = checkpoints.list_step_checkpoints(folder)
+            where = f" (up to step {latest[-1][0]})" if latest else ""
+            raise TrainingError(
+                f"{folder}/ already holds a training run{where}",
+                "continue it with `make resume`, or start over with "
+                "`make train ARGS=--fresh` (the old run is moved to checkpoints/previous/)",
+            )
+        print(f"Moved the previous run to {archive_previous_run(cfg)}")
+    checkpoints.check_writable(folder)
+    leftovers = checkpoints.remove_stale_temp_files(folder)
+    if leftovers:
+        print(f"Removed {len(leftovers)} half-written checkpoint file(s) of an interrupted run")
+    return folder
+
+
+def resume_from(trainer: Trainer, which: str, folder: Path) -> None:
+    """Load the checkpoint `which` ('auto' = the newest good one) into the trainer."""
+    path = checkpoints.find_checkpoint(which, folder, prefer="latest")
+    state = checkpoints.load_checkpoint(path, map_location=trainer.device)
+    check_resumable(state, dataclasses.asdict(trainer.model.config), trainer.tokenizer_hash,
+                    path)
+    trainer.load_state(state)
+    print(f"Resuming from {path} (step {trainer.step})")
+
+
+def print_summary(trainer: Trainer, meta: dict, threads: int) -> None:
+    """What is about to be trained, on what, how."""
+    t, m = trainer.cfg.training, trainer.model.config
+    tokens_per_step = t.batch_size * t.gradient_accumulation * m.max_length
+    print(f"model: {m.architecture} '{m.preset}' with {trainer.model.num_parameters() / 1e6:.2f}M "
+          f"parameters | context {m.max_length} | vocabulary {m.vocab_size}")
+    print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
+          f"tokens | {tokens_per_step:,} tokens per step")
+    print(describe(trainer.device, trainer.precision, threads, t.compile,
+                   t.gradient_checkpointing))
+
+
 def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None = None) -> int:
     """Train. `extra_callbacks` run after the built-in ones (add your own here)."""
     parser = argparse.ArgumentParser(
@@ -91,76 +154,26 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
     threads = set_threads(t.threads)
     device = pick_device(t.device)
     precision = pick_precision(t.precision, device, cfg.model.dim)
-
-    meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
-    tok_hash = meta["tokenizer_hash"]
-    model_config = dataclasses.replace(cfg.model, vocab_size=meta["vocab_size"])
-    if meta["vocab_size"] != cfg.tokenizer.vocab_size:
-        print(f"vocabulary: {meta['vocab_size']} tokens, from the trained tokenizer "
-              f"(tokenizer.vocab_size in llm.config.js asks for {cfg.tokenizer.vocab_size}; "
-              "the tokenizer wins)")
-    train_tokens = load_split(cfg.data.processed_dir, "train")
-    val_tokens = load_split(cfg.data.processed_dir, "val")
-    bytes_per_token = meta["train_bytes"] / max(1, meta["train_tokens"])
-    check_enough_tokens(len(train_tokens), t.batch_size, model_config.max_length, "train",
-                        bytes_per_token)
-    check_enough_tokens(len(val_tokens), 1, model_config.max_length, "val", bytes_per_token)
-
-    # Never overwrite a previous run by accident.
-    folder = Path(cfg.checkpoints.dir)
-    has_run = bool(checkpoints.list_step_checkpoints(folder)) or (folder / "best.pt").exists()
-    if has_run and not args.resume:
-        if not args.fresh:
-            latest = checkpoints.list_step_checkpoints(folder)
-            where = f" (up to step {latest[-1][0]})" if latest else ""
-            raise TrainingError(
-                f"{folder}/ already holds a training run{where}",
-                "continue it with `make resume`, or start over with "
-                "`make train ARGS=--fresh` (the old run is moved to checkpoints/previous/)",
-            )
-        print(f"Moved the previous run to {archive_previous_run(cfg)}")
-    checkpoints.check_writable(folder)
-    leftovers = checkpoints.remove_stale_temp_files(folder)
-    if leftovers:
-        print(f"Removed {len(leftovers)} half-written checkpoint file(s) of an interrupted run")
-
-    torch.manual_seed(t.seed)
-    model = GPT(model_config)
-    model.gradient_checkpointing = t.gradient_checkpointing
-    model.to(device)
-    batches = TrainBatches(train_tokens, t.batch_size, model_config.max_length, t.seed)
+    meta, model_config, train_tokens, val_tokens = load_data(cfg)
+    folder = prepare_checkpoint_folder(cfg, bool(args.resume), args.fresh)
     callbacks = [
         LoggingCallback(cfg.logging.dir, cfg.logging.progress_bar, cfg.logging.tensorboard),
         CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
                            cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best),
         *(extra_callbacks or []),
     ]
-    trainer = Trainer(cfg, model, batches, val_tokens, meta, device, precision, callbacks,
-                      tok_hash)
-    if t.compile:
-        trainer.forward_model = compile_model(model)
-
+    trainer = build_trainer(cfg, model_config, train_tokens, val_tokens, meta, device,
+                            precision, callbacks, meta["tokenizer_hash"])
     if args.resume:
-        path = checkpoints.find_checkpoint(args.resume, folder, prefer="latest")
-        state = checkpoints.load_checkpoint(path, map_location=device)
-        check_resumable(state, dataclasses.asdict(model_config), tok_hash, path)
-        trainer.load_state(state)
-        print(f"Resuming from {path} (step {trainer.step})")
+        resume_from(trainer, args.resume, folder)
         if trainer.step >= t.max_steps:
             print(f"Already trained for {trainer.step} steps (training.max_steps = "
                   f"{t.max_steps}). To train longer: make resume ARGS=\"--training.max_steps "
                   f"{t.max_steps * 2}\"")
             return 0
 
-    tokens_per_step = t.batch_size * t.gradient_accumulation * model_config.max_length
-    print(f"model: {model_config.architecture} '{model_config.preset}' with "
-          f"{model.num_parameters() / 1e6:.2f}M parameters | context {model_config.max_length} "
-          f"| vocabulary {model_config.vocab_size}")
-    print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
-          f"tokens | {tokens_per_step:,} tokens per step")
-    print(describe(device, precision, threads, t.compile, t.gradient_checkpointing))
+    print_summary(trainer, meta, threads)
     trainer.fit()
-
     if trainer.stop_reason:
         print(f"Stopped at step {trainer.step} ({trainer.stop_reason}). "
               "Continue with: make resume")
@@ -171,28 +184,6 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
           f"bits/byte | best val loss {trainer.best_val_loss:.4f}")
     print("Next: make generate   (or make eval, make chat)")
     return 0
-
-
-def compile_model(model: torch.nn.Module) -> torch.nn.Module:
-    """torch.compile, or the plain model with a one-line warning where compiling does not work.
-
-    torch.compile is lazy: nothing is compiled before the first forward pass, so a missing
-    compiler would only show up as a long traceback at step 1. So first compile a tiny function
-    on the model's device, forward and backward, which needs the same toolchain (a C++ compiler
-    for CPUs, Triton for GPUs). If that fails, say why in one line and train uncompiled. The model
-    itself is compiled during the first training step, which is therefore slow.
-    """
-    device = next(model.parameters()).device
-    try:
-        probe = torch.compile(lambda x: torch.nn.functional.silu(x * 2.0))
-        probe(torch.randn(8, 8, device=device))
-    except Exception as error:  # compile support varies by platform, torch build and toolchain
-        cause = getattr(error, "inner_exception", None) or error  # what the backend raised
-        reason = (str(cause).strip().splitlines() or [""])[0][:150]
-        print(f"Warning: training.compile is on, but torch.compile does not work here "
-              f"({type(cause).__name__}: {reason}); training uncompiled", file=sys.stderr)
-        return model
-    return torch.compile(model)
 
 
 if __name__ == "__main__":

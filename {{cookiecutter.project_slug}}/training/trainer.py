@@ -15,18 +15,20 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import numpy as np
 import torch
 
-from config import Config
+from config import Config, ModelConfig, TrainingConfig
 from data.dataset import TrainBatches
 from errors import TrainingError
-from evaluation.metrics import bits_per_byte, evaluate_loss, perplexity
+from models.architectures.gpt import GPT
+from runtime.device import autocast
+from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
 from training.callbacks.base import Callback
-from training.device import autocast
 from training.optimizer import build_optimizer, lr_at
 
 OOM_SUGGESTION = (
@@ -41,13 +43,21 @@ DIVERGED_SUGGESTION = (
 )
 
 
+def no_timer(phase: str) -> AbstractContextManager:
+    """The default `timer` of a Trainer: times nothing (bench.py passes a real one)."""
+    return contextlib.nullcontext()
+
+
 class Trainer:
     def __init__(self, cfg: Config, model: torch.nn.Module, batches: TrainBatches,
                  val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
-                 precision: str, callbacks: list[Callback], tokenizer_hash: str) -> None:
+                 precision: str, callbacks: list[Callback], tokenizer_hash: str,
+                 timer: Callable[[str], AbstractContextManager] = no_timer) -> None:
         self.cfg = cfg
         self.model = model  # the plain module: its state_dict is what checkpoints hold
-        self.forward_model = model  # what computes; torch.compile may wrap it (train.py)
+        # What computes: the same module, or its torch.compile wrapper (same weights).
+        self.forward_model = compile_model(model) if cfg.training.compile else model
+        self.timer = timer  # `with self.timer("forward"):` marks the phases of a step
         self.batches = batches
         self.val_tokens = val_tokens
         self.meta = meta
@@ -55,7 +65,7 @@ class Trainer:
         self.precision = precision
         self.callbacks = callbacks
         self.tokenizer_hash = tokenizer_hash
-        self.optimizer = build_optimizer(model, cfg.training, device)
+        self.optimizer = build_optimizer(model, cfg.training)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
         self.step = 0
@@ -139,23 +149,26 @@ class Trainer:
             group["lr"] = lr
         total = torch.zeros((), device=self.device)
         for _ in range(t.gradient_accumulation):
-            x, y = self.batches.next_batch()
-            if self.device.type == "cuda":  # overlap the copy with compute
-                x = x.pin_memory().to(self.device, non_blocking=True)
-                y = y.pin_memory().to(self.device, non_blocking=True)
-            else:
-                x, y = x.to(self.device), y.to(self.device)
-            with autocast(self.device, self.precision):
+            with self.timer("data"):
+                x, y = self.batches.next_batch()
+                if self.device.type == "cuda":  # overlap the copy with compute
+                    x = x.pin_memory().to(self.device, non_blocking=True)
+                    y = y.pin_memory().to(self.device, non_blocking=True)
+                else:
+                    x, y = x.to(self.device), y.to(self.device)
+            with self.timer("forward"), autocast(self.device, self.precision):
                 _, loss = self.forward_model(x, y)
-            loss = loss / t.gradient_accumulation
-            self.scaler.scale(loss).backward()
+            with self.timer("backward"):
+                loss = loss / t.gradient_accumulation
+                self.scaler.scale(loss).backward()
             total += loss.detach()
-        if t.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        with self.timer("optimizer"):  # gradient clipping included
+            if t.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.optimizer.zero_grad(set_to_none=True)
         return total
 
     # ---- evaluation ----
@@ -284,3 +297,53 @@ class _stop_on_signals:
 def _as_tuple(value: Any) -> Any:
     """random.setstate wants tuples where a checkpoint round trip may give lists."""
     return tuple(_as_tuple(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
+# ---- set-up: from a config to a ready Trainer (train.py, bench.py and the tests use it) ----
+
+
+def build_model(model_config: ModelConfig, cfg: TrainingConfig, device: torch.device) -> GPT:
+    """A freshly initialised model (seeded by training.seed) on `device`."""
+    torch.manual_seed(cfg.seed)
+    model = GPT(model_config)
+    model.gradient_checkpointing = cfg.gradient_checkpointing
+    return model.to(device)
+
+
+def build_trainer(cfg: Config, model_config: ModelConfig, train_tokens: np.ndarray,
+                  val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
+                  precision: str, callbacks: list[Callback] | None = None,
+                  tokenizer_hash: str = "",
+                  timer: Callable[[str], AbstractContextManager] = no_timer) -> Trainer:
+    """The model, its batches and the Trainer, set up the way `make train` runs them.
+
+    `meta` is data/processed/meta.json (token and byte counts, for bits per byte); `timer`
+    marks the phases of each step (bench.py times them).
+    """
+    t = cfg.training
+    model = build_model(model_config, t, device)
+    batches = TrainBatches(train_tokens, t.batch_size, model_config.max_length, t.seed)
+    return Trainer(cfg, model, batches, val_tokens, meta, device, precision, callbacks or [],
+                   tokenizer_hash, timer)
+
+
+def compile_model(model: torch.nn.Module) -> torch.nn.Module:
+    """torch.compile, or the plain model with a one-line warning where compiling does not work.
+
+    torch.compile is lazy: nothing is compiled before the first forward pass, so a missing
+    compiler would only show up as a long traceback at step 1. So first compile a tiny function
+    on the model's device, forward and backward, which needs the same toolchain (a C++ compiler
+    for CPUs, Triton for GPUs). If that fails, say why in one line and train uncompiled. The model
+    itself is compiled during the first training step, which is therefore slow.
+    """
+    device = next(model.parameters()).device
+    try:
+        probe = torch.compile(lambda x: torch.nn.functional.silu(x * 2.0))
+        probe(torch.randn(8, 8, device=device))
+    except Exception as error:  # compile support varies by platform, torch build and toolchain
+        cause = getattr(error, "inner_exception", None) or error  # what the backend raised
+        reason = (str(cause).strip().splitlines() or [""])[0][:150]
+        print(f"Warning: training.compile is on, but torch.compile does not work here "
+              f"({type(cause).__name__}: {reason}); training uncompiled", file=sys.stderr)
+        return model
+    return torch.compile(model)

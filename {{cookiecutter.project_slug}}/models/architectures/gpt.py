@@ -9,7 +9,7 @@ match Hugging Face `LlamaForCausalLM` exactly, so exporting to it is a rename of
 (a `model.` prefix) with identical logits. Rename or reshape things here and the export needs the
 same change.
 
-    python -m models.config --summary         # sizes of the presets and of this project's model
+    python -m models.presets                   # sizes of the presets and of this project's model
     python -m training.train                  # train it (make train)
     python -m evaluation.generate --prompt "Once upon a time"    # sample from it (make generate)
     python -m pytest tests/test_model.py      # what this file promises, checked
@@ -27,8 +27,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from config import ModelConfig
 from errors import ConfigurationError
-from models.config import ModelConfig
 
 # ---- rotary position embeddings (RoPE) ----
 

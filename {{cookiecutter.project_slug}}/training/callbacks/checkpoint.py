@@ -1,6 +1,6 @@
 """When to save: every save_interval steps, whenever validation loss improves, and at the end.
 
-The file format and the atomic write live in training/checkpoints.py.
+The file format and the atomic write live in runtime/checkpoints.py.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from training import checkpoints
+from runtime import checkpoints
 from training.callbacks.base import Callback
 
 

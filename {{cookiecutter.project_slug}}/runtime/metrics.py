@@ -7,8 +7,10 @@ tokens has a higher loss per token but needs fewer tokens for the same text.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import numpy as np
 import torch
@@ -26,40 +28,24 @@ def bits_per_byte(loss: float, tokens: int, num_bytes: int) -> float:
     return loss / math.log(2) * tokens / max(1, num_bytes)
 
 
-def _batches(tokens: np.ndarray, max_length: int, stride: int, batch_size: int,
-             max_batches: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Group the deterministic evaluation windows into batches."""
-    max_windows = None if max_batches is None else max_batches * batch_size
-    xs: list[torch.Tensor] = []
-    ys: list[torch.Tensor] = []
-    for x, y in eval_windows(tokens, max_length, stride, max_windows):
-        xs.append(x.view(-1, x.shape[-1]))
-        ys.append(y.view(-1, y.shape[-1]))
-        if sum(len(b) for b in xs) >= batch_size:
-            yield torch.cat(xs), torch.cat(ys)
-            xs, ys = [], []
-    if xs:
-        yield torch.cat(xs), torch.cat(ys)
-
-
 @torch.no_grad()
 def evaluate_loss(model: torch.nn.Module, tokens: np.ndarray, max_length: int, stride: int,
                   batch_size: int, max_batches: int | None, device: torch.device,
-                  autocast_ctx=None) -> tuple[float, int]:
+                  autocast_ctx: Callable[[], AbstractContextManager] = contextlib.nullcontext,
+                  ) -> tuple[float, int]:
     """Mean next-token loss over the first `max_batches` batches of fixed validation windows.
 
     The windows are always the same, so losses from different steps (or runs) are comparable.
-    Returns (mean loss in nats per token, number of scored tokens).
+    Returns (mean loss in nats per token, number of scored tokens). `autocast_ctx()` gives the
+    mixed-precision context to run the model in (runtime.device.autocast).
     """
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
-    for x, y in _batches(tokens, max_length, stride, batch_size, max_batches):
+    max_windows = None if max_batches is None else max_batches * batch_size
+    for x, y in eval_windows(tokens, max_length, stride, max_windows, batch_size):
         x, y = x.to(device), y.to(device)
-        if autocast_ctx is not None:
-            with autocast_ctx():
-                logits, _ = model(x)
-        else:
+        with autocast_ctx():
             logits, _ = model(x)
         scored = y != -1
         losses = torch.nn.functional.cross_entropy(

@@ -330,8 +330,8 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
     info holds: path, step, tokens_seen, val_loss, model_config (dict), config (dict),
     tokenizer_hash.
     """
+    from config import ModelConfig
     from models.architectures.gpt import GPT  # here, so checkpoint I/O does not need the model
-    from models.config import ModelConfig
 
     path = find_checkpoint(which, folder, prefer="best")
     state = load_checkpoint(path, map_location=device)

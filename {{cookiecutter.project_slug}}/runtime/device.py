@@ -86,7 +86,7 @@ def cuda_has_fast_bf16() -> bool:
 
 
 # bf16 autocast on a CPU pays for casting weights and activations, and only its matmuls get
-# faster, so a narrow model can lose. Measured here (AMD Zen 4 with avx512_bf16, 2 threads, 4
+# faster, so a narrow model can lose. Measured on an AMD Zen 4 CPU (avx512_bf16, 2 threads, 4
 # layers, batch 32 x 256 tokens, train step bf16 vs fp32, interleaved, medians): dim 32 0.93x
 # (slower), dim 48 1.03x, dim 64 1.13x, dim 128 (nano) 1.2-1.5x, dim 320 (tiny) 1.9x.
 CPU_BF16_MIN_DIM = 64
@@ -149,10 +149,10 @@ def reuse_freed_memory() -> bool:
     """Make glibc's malloc keep freed memory for reuse instead of handing it back to the OS.
 
     By default every block over a few MB (activations, logits) is a fresh mmap that the kernel
-    must fault in and zero, and freeing returns it, so each training step pays that again. On
-    this project's 2-core test CPU that was 190,000 page faults and 0.4 s of kernel time per step
-    (tiny preset, bf16); keeping the memory made the step 20% faster (nano 16%) for about 10% more
-    peak memory, which then stays flat. Linux with glibc only; elsewhere it does nothing.
+    must fault in and zero, and freeing returns it, so each training step pays that again. On a
+    2-core laptop-class CPU that was 190,000 page faults and 0.4 s of kernel time per step (tiny
+    preset, bf16); keeping the memory made the step 20% faster (nano 16%) for about 10% more peak
+    memory, which then stays flat. Linux with glibc only; elsewhere it does nothing.
     """
     if sys.platform != "linux":
         return False

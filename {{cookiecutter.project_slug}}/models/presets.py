@@ -1,0 +1,116 @@
+"""The size presets and their parameter counts.
+
+    python -m models.presets      # make summary: every preset and this project's model
+
+The presets come from models/presets.json, written from create-llm's cookiecutter.json when this
+project was made (the same numbers the `create-llm` command shows). Parameter counts are computed
+by building the real model on PyTorch's "meta" device (shapes only, no memory), so the number
+printed is always the number the architecture has.
+"""
+
+from __future__ import annotations
+
+import torch_env  # noqa: F401  (first: settings that must precede `import torch`)
+
+# isort: split
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from config import ModelConfig
+from errors import ConfigurationError, CreateLLMError
+from models.architectures.gpt import GPT
+
+SHAPE_KEYS = ("layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length", "vocab_size")
+
+
+def _read_presets() -> dict[str, dict[str, Any]]:
+    """Every preset with a fixed shape (not `custom`), smallest first."""
+    table = json.loads((Path(__file__).parent / "presets.json").read_text(encoding="utf-8"))
+    shaped = {name: preset for name, preset in table.items() if "layers" in preset}
+    return dict(sorted(shaped.items(), key=lambda item: item[1]["target_params"]))
+
+
+# name -> the whole preset: its shape, its training settings, target_params, hardware notes.
+PRESETS: dict[str, dict[str, Any]] = _read_presets()
+
+
+def preset_config(name: str, **overrides: Any) -> ModelConfig:
+    """A preset's model, e.g. `preset_config("tiny")` (vocab_size: its tokenizer.vocab_size)."""
+    if name not in PRESETS:
+        raise ConfigurationError(f"unknown preset '{name}'", f"use one of: {', '.join(PRESETS)}")
+    shape = {key: PRESETS[name][key] for key in SHAPE_KEYS}
+    return ModelConfig(**{"preset": name, **shape, **overrides})
+
+
+def count_parameters(config: ModelConfig) -> int:
+    """Exact number of trainable parameters (tied embeddings counted once).
+
+    The model is built on the meta device: shapes without memory, so even the 1B preset takes
+    milliseconds and no RAM.
+    """
+    with torch.device("meta"):
+        model = GPT(config)
+    return model.num_parameters()
+
+
+def _project_model() -> tuple[ModelConfig | None, str]:
+    """This project's model (llm.config.js + the trained tokenizer's vocab), or why not."""
+    from config import load_config  # only the summary needs the config file
+
+    try:
+        cfg = load_config()
+    except ConfigurationError as error:
+        return None, error.message
+    vocab, source = cfg.tokenizer.vocab_size, "tokenizer.vocab_size"
+    if Path(cfg.tokenizer.path).is_file():  # the trained tokenizer's real size
+        from tokenizer.load import load_tokenizer
+
+        try:
+            vocab, source = load_tokenizer(cfg.tokenizer.path).get_vocab_size(), \
+                "trained tokenizer"
+        except CreateLLMError:  # unreadable: the configured size is close enough here
+            pass
+    return dataclasses.replace(cfg.model, vocab_size=vocab), f"{cfg.path}, vocab from {source}"
+
+
+def summary() -> str:
+    """A table of the presets and this project's model."""
+    header = f"{'':12}{'params':>8}{'layers':>8}{'dim':>7}{'heads':>7}{'kv':>5}{'mlp':>7}" \
+             f"{'context':>9}{'vocab':>8}"
+    rows = [header, "-" * len(header)]
+
+    def row(name: str, c: ModelConfig) -> str:
+        return (f"{name:12}{count_parameters(c) / 1e6:>7.2f}M{c.layers:>8}{c.dim:>7}"
+                f"{c.heads:>7}{c.kv_heads:>5}{c.mlp_dim:>7}{c.max_length:>9}{c.vocab_size:>8}")
+
+    for name in PRESETS:
+        rows.append(row(name, preset_config(name)))
+    project, where = _project_model()
+    rows.append("")
+    if project is None:
+        rows.append(f"This project: not shown ({where})")
+    else:
+        rows.append(row("this project", project))
+        rows.append(f"  ({where}; preset '{project.preset}')")
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m models.presets",
+        description="Show the size presets and this project's model, with parameter counts.",
+    )
+    parser.parse_args(argv)
+    print(summary())
+
+
+if __name__ == "__main__":
+    from errors import run_cli
+
+    run_cli(main)

@@ -1,0 +1,3 @@
+"""What training and inference both need: device.py (where and how fast to compute),
+checkpoints.py (checkpoint files: save, verify, find, load a trained model) and metrics.py
+(validation loss, perplexity, bits per byte)."""

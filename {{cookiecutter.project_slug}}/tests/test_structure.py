@@ -1,0 +1,130 @@
+"""The project's shape: imports flow one way, and entry points set up torch before importing it.
+
+The floors, top to bottom (a module may import from its own floor or any floor below):
+
+    4  chat.py, compare.py, bench.py          entry points at the top level
+    3  training/, evaluation/                 the two jobs; they never import each other
+    2  runtime/                               what both jobs need: device, checkpoints, metrics
+    1  models/, data/, tokenizer/             the model, the data, the tokenizer
+    0  config.py, errors.py, torch_env.py     the ground everything stands on
+
+If you add a package, give it a floor in FLOORS. This test reads the code with `ast`: nothing is
+imported or run.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[1]
+FLOORS = {
+    "errors": 0, "config": 0, "torch_env": 0,
+    "models": 1, "data": 1, "tokenizer": 1,
+    "runtime": 2,
+    "training": 3, "evaluation": 3,
+    "chat": 4, "compare": 4, "bench": 4,
+}
+NEVER_EACH_OTHER = {"training", "evaluation"}
+
+
+def project_modules() -> dict[str, Path]:
+    """'training.trainer' -> its file, for every Python file outside tests/."""
+    modules = {}
+    for path in sorted(PROJECT.rglob("*.py")):
+        relative = path.relative_to(PROJECT)
+        if relative.parts[0] in ("tests", ".venv") or relative.parts[0] not in FLOORS \
+                and relative.stem not in FLOORS:
+            continue
+        parts = relative.with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        modules[name] = path
+    return modules
+
+
+def imports_of(path: Path, known: set[str]) -> list[tuple[str, int]]:
+    """The project modules a file imports (at any depth: lazy imports count too)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from runtime import checkpoints` imports the module runtime.checkpoints.
+            names = [f"{node.module}.{alias.name}" if f"{node.module}.{alias.name}" in known
+                     else node.module for alias in node.names]
+        found += [(name, node.lineno) for name in names if name.split(".")[0] in FLOORS]
+    return found
+
+
+MODULES = project_modules()
+GRAPH = {name: imports_of(path, set(MODULES)) for name, path in MODULES.items()}
+
+
+def test_every_module_has_a_floor() -> None:
+    assert {"config", "training.trainer", "runtime.checkpoints", "models.architectures.gpt",
+            "chat"} <= set(MODULES)
+    for name in MODULES:
+        assert name.split(".")[0] in FLOORS, f"{name}: give its package a floor in FLOORS"
+
+
+@pytest.mark.parametrize("module", sorted(MODULES))
+def test_imports_only_go_down(module: str) -> None:
+    top = module.split(".")[0]
+    for imported, line in GRAPH[module]:
+        target = imported.split(".")[0]
+        where = f"{MODULES[module].relative_to(PROJECT)}:{line} imports {imported}"
+        assert FLOORS[target] <= FLOORS[top], f"upward import: {where}"
+        assert not ({top, target} == NEVER_EACH_OTHER), f"training <-> evaluation: {where}"
+
+
+def test_no_import_cycles() -> None:
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(name):] + [name]))
+        if name in done or name not in GRAPH:
+            return
+        for imported, _ in GRAPH[name]:
+            visit(imported, [*path, name])
+        done.add(name)
+
+    for name in GRAPH:
+        visit(name, [])
+
+
+def imports_torch(name: str, seen: set[str] | None = None) -> bool:
+    """Whether importing this module loads torch (directly or through project modules)."""
+    seen = seen if seen is not None else set()
+    if name in seen or name not in MODULES:
+        return False
+    seen.add(name)
+    tree = ast.parse(MODULES[name].read_text(encoding="utf-8"))
+    direct = any(isinstance(node, ast.Import) and any(a.name.split(".")[0] == "torch"
+                                                      for a in node.names)
+                 or isinstance(node, ast.ImportFrom) and (node.module or "").startswith("torch")
+                 for node in tree.body)
+    return direct or any(imports_torch(imported, seen) for imported, _ in GRAPH[name])
+
+
+def is_entry_point(path: Path) -> bool:
+    return 'if __name__ == "__main__":' in path.read_text(encoding="utf-8")
+
+
+ENTRY_POINTS = sorted(name for name, path in MODULES.items() if is_entry_point(path))
+
+
+@pytest.mark.parametrize("module", ENTRY_POINTS)
+def test_entry_points_that_use_torch_import_torch_env_first(module: str) -> None:
+    """torch_env.py's settings only work before torch is loaded (see that file)."""
+    if not imports_torch(module):
+        return
+    tree = ast.parse(MODULES[module].read_text(encoding="utf-8"))
+    imports = [node for node in tree.body if isinstance(node, (ast.Import, ast.ImportFrom))
+               and not (isinstance(node, ast.ImportFrom) and node.module == "__future__")]
+    first = imports[0]
+    assert isinstance(first, ast.Import) and first.names[0].name == "torch_env", (
+        f"{MODULES[module].relative_to(PROJECT)}: put `import torch_env` above its other imports")
