@@ -1,7 +1,7 @@
 """Shared helpers for the root test suite: the template, rendered hooks, baked-project checks.
 
-    /work/venv-dev/bin/python -m pytest tests -x -q          # everything
-    /work/venv-dev/bin/python -m pytest tests -m "not slow"  # skip the real .venv install
+    .venv/bin/python -m pytest tests -x -q          # everything
+    .venv/bin/python -m pytest tests -m "not slow"  # skip the real .venv install
 """
 
 import importlib.util

@@ -3,7 +3,7 @@
 Matrix: every preset x every tokenizer (they change llm.config.js), with the independent
 license answer cycled through the rows, so the suite stays fast.
 
-    /work/venv-dev/bin/python -m pytest tests/test_bake.py -q
+    .venv/bin/python -m pytest tests/test_bake.py -q
 """
 
 import fnmatch

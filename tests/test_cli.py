@@ -1,6 +1,6 @@
 """The `create-llm` command, through typer's CliRunner (in-process; hooks run as subprocesses).
 
-    /work/venv-dev/bin/python -m pytest tests/test_cli.py -q
+    .venv/bin/python -m pytest tests/test_cli.py -q
 """
 
 import json

@@ -3,7 +3,7 @@ process): each prints one `Error:` line and a `Suggestion:` line, exits non-zero
 traceback, and writes nothing. (The generated project's own catalogue is
 {{cookiecutter.project_slug}}/tests/test_bad_inputs.py.)
 
-    /work/venv-dev/bin/python -m pytest tests/test_error_catalog.py -q
+    .venv/bin/python -m pytest tests/test_error_catalog.py -q
 """
 
 import os

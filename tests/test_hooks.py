@@ -1,6 +1,6 @@
 """The hooks, rendered with Jinja as cookiecutter renders them and imported as modules.
 
-    /work/venv-dev/bin/python -m pytest tests/test_hooks.py -q
+    .venv/bin/python -m pytest tests/test_hooks.py -q
 """
 
 import json

@@ -1,7 +1,7 @@
 """Installing the generated project's .venv: the plan, the runner, and (slow) the real thing.
 
-    /work/venv-dev/bin/python -m pytest tests/test_install.py -q            # ~50 s here
-    /work/venv-dev/bin/python -m pytest tests/test_install.py -m "not slow"  # plan + runner only
+    .venv/bin/python -m pytest tests/test_install.py -q            # ~50 s on 2 cores
+    .venv/bin/python -m pytest tests/test_install.py -m "not slow"  # plan + runner only
 
 The slow test installs TORCH_SPEC (default: the torch of this interpreter, exactly) and then
 requirements.txt into <project>/.venv, as `create-llm` does without --skip-install.

@@ -4,7 +4,7 @@ Builds the sdist and, from it, the wheel (hatchling, no isolation: no network), 
 wheel with --no-deps into a fresh venv that borrows this interpreter's packages through a .pth
 file (so nothing, torch least of all, is downloaded), and runs its `create-llm`.
 
-    /work/venv-dev/bin/python -m pytest tests/test_packaging.py -q
+    .venv/bin/python -m pytest tests/test_packaging.py -q
 """
 
 import os

@@ -17,7 +17,8 @@ The answer ends where the model writes the next "User:" (or "Model:") line or it
 token. When the transcript no longer fits in the model's context window, the oldest turns are
 left out of what the model sees (the /save transcript keeps them all).
 
-Commands: /help, /reset, /temperature X, /top_k N, /top_p X, /max_tokens N, /save FILE, /quit.
+Commands: /help, /reset, /temperature X, /top_k N, /top_p X, /max_tokens N, /save FILE (/save!
+FILE replaces a file), /quit.
 Ctrl+C during an answer stops it; Ctrl+C or Ctrl+D at the prompt quits.
 
 With stdin not a terminal (a pipe or a file), each input line is one message, each answer is
@@ -36,18 +37,24 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
 
-from config import GenerationConfig, add_config_arguments, config_from_args
+from config import (
+    Config,
+    GenerationConfig,
+    add_config_arguments,
+    config_from_args,
+    has_lone_surrogate,
+)
 from errors import ConfigurationError, TrainingError, run_cli
 from evaluation.generate import TextStream, add_sampling_options, generate_tokens
 from runtime.checkpoints import list_step_checkpoints, load_trained_model
 from runtime.device import pick_device, set_threads
-from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer
+from tokenizer.load import eot_id, tokenizer_of
 
 USER = "User:"
 MODEL = "Model:"
@@ -60,7 +67,7 @@ Commands:
   /top_k N          sample among the N likeliest tokens (0 = off)
   /top_p X          sample among the likeliest tokens holding X of the probability (1 = off)
   /max_tokens N     longest answer, in tokens
-  /save FILE        write the transcript to FILE
+  /save FILE        write the transcript to a new FILE (/save! FILE replaces one)
   /quit             leave (Ctrl+D works too)
 A setting command without a value shows the current value. Ctrl+C stops an answer."""
 
@@ -196,11 +203,37 @@ SETTING_COMMANDS = {
 }
 
 
+@dataclass
+class ProjectPaths:
+    """What /save never writes: these files, and anything inside these folders."""
+
+    files: list[Path] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, cfg: Config) -> ProjectPaths:
+        folders = [cfg.checkpoints.dir, cfg.data.raw_dir, cfg.data.processed_dir,
+                   str(Path(cfg.tokenizer.path).parent)]
+        return cls([Path(cfg.path)], [Path(folder) for folder in folders])
+
+    def protects(self, path: Path) -> str | None:
+        """Why `path` must not be written, or None."""
+        target = path.resolve()
+        for file in self.files:
+            if target == file.resolve():
+                return f"your project's {file.name}"
+        for folder in self.folders:
+            if target.is_relative_to(folder.resolve()):
+                return f"inside your project's {folder}/ folder"
+        return None
+
+
 class ChatSession:
     """The conversation, the sampling settings, and generating one streamed answer."""
 
     def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, eot: int,
-                 settings: GenerationConfig, seed: int | None = None) -> None:
+                 settings: GenerationConfig, seed: int | None = None,
+                 project_paths: ProjectPaths | None = None) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.eot = eot
@@ -211,6 +244,8 @@ class ChatSession:
         # One generator for the whole session: with --seed, a whole scripted session repeats.
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.dropped = 0  # how many of the oldest turns the model no longer sees
+        # What /save must never write over or into: the config, checkpoints, data, tokenizer.
+        self.project_paths = project_paths or ProjectPaths()
 
     def prompt(self, user: str) -> list[int]:
         # Keep room for the answer: at most half the window, so the history is never squeezed
@@ -278,8 +313,8 @@ class ChatSession:
         if name == "/reset":
             self.reset()
             return "Conversation cleared.", False
-        if name == "/save":
-            return self.save(arg), False
+        if name in ("/save", "/save!"):
+            return self.save(arg, replace=name == "/save!"), False
         if name in SETTING_COMMANDS:
             return self.set(name, arg), False
         return f"Unknown command {name}; /help lists the commands.", False
@@ -299,14 +334,25 @@ class ChatSession:
             return f"{error.message}; {error.suggestion}"
         return f"{name[1:]} = {value}"
 
-    def save(self, arg: str) -> str:
+    def save(self, arg: str, replace: bool = False) -> str:
+        """/save FILE writes the transcript to a new file; /save! FILE may replace one. Never
+        inside the project's checkpoints, data or tokenizer, and never over its config."""
         if not arg:
             return "/save needs a file name, e.g. /save chat.txt"
         path = Path(arg).expanduser()
         try:
+            problem = self.project_paths.protects(path)
+        except (OSError, ValueError):  # e.g. a NUL byte in the name
+            return f"Not saved: {arg!r} is not a file name you can use"
+        if problem:
+            return f"Not saved: {path} is {problem}; choose another name, e.g. /save chat.txt"
+        if path.exists() and not replace:
+            return (f"Not saved: {path} already exists. /save! {arg} replaces it; /save with "
+                    "another name keeps it")
+        try:
             path.write_text(transcript(self.history), encoding="utf-8")
-        except OSError as error:
-            return f"Could not write {path}: {error.strerror or error}"
+        except (OSError, ValueError) as error:  # ValueError: a name the file system refuses
+            return f"Could not write {arg!r}: {getattr(error, 'strerror', None) or error}"
         turns = len(self.history)
         return f"Saved {turns} turn{'s' if turns != 1 else ''} to {path}"
 
@@ -342,14 +388,21 @@ class Console:
     def info(self, text: str) -> None:
         print(self.style(text, "2"), file=self.info_file, flush=True)
 
-    def read(self) -> str:
-        """The next message; EOFError at the end of input (Ctrl+D)."""
+    def read(self) -> str | None:
+        """The next message, or None for a line that is not UTF-8 text; EOFError at the end of
+        input (Ctrl+D)."""
         if self.interactive:
-            return input(self.style("You:", "1;32", in_prompt=True) + " ")
-        line = sys.stdin.readline()
+            try:
+                return input(self.style("You:", "1;32", in_prompt=True) + " ")
+            except UnicodeDecodeError:
+                return None
+        line = sys.stdin.buffer.readline()  # bytes: a bad line is skipped, not fatal
         if not line:
             raise EOFError
-        return line.rstrip("\r\n")
+        try:
+            return line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            return None
 
     def start_answer(self) -> None:
         if self.interactive:
@@ -390,6 +443,10 @@ def run_chat(session: ChatSession, console: Console) -> None:
             if console.interactive:
                 print()
             return
+        if line is None or has_lone_surrogate(line):
+            console.info("(Skipped a message that is not UTF-8 text: check the encoding of your "
+                         "terminal or file.)")
+            continue
         if not line.strip():
             continue
         if line.startswith("/"):
@@ -438,10 +495,9 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         set_threads(cfg.training.threads)
     model, info = load_trained_model(args.checkpoint, folder, device)
-    tokenizer = load_tokenizer(cfg.tokenizer.path)
-    check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
+    tokenizer, _ = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
     session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer), cfg.generation,
-                          args.seed)
+                          args.seed, ProjectPaths.of(cfg))
     console = Console(interactive=sys.stdin.isatty() and sys.stdout.isatty())
     console.info(describe_model(model, info, device))
     console.info(BASE_MODEL_NOTE)

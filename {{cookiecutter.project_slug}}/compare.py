@@ -49,7 +49,7 @@ from evaluation.generate import generate_tokens
 from runtime.checkpoints import find_checkpoint, load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
 from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
-from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer, tokenizer_hash
+from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash, tokenizer_of
 
 # ---- which models: project folders and checkpoint files ----
 
@@ -245,8 +245,7 @@ def generate_samples(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, pro
 def evaluate_run(run: Run, text: EvalText, prompts: list[str], settings: GenerationConfig,
                  seed: int, device: torch.device) -> dict[str, Any]:
     model, info = load_trained_model(str(run.checkpoint), run.checkpoint.parent, device)
-    tokenizer = load_tokenizer(str(run.tokenizer_path))
-    check_same_tokenizer(info["tokenizer_hash"], run.tokenizer_path, str(run.checkpoint))
+    tokenizer, _ = tokenizer_of(run.checkpoint, info["tokenizer_hash"], run.tokenizer_path)
     eot = eot_id(tokenizer, run.config.tokenizer)
     precision = pick_precision("auto", device, model.config.dim)
     metrics = score(model, tokenizer, eot, text, run.config.data.stride, device, precision)

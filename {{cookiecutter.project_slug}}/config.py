@@ -76,12 +76,14 @@ def _check_fields(obj: Any, section: str) -> None:
             _fail(section, f.name, f"is far too large ({_show(value)})",
                   f"use a {section}.{f.name} of a sensible size (see the comment next to it in "
                   "a freshly generated llm.config.js)")
-        if tp is str and "\x00" in value or tp is str and _has_lone_surrogate(value):
+        if tp is str and "\x00" in value or tp is str and has_lone_surrogate(value):
             _fail(section, f.name, "holds a character that is not valid text",
                   f"write {section}.{f.name} as plain UTF-8 text")
 
 
-def _has_lone_surrogate(text: str) -> bool:
+def has_lone_surrogate(text: str) -> bool:
+    """Python's stand-in for bytes that were not valid UTF-8 (e.g. from a terminal or a command
+    line in another encoding): such text cannot be tokenized or written as UTF-8."""
     return any("\ud800" <= ch <= "\udfff" for ch in text)
 
 
@@ -350,8 +352,9 @@ class GenerationConfig:
         if not 1 <= self.max_new_tokens <= 1_000_000:
             _fail("generation", "max_new_tokens", f"must be between 1 and 1,000,000, got "
                   f"{self.max_new_tokens}", "use e.g. 200")
-        if not 0 <= self.temperature <= 100:
-            _fail("generation", "temperature", f"must be between 0 and 100, got "
+        # Dividing the scores by a temperature near 0 overflows: 0 itself means greedy.
+        if not (self.temperature == 0 or 0.01 <= self.temperature <= 100):
+            _fail("generation", "temperature", f"must be 0 or between 0.01 and 100, got "
                   f"{self.temperature}", "use 0 (greedy) to about 1.0 (creative)")
         if self.top_k < 0:
             _fail("generation", "top_k", f"must be >= 0, got {self.top_k}",

@@ -179,6 +179,22 @@ def prompt_missing(answers: dict[str, Any], context: dict[str, Any]) -> None:
 
 # ---- writing the project ----
 
+def check_output_dir(output_dir: Path) -> None:
+    """--output-dir must be a folder we can write in, or one we can create (checked before
+    anything is written)."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise CreateLLMError(f"--output-dir {output_dir} is a file, not a folder.",
+                             "Choose a folder for --output-dir (it is created if missing).")
+    existing = next(parent for parent in (output_dir, *output_dir.absolute().parents)
+                    if parent.exists())
+    if not existing.is_dir():
+        raise CreateLLMError(f"--output-dir {output_dir} is inside {existing}, which is a file.",
+                             "Choose a folder for --output-dir (it is created if missing).")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CreateLLMError(f"--output-dir {output_dir}: {existing} is not writable.",
+                             "Choose a folder you can write to, or make it writable.")
+
+
 def conflicts(target: Path) -> list[str]:
     """What is in the way at the target path (empty: free to write)."""
     if not target.exists():
@@ -247,6 +263,11 @@ def render(template_dir: Path, answers: dict[str, Any], output_dir: Path, overwr
         except CookiecutterException as error:
             raise CreateLLMError(f"cookiecutter could not render the template: {error}",
                                  "Run again with --debug and report it as a bug.") from error
+        except OSError as error:  # a read-only folder, a full disk, a path through a file
+            where = error.filename or output_dir
+            raise CreateLLMError(f"could not write {where}: {error.strerror or error}.",
+                                 "Choose an --output-dir you can write to (with free space).") \
+                from error
     return Path(result)
 
 
@@ -327,9 +348,7 @@ def create(name: str | None, items: list[str], flags: dict[str, Any], yes: bool,
         if isinstance(answers.get(key), str):
             check_plain_text(key, answers[key])
 
-    if output_dir.exists() and not output_dir.is_dir():
-        raise CreateLLMError(f"--output-dir {output_dir} is a file, not a folder.",
-                             "Choose a folder for --output-dir (it is created if missing).")
+    check_output_dir(output_dir)
     target = output_dir / slug
     in_the_way = conflicts(target)
     if in_the_way:

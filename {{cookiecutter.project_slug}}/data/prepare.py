@@ -36,6 +36,7 @@ from config import DataConfig, TokenizerConfig, add_config_arguments, config_fro
 from data.sources import Chunk, Corpus, ValidationSplit, open_raw_corpus, open_val_corpus
 from data.splits import check_enough_tokens
 from errors import DataError, run_cli
+from project_lock import project_lock
 from tokenizer.encode import encode_stream
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
 
@@ -228,7 +229,9 @@ def main(argv: list[str] | None = None) -> None:
         raise DataError(f"no tokenizer at {cfg.tokenizer.path}",
                         "train it first: run `make tokenizer`")
     progress = cfg.logging.progress_bar and os.isatty(2)
-    prepare(cfg.data, cfg.tokenizer, cfg.training.batch_size, cfg.model.max_length, progress)
+    with project_lock("make data", Path(cfg.path).parent):  # never while a training reads it
+        prepare(cfg.data, cfg.tokenizer, cfg.training.batch_size, cfg.model.max_length,
+                progress)
     print("Next: make train")
 
 

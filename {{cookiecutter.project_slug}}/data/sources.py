@@ -83,7 +83,13 @@ def find_text_files(root: Path, announce: bool = True) -> list[Path]:
             if announce:
                 print(f"Skipping {path}: not a .txt, .md or .jsonl file")
             continue
-        if not is_utf8_text(path):
+        try:
+            readable = is_utf8_text(path)
+        except OSError as error:  # no permission, a broken disk: the user should hear of it
+            raise DataError(f"cannot read {path}: {error.strerror or error}",
+                            f"make it readable (`chmod u+r {path}`) or move it out of "
+                            f"{root}") from None
+        if not readable:
             if announce:
                 print(f"Skipping {path}: binary or not UTF-8 text")
             continue
@@ -151,6 +157,11 @@ def _jsonl_chunks(path: Path) -> Iterator[Chunk]:
                     'object such as {"text": "..."}',
                 ) from None
             text = record.get("text") if isinstance(record, dict) else None
+            if isinstance(record, dict) and "text" in record and not isinstance(text, str):
+                raise DataError(
+                    f'{path}:{number}: "text" is {json.dumps(text)[:40]}, not a string',
+                    'write the text as a JSON string, e.g. {"text": "Once upon a time"}',
+                )
             if not isinstance(text, str):
                 keys = ", ".join(record) if isinstance(record, dict) else type(record).__name__
                 raise DataError(

@@ -30,7 +30,7 @@ from evaluation.generate import generate_tokens
 from runtime.checkpoints import load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
 from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
-from tokenizer.load import check_same_tokenizer, load_tokenizer
+from tokenizer.load import tokenizer_of
 
 
 def sample(model: torch.nn.Module, tokenizer: Tokenizer, settings: GenerationConfig,
@@ -79,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(cfg.training.device)
     model, info = load_trained_model(args.checkpoint, cfg.checkpoints.dir, device)
     precision = pick_precision(cfg.training.precision, device, model.config.dim)
-    tokenizer = load_tokenizer(cfg.tokenizer.path)
-    check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
-    meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
+    tokenizer, tokenizer_path = tokenizer_of(info["path"], info["tokenizer_hash"],
+                                             cfg.tokenizer.path)
+    meta = read_meta(cfg.data.processed_dir, str(tokenizer_path))
     val_tokens = load_split(cfg.data.processed_dir, "val")
     max_length = model.config.max_length
 

@@ -34,7 +34,7 @@ from config import GenerationConfig, add_config_arguments, config_from_args
 from errors import ConfigurationError, run_cli
 from runtime.checkpoints import load_trained_model
 from runtime.device import pick_device, set_threads
-from tokenizer.load import check_same_tokenizer, eot_id, load_tokenizer
+from tokenizer.load import eot_id, tokenizer_of
 
 # ---- sampling ----
 
@@ -250,9 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     device = pick_device(cfg.training.device)
     if device.type == "cpu":
         set_threads(cfg.training.threads)
-    tokenizer = load_tokenizer(cfg.tokenizer.path)
     model, info = load_trained_model(args.checkpoint, cfg.checkpoints.dir, device)
-    check_same_tokenizer(info["tokenizer_hash"], cfg.tokenizer.path, info["path"])
+    tokenizer, _ = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
     eot = eot_id(tokenizer, cfg.tokenizer)
     prompt_ids = tokenizer.encode(g.prompt, add_special_tokens=False).ids or [eot]
 

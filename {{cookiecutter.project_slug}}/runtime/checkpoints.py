@@ -23,6 +23,7 @@ import json
 import os
 import pickle
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -45,14 +46,16 @@ class _HashingWriter:
         self.file = file
         self.sha256 = hashlib.sha256()
         self.size = 0
-        self.error: OSError | None = None  # torch.save hides it behind a vague RuntimeError
+        # What stopped a write: torch.save hides it behind a vague RuntimeError (an OSError for a
+        # full disk, a KeyboardInterrupt for a second Ctrl+C during the save).
+        self.error: BaseException | None = None
 
     def write(self, data: bytes) -> int:
         self.sha256.update(data)
         self.size += len(data)
         try:
             return self.file.write(data)
-        except OSError as error:
+        except BaseException as error:
             self.error = error
             raise
 
@@ -163,6 +166,11 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any
         return sidecar
     except (OSError, RuntimeError) as error:  # torch.save reports a failed write as RuntimeError
         error = (writer and writer.error) or error
+        if isinstance(error, KeyboardInterrupt):  # the user stopped the save, not the disk
+            print(f"\nInterrupted while writing {path}: that file was not replaced; the earlier "
+                  "checkpoints are intact (`make resume` continues from the newest).",
+                  file=sys.stderr)
+            raise KeyboardInterrupt from None
         reason = getattr(error, "strerror", None) or str(error).splitlines()[0][:160]
         raise TrainingError(
             f"could not write checkpoint {path}: {reason}",
@@ -256,11 +264,12 @@ def best_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
     return None
 
 
-def find_checkpoint(which: str, folder: str | Path, prefer: str = "best") -> Path:
+def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",
+                    warn: bool = True) -> Path:
     """Resolve 'auto' | 'best' | 'latest' | a path to a verified checkpoint file.
 
     `auto` means best then latest for inference (prefer='best') and latest then best for
-    resuming (prefer='latest').
+    resuming (prefer='latest'). `warn`: name each damaged checkpoint that is skipped.
     """
     folder = Path(folder)
     if which not in ("auto", "best", "latest"):
@@ -281,7 +290,7 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best") -> Pat
              "auto": [best_checkpoint, latest_checkpoint] if prefer == "best"
              else [latest_checkpoint, best_checkpoint]}[which]
     for finder in order:
-        path = finder(folder)
+        path = finder(folder, warn)
         if path is not None:
             return path
     if list_step_checkpoints(folder) or (folder / "best.pt").exists():
@@ -323,6 +332,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+# A training may be saving while eval, generate or chat look for a checkpoint: for a moment
+# between the renames of a checkpoint and of its sidecar the two do not match, and rotation may
+# delete a file just found. Readers take no lock; they look again, quietly, a few times first.
+READ_ATTEMPTS, READ_RETRY_SECONDS = 5, 0.05
+
+
+def _find_and_load(which: str, folder: str | Path, device: str | torch.device
+                   ) -> tuple[Path, dict]:
+    if which in ("auto", "best", "latest"):
+        for _ in range(READ_ATTEMPTS - 1):
+            try:
+                path = find_checkpoint(which, folder, prefer="best", warn=False)
+                return path, load_checkpoint(path, map_location=device)
+            except TrainingError:
+                time.sleep(READ_RETRY_SECONDS)
+    path = find_checkpoint(which, folder, prefer="best")  # the last try says what is wrong
+    return path, load_checkpoint(path, map_location=device)
+
+
 def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
                        device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """Find a checkpoint (best, else latest; or a path) and return (model in eval mode, info).
@@ -333,8 +361,7 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
     from config import ModelConfig
     from models.architectures.gpt import GPT  # here, so checkpoint I/O does not need the model
 
-    path = find_checkpoint(which, folder, prefer="best")
-    state = load_checkpoint(path, map_location=device)
+    path, state = _find_and_load(which, folder, device)
     try:
         model_config = ModelConfig(**state["model_config"])
         model = GPT(model_config)

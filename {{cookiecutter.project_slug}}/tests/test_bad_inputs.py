@@ -211,6 +211,15 @@ def retrain_tokenizer_with_vocab(vocab: int, prepare: bool = True) -> Callable[[
     return setup
 
 
+def remove_kept_tokenizers(folder: Path) -> None:
+    """Delete the tokenizer copies `make train` keeps in checkpoints/ (as an old project has
+    none)."""
+    kept = list((folder / "checkpoints").glob("tokenizer-*.json"))
+    assert kept, "make train kept no copy of the tokenizer"
+    for path in kept:
+        path.unlink()
+
+
 def prepared_with_another_tokenizer(folder: Path) -> None:
     """data/processed made by a different tokenizer than tokenizer/tokenizer.json."""
     saved = (folder / "tokenizer" / "tokenizer.json").read_bytes()
@@ -316,6 +325,42 @@ REFUSED = [
                  ["--training.max_steps must be a whole number"], id="override-wrong-type"),
     pytest.param(no_setup, (*PREPARE, "--training.maxsteps", "10"),
                  ["unrecognized arguments: --training.maxsteps"], id="override-unknown-option"),
+    # -- numbers that are not numbers, or absurd ones (one check: config.py _check_fields) --
+    pytest.param(set_key("training.learning_rate", float("nan")), TRAIN,
+                 ["training.learning_rate must be a finite number, got nan", "line"],
+                 id="config-nan-learning-rate"),
+    pytest.param(set_key("model.norm_eps", float("inf")), TRAIN,
+                 ["model.norm_eps must be a finite number, got inf"],
+                 id="config-infinite-norm-eps"),
+    pytest.param(set_key("training.max_steps", 10**400), TRAIN,
+                 ["training.max_steps is far too large (1000000000000000000"],
+                 id="config-400-digit-max-steps"),
+    pytest.param(set_key("model.dim", 10**7), TRAIN,
+                 ["model.dim (10000000) is beyond what this model supports (65,536)"],
+                 id="config-huge-dim"),
+    pytest.param(set_key("generation.temperature", float("nan")), GENERATE,
+                 ["generation.temperature must be a finite number, got nan"],
+                 id="config-nan-temperature"),
+    pytest.param(no_setup, (*GENERATE, "--temperature", "nan"),
+                 ["generation.temperature must be a finite number, got nan (set by "
+                  "--generation.temperature)"], id="override-temperature-nan"),
+    pytest.param(no_setup, (*GENERATE, "--repetition-penalty", "nan"),
+                 ["generation.repetition_penalty must be a finite number"],
+                 id="override-repetition-penalty-nan"),
+    pytest.param(no_setup, (*GENERATE, "--top-p", "1e-300"),
+                 ["generation.top_p must be in [0.000001, 1], got 1e-300"],
+                 id="override-top-p-tiny"),
+    pytest.param(no_setup, (*CHAT, "--temperature", "nan"),
+                 ["generation.temperature must be a finite number"], id="chat-temperature-nan"),
+    # -- text that is not text --
+    pytest.param(no_setup, (*GENERATE, "--prompt", b"caf\xe9"),
+                 ["generation.prompt holds a character that is not valid text"],
+                 id="prompt-not-utf8"),
+    pytest.param(set_key("generation.prompt", "caf\ud800"), GENERATE,
+                 ["generation.prompt holds a character that is not valid text", "line"],
+                 id="config-prompt-lone-surrogate"),
+    pytest.param(write_file("data/raw/docs.jsonl", '{"text": 5}\n'), PREPARE,
+                 ['docs.jsonl:1: "text" is 5, not a string'], id="data-jsonl-text-not-a-string"),
     # -- data --
     pytest.param(remove("data/raw"), PREPARE, ["data.raw_dir 'data/raw' does not exist"],
                  id="data-raw-absent"),
@@ -350,10 +395,15 @@ REFUSED = [
     pytest.param(retrain_tokenizer_with_vocab(300), (*RESUME, "--training.max_steps", "20"),
                  ["different tokenizer (320 tokens; the current one has 300)"],
                  id="tokenizer-vocab-differs-from-checkpoint"),
-    pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), GENERATE,
+    # (Retraining the tokenizer alone strands nothing: see GOES_ON. Without the copy that
+    # `make train` keeps next to the checkpoints, it would.)
+    pytest.param(both(retrain_tokenizer_with_vocab(300, prepare=False),
+                      remove_kept_tokenizers), GENERATE,
                  ["checkpoints/best.pt was trained with a different tokenizer than "
-                  "tokenizer/tokenizer.json"], id="tokenizer-differs-from-checkpoint-generate"),
-    pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), CHAT,
+                  "tokenizer/tokenizer.json, and its copy (tokenizer-"],
+                 id="tokenizer-differs-from-checkpoint-generate"),
+    pytest.param(both(retrain_tokenizer_with_vocab(300, prepare=False),
+                      remove_kept_tokenizers), CHAT,
                  ["was trained with a different tokenizer than tokenizer/tokenizer.json"],
                  id="tokenizer-differs-from-checkpoint-chat"),
     pytest.param(set_key("tokenizer.type", "unigram"), PREPARE,
@@ -397,6 +447,12 @@ REFUSED = [
     pytest.param(no_setup, (*RESUME, "checkpoints/step_000999.pt"),
                  ["checkpoint checkpoints/step_000999.pt not found"],
                  id="checkpoint-resume-path-absent"),
+    # -- the project lock (project_lock.py): a lock file that cannot be made --
+    pytest.param(lambda folder: (folder / ".llm.lock").mkdir(), TRAIN,
+                 ["cannot create the lock file .llm.lock: Is a directory"],
+                 id="lock-file-cannot-be-created-train"),
+    pytest.param(lambda folder: (folder / ".llm.lock").mkdir(), PREPARE,
+                 ["cannot create the lock file .llm.lock"], id="lock-file-cannot-be-created-data"),
     # -- other commands' own inputs --
     pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),
@@ -448,6 +504,11 @@ GOES_ON = [
     pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), ("-m", "models.presets"),
                  "This project: not shown (llm.config.js is not a plain object literal",
                  id="summary-with-a-broken-config"),
+    pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), GENERATE,
+                 "(Using checkpoints/tokenizer-",
+                 id="tokenizer-retrained-generate-uses-the-kept-copy"),
+    pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), CHAT,
+                 "(Using checkpoints/tokenizer-", id="tokenizer-retrained-chat-uses-the-kept-copy"),
 ]
 
 

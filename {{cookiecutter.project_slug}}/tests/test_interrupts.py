@@ -226,6 +226,122 @@ def test_a_second_ctrl_c_quits_at_once(project: Path) -> None:
     assert good_steps(project)  # what was saved before is intact
 
 
+# ---- two commands at once: the project lock (project_lock.py) ----
+
+
+def lock_taken(folder: Path) -> Callable[[], bool]:
+    """True once a command has taken the project lock (it writes who it is into the file)."""
+    lock = folder / ".llm.lock"
+    return lambda: lock.is_file() and lock.stat().st_size > 0
+
+
+def run_module(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", *args], cwd=folder, env=environment(),
+                            capture_output=True, text=True, timeout=300)
+    return result, time.monotonic() - start
+
+
+def run_record(folder: Path) -> tuple[list[dict], dict[str, dict]]:
+    """metrics.jsonl without its timings, and every checkpoint's weights."""
+    import json
+
+    lines = [json.loads(line) for line in (folder / "logs" / "metrics.jsonl").open()]
+    metrics = [{k: v for k, v in line.items() if k not in ("tokens_per_sec", "elapsed")}
+               for line in lines]
+    weights = {path.name: checkpoints.load_checkpoint(path)["model"]
+               for path in sorted((folder / "checkpoints").glob("*.pt"))}
+    return metrics, weights
+
+
+def assert_refused(result: subprocess.CompletedProcess, holder: subprocess.Popen,
+                   command: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    error = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(error) == 1, result.stderr
+    assert re.match(rf"Error: `{command}` \(PID {holder.pid}, started [0-9-]+ [0-9:]+\) is "
+                    "already writing this project", error[0]), error
+    assert "Suggestion: wait for it to finish, or stop it" in result.stderr
+
+
+TEN_STEPS = ("--training.max_steps", "30", "--training.eval_interval", "10",
+             "--checkpoints.save_interval", "10")
+
+
+def test_a_second_training_is_refused_and_the_first_writes_what_a_lone_run_writes(
+        project: Path, tmp_path: Path) -> None:
+    lone = tmp_path / "lone"
+    shutil.copytree(project, lone)
+    result, _ = run_module(lone, "training.train", *TEN_STEPS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    first = start_training(project, *TEN_STEPS)
+    assert wait_until(lock_taken(project), first, timeout=30)
+    second, seconds = run_module(project, "training.train", *TEN_STEPS)
+    print(f"the second `make train` was refused after {seconds:.2f} s")
+    assert first.poll() is None, "the first run ended before the second was refused"
+    assert_refused(second, first, "make train")
+    output = first.communicate(timeout=300)[0]
+    assert first.returncode == 0, output
+    # Exactly what a lone run writes, as if the second had never tried.
+    (metrics, weights), (lone_metrics, lone_weights) = run_record(project), run_record(lone)
+    assert metrics == lone_metrics and len(metrics) > 30
+    assert weights.keys() == lone_weights.keys() and "best.pt" in weights
+    for name, state in weights.items():
+        assert all(torch.equal(state[key], lone_weights[name][key]) for key in state), name
+
+
+def test_data_preparation_is_refused_while_a_training_runs(project: Path) -> None:
+    data = {path.name: path.read_bytes() for path in (project / "data" / "processed").iterdir()}
+    tokenizer = (project / "tokenizer" / "tokenizer.json").read_bytes()
+    training = start_training(project)
+    try:
+        assert wait_until(lock_taken(project), training, timeout=30)
+        for module in ("data.prepare", "tokenizer.train"):
+            result, _ = run_module(project, module, "--data.seed", "7")  # would change the data
+            assert_refused(result, training, "make train")
+        assert training.poll() is None
+    finally:
+        training.kill()
+        training.wait()
+    assert {p.name: p.read_bytes() for p in (project / "data" / "processed").iterdir()} == data
+    assert (project / "tokenizer" / "tokenizer.json").read_bytes() == tokenizer
+
+
+def test_a_lock_left_by_kill_9_never_blocks_the_next_run(project: Path) -> None:
+    training = start_training(project)
+    assert wait_until(lambda: bool(step_files(project)), training, timeout=60)
+    training.kill()  # SIGKILL: the process cannot release anything itself
+    training.wait()
+    assert (project / ".llm.lock").stat().st_size > 0  # the file is still there ...
+    result, _ = run_module(project, "training.train", "--resume", "--training.max_steps",
+                           str(max(step_files(project)) + 2))
+    assert result.returncode == 0, result.stdout + result.stderr  # ... and blocks nothing
+    assert "Resuming from checkpoints/step_" in result.stdout
+
+
+def test_readers_keep_working_while_a_training_saves(project: Path) -> None:
+    """eval/generate/chat/compare load checkpoints without a lock: every save is a rename, so a
+    reader sees the old file or the new one, never half of one (best.pt and a new step
+    checkpoint are written at every step here)."""
+    training = start_training(project, "--checkpoints.save_interval", "1",
+                              "--training.eval_interval", "1")
+    loads, seen = 0, set()
+    try:
+        assert wait_until(lambda: (project / "checkpoints" / "best.pt").is_file(), training)
+        deadline = time.monotonic() + 8
+        while time.monotonic() < deadline and training.poll() is None:
+            for which in ("best", "latest"):
+                _, info = checkpoints.load_trained_model(which, project / "checkpoints")
+                seen.add(info["step"])
+                loads += 1
+    finally:
+        training.kill()
+        training.wait()
+    assert loads > 20 and len(seen) > 5, (loads, seen)
+
+
 # ---- numerical trouble and memory, in process ----
 
 

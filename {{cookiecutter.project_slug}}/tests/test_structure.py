@@ -6,7 +6,8 @@ The floors, top to bottom (a module may import from its own floor or any floor b
     3  training/, evaluation/                 the two jobs; they never import each other
     2  runtime/                               what both jobs need: device, checkpoints, metrics
     1  models/, data/, tokenizer/             the model, the data, the tokenizer
-    0  config.py, errors.py, torch_env.py     the ground everything stands on
+    0  config.py, errors.py, torch_env.py,    the ground everything stands on
+       project_lock.py
 
 If you add a package, give it a floor in FLOORS. This test reads the code with `ast`: nothing is
 imported or run.
@@ -21,7 +22,7 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[1]
 FLOORS = {
-    "errors": 0, "config": 0, "torch_env": 0,
+    "errors": 0, "config": 0, "torch_env": 0, "project_lock": 0,
     "models": 1, "data": 1, "tokenizer": 1,
     "runtime": 2,
     "training": 3, "evaluation": 3,

@@ -1,10 +1,12 @@
 """Load the trained tokenizer that `make tokenizer` wrote (tokenizer/tokenizer.json).
 
-    from tokenizer.load import load_tokenizer, eot_id
+    from tokenizer.load import load_tokenizer, eot_id, tokenizer_of
     tok = load_tokenizer(cfg.tokenizer.path)
     ids = tok.encode("Once upon a time", add_special_tokens=False).ids
     text = tok.decode(ids)                      # bpe: exactly the input text
     end = eot_id(tok, cfg.tokenizer)            # appended after every document
+    tok, used = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
+                                                # the tokenizer a trained checkpoint needs
 
 The file is a plain Hugging Face `tokenizers` file, so `transformers` can load it too
 (`PreTrainedTokenizerFast(tokenizer_file="tokenizer/tokenizer.json")`).
@@ -13,6 +15,9 @@ The file is a plain Hugging Face `tokenizers` file, so `transformers` can load i
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,16 +48,43 @@ def tokenizer_hash(path: str | Path = "tokenizer/tokenizer.json") -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def check_same_tokenizer(trained_with: str | None, path: str | Path, checkpoint: str) -> None:
-    """DataError unless `checkpoint` (whose tokenizer hash is `trained_with`) was trained with the
-    tokenizer at `path`: the same ids would decode to other text. Old checkpoints without a hash
-    pass."""
-    if trained_with and trained_with != tokenizer_hash(path):
-        raise DataError(
-            f"{checkpoint} was trained with a different tokenizer than {path}",
-            "use it from the project that trained it (or restore that tokenizer), or retrain "
-            "with the current one: `make train ARGS=--fresh`",
-        )
+def kept_copy_path(checkpoint_folder: str | Path, tokenizer_hash_: str) -> Path:
+    """Where `make train` keeps the exact tokenizer a run was trained with."""
+    return Path(checkpoint_folder) / f"tokenizer-{tokenizer_hash_}.json"
+
+
+def keep_copy(path: str | Path, checkpoint_folder: str | Path) -> Path:
+    """Copy the tokenizer next to the checkpoints (once per tokenizer): retraining the tokenizer
+    later never strands a trained model, because every reader can still find this copy."""
+    copy = kept_copy_path(checkpoint_folder, tokenizer_hash(path))
+    if not copy.is_file():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = copy.with_name(f".{copy.name}.tmp-{os.getpid()}")
+        shutil.copyfile(path, tmp)
+        tmp.replace(copy)  # atomic: a reader never sees half of it
+    return copy
+
+
+def tokenizer_of(checkpoint: str | Path, trained_with: str | None,
+                 path: str | Path) -> tuple[Tokenizer, Path]:
+    """The tokenizer a checkpoint was trained with (whose hash is `trained_with`): the project's
+    (`path`) when it is that one, else the copy kept next to the checkpoint. DataError when
+    neither is it: the same ids would decode to other text. Old checkpoints without a hash get
+    the project's tokenizer."""
+    current = Path(path).is_file() and tokenizer_hash(path)
+    if not trained_with or current == trained_with:
+        return load_tokenizer(path), Path(path)
+    copy = kept_copy_path(Path(checkpoint).parent, trained_with)
+    if copy.is_file() and tokenizer_hash(copy) == trained_with:
+        print(f"(Using {copy}: {checkpoint} was trained with it, not with the current {path})",
+              file=sys.stderr)
+        return load_tokenizer(copy), copy
+    raise DataError(
+        f"{checkpoint} was trained with a different tokenizer than {path}, and its copy "
+        f"({copy.name}) is not next to it",
+        "use it from the project that trained it, or retrain with the current tokenizer: "
+        "`make train ARGS=--fresh`",
+    )
 
 
 def eot_id(tok: Tokenizer, tokenizer_cfg: TokenizerConfig) -> int:

@@ -40,6 +40,7 @@ from config import Config, TokenizerConfig, add_config_arguments, config_from_ar
 from data import sample
 from data.sources import ValidationSplit, open_raw_corpus, raw_fingerprint
 from errors import ConfigurationError, DataError, run_cli
+from project_lock import project_lock
 from tokenizer.load import tokenizer_hash
 
 
@@ -165,14 +166,21 @@ def main(argv: list[str] | None = None) -> None:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
-    tc, dc = cfg.tokenizer, cfg.data
-    if not args.force:
-        skip, why = up_to_date(cfg)
-        if why:
-            print(why)
-        if skip:
-            return
+    with project_lock("make tokenizer", Path(cfg.path).parent):  # never while a training runs
+        if not args.force:
+            skip, why = up_to_date(cfg)
+            if why:
+                print(why)
+            if skip:
+                return
+        train_and_save(cfg)
+    print("Next: make data")
 
+
+def train_and_save(cfg: Config) -> None:
+    """Train the tokenizer on data/raw (or the built-in stories) and write it atomically, with
+    the record that `up_to_date` compares against next time."""
+    tc, dc = cfg.tokenizer, cfg.data
     corpus = open_raw_corpus(dc.raw_dir, dc.sample_size_mb, dc.seed, tc.special_tokens[0])
     # Train on the training documents only, so validation text stays unseen (val_path: all raw).
     held_out = ValidationSplit(0.0 if dc.val_path else dc.val_split, dc.seed)
@@ -203,7 +211,6 @@ def main(argv: list[str] | None = None) -> None:
     if size < tc.vocab_size:
         print(f"(Fewer than the {tc.vocab_size} asked for: the text has too few distinct "
               f"pieces occurring {tc.min_frequency}+ times. More text gives a fuller vocabulary.)")
-    print("Next: make data")
 
 
 if __name__ == "__main__":

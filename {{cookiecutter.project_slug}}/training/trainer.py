@@ -74,6 +74,7 @@ class Trainer:
         self.best_val_loss = math.inf
         self.last_metrics: dict[str, Any] = {}
         self.stop_reason: str | None = None
+        self.stop_error: Exception | None = None  # why a callback stopped the run (see stop())
         self.start_time = time.perf_counter()
 
     # ---- state (what a checkpoint holds) ----
@@ -132,6 +133,12 @@ class Trainer:
         torch.set_rng_state(rng["torch"].cpu())
         if rng.get("cuda") and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+
+    def stop(self, reason: str, error: Exception | None = None) -> None:
+        """Finish the current step, save (the callbacks' on_train_end) and stop; `error` is
+        raised by train.py after that (e.g. a logging disk that filled up)."""
+        self.stop_reason = reason
+        self.stop_error = error
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start_time

@@ -7,6 +7,7 @@ On resume, lines after the resumed step are dropped, so the curve continues with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from errors import ConfigurationError
+from errors import ConfigurationError, TrainingError
 from training.callbacks.base import Callback
 
 
@@ -41,6 +42,7 @@ class LoggingCallback(Callback):
         self.bar: tqdm | None = None
         self.writer = None
         self.file = None
+        self.failed = False  # a write failed: log nothing more (the run is stopping)
         self.last_time = 0.0
         self.last_tokens = 0
 
@@ -68,10 +70,23 @@ class LoggingCallback(Callback):
         self.last_time = time.perf_counter()
         self.last_tokens = trainer.tokens_seen
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, trainer: Any, record: dict[str, Any]) -> None:
+        """Append a line to metrics.jsonl. If that fails (a full disk), stop the run after this
+        step: the checkpoint callback saves the model first, then train.py reports the error."""
         assert self.file is not None
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        if self.failed:
+            return
+        try:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        except OSError as error:
+            self.failed = True
+            path = self.folder / "metrics.jsonl"
+            trainer.stop("could not write the logs", TrainingError(
+                f"could not write {path}: {error.strerror or error}; training stopped at step "
+                f"{trainer.step} after saving a checkpoint",
+                f"free some disk space where {self.folder}/ is (logging.dir), then `make resume` "
+                "continues from that checkpoint"))
 
     def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
         if self.bar is not None:
@@ -84,7 +99,7 @@ class LoggingCallback(Callback):
         record = {"step": trainer.step, "loss": round(metrics["loss"], 6), "lr": metrics["lr"],
                   "tokens": trainer.tokens_seen, "tokens_per_sec": round(tokens_per_sec, 1),
                   "elapsed": round(trainer.elapsed(), 2)}
-        self._write(record)
+        self._write(trainer, record)
         if self.writer is not None:
             self.writer.add_scalar("train/loss", metrics["loss"], trainer.step)
             self.writer.add_scalar("train/lr", metrics["lr"], trainer.step)
@@ -103,7 +118,7 @@ class LoggingCallback(Callback):
     def on_evaluate(self, trainer: Any, metrics: dict[str, Any]) -> None:
         record = {"step": trainer.step, "val_loss": round(metrics["val_loss"], 6),
                   "val_ppl": round(metrics["val_ppl"], 4), "val_bpb": round(metrics["val_bpb"], 6)}
-        self._write(record)
+        self._write(trainer, record)
         if self.writer is not None:
             for key in ("val_loss", "val_ppl", "val_bpb"):
                 self.writer.add_scalar(f"val/{key[4:]}", metrics[key], trainer.step)
@@ -121,7 +136,8 @@ class LoggingCallback(Callback):
         if self.writer is not None:
             self.writer.close()
         if self.file is not None:
-            self.file.close()
+            with contextlib.suppress(OSError):  # already reported by _write
+                self.file.close()
 
 
 def _duration(seconds: float) -> str:
