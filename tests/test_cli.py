@@ -4,6 +4,7 @@
 """
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -214,6 +215,17 @@ def test_custom_flags_imply_custom_and_conflict_with_other_presets():
     assert answers_of(Path("mine"))["preset"] == "custom"
     result = invoke("other", "-t", "nano", "--layers", "2", *QUICK)
     assert result.exit_code == 1 and "--template custom" in result.stderr
+
+
+def test_a_read_only_output_dir_is_refused_before_writing(tmp_path, monkeypatch):
+    """(As root every folder is writable, so the check itself is made to say no.)"""
+    real_access = os.access
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False if Path(path) == tmp_path
+                        else real_access(path, mode))
+    result = invoke("x", "-o", str(tmp_path / "new" / "deeper"), *QUICK)
+    assert result.exit_code == 1, result.output
+    assert f"{tmp_path} is not writable" in result.stderr and "Suggestion:" in result.stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_plugins_are_not_offered_until_they_exist():

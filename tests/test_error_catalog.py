@@ -70,6 +70,8 @@ CASES = [
                  id="non-empty-target-folder"),
     pytest.param(make_file_output_dir, ["my-llm", "-o", "out"], 1,
                  "--output-dir out is a file", id="output-dir-is-a-file"),
+    pytest.param(make_file_output_dir, ["my-llm", "-o", "out/inside"], 1,
+                 "--output-dir out/inside is inside", id="output-dir-under-a-file"),
     pytest.param(nothing, ["my-llm", "-t", "custom", "--layers", "2", "--heads", "5", "--dim",
                            "7"], 1, "dim 7 is not divisible by heads 5",
                  id="custom-dim-not-divisible"),

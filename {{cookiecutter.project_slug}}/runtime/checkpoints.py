@@ -241,9 +241,9 @@ def verify_checkpoint(path: str | Path, full: bool = True) -> str | None:
     return None
 
 
-def latest_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
-    """The newest step checkpoint that verifies; corrupt ones are named and skipped."""
-    for _, path in reversed(list_step_checkpoints(folder)):
+def _first_good(paths: list[Path], warn: bool) -> Path | None:
+    """The first of `paths` that verifies; the others are named (with what is wrong)."""
+    for path in paths:
         problem = verify_checkpoint(path)
         if problem is None:
             return path
@@ -252,16 +252,15 @@ def latest_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
     return None
 
 
+def latest_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
+    """The newest step checkpoint that verifies; corrupt ones are named and skipped."""
+    return _first_good([path for _, path in reversed(list_step_checkpoints(folder))], warn)
+
+
 def best_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
+    """checkpoints/best.pt if it verifies (named and skipped if it does not)."""
     path = Path(folder) / "best.pt"
-    if not path.exists():
-        return None
-    problem = verify_checkpoint(path)
-    if problem is None:
-        return path
-    if warn:
-        print(f"Skipping {path}: {problem}")
-    return None
+    return _first_good([path] if path.exists() else [], warn)
 
 
 def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",

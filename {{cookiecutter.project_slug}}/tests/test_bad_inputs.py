@@ -211,6 +211,13 @@ def retrain_tokenizer_with_vocab(vocab: int, prepare: bool = True) -> Callable[[
     return setup
 
 
+def lock_file_is_a_folder(folder: Path) -> None:
+    """Where the lock file goes there is a folder: the lock cannot be made (as on a read-only
+    folder, which root, who runs these tests, cannot be refused)."""
+    (folder / ".llm.lock").unlink(missing_ok=True)
+    (folder / ".llm.lock").mkdir()
+
+
 def remove_kept_tokenizers(folder: Path) -> None:
     """Delete the tokenizer copies `make train` keeps in checkpoints/ (as an old project has
     none)."""
@@ -448,10 +455,10 @@ REFUSED = [
                  ["checkpoint checkpoints/step_000999.pt not found"],
                  id="checkpoint-resume-path-absent"),
     # -- the project lock (project_lock.py): a lock file that cannot be made --
-    pytest.param(lambda folder: (folder / ".llm.lock").mkdir(), TRAIN,
+    pytest.param(lock_file_is_a_folder, TRAIN,
                  ["cannot create the lock file .llm.lock: Is a directory"],
                  id="lock-file-cannot-be-created-train"),
-    pytest.param(lambda folder: (folder / ".llm.lock").mkdir(), PREPARE,
+    pytest.param(lock_file_is_a_folder, PREPARE,
                  ["cannot create the lock file .llm.lock"], id="lock-file-cannot-be-created-data"),
     # -- other commands' own inputs --
     pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),

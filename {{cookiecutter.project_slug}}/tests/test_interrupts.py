@@ -9,6 +9,7 @@ user's run (or a pre-empted cloud job) meets them.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -229,10 +230,16 @@ def test_a_second_ctrl_c_quits_at_once(project: Path) -> None:
 # ---- two commands at once: the project lock (project_lock.py) ----
 
 
-def lock_taken(folder: Path) -> Callable[[], bool]:
-    """True once a command has taken the project lock (it writes who it is into the file)."""
-    lock = folder / ".llm.lock"
-    return lambda: lock.is_file() and lock.stat().st_size > 0
+def lock_taken(folder: Path, process: subprocess.Popen) -> Callable[[], bool]:
+    """True once `process` holds the project lock (it writes its PID into the file)."""
+
+    def taken() -> bool:
+        try:
+            return json.loads((folder / ".llm.lock").read_text())["pid"] == process.pid
+        except (OSError, ValueError, KeyError):
+            return False
+
+    return taken
 
 
 def run_module(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
@@ -244,8 +251,6 @@ def run_module(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess, f
 
 def run_record(folder: Path) -> tuple[list[dict], dict[str, dict]]:
     """metrics.jsonl without its timings, and every checkpoint's weights."""
-    import json
-
     lines = [json.loads(line) for line in (folder / "logs" / "metrics.jsonl").open()]
     metrics = [{k: v for k, v in line.items() if k not in ("tokens_per_sec", "elapsed")}
                for line in lines]
@@ -277,7 +282,7 @@ def test_a_second_training_is_refused_and_the_first_writes_what_a_lone_run_write
     assert result.returncode == 0, result.stdout + result.stderr
 
     first = start_training(project, *TEN_STEPS)
-    assert wait_until(lock_taken(project), first, timeout=30)
+    assert wait_until(lock_taken(project, first), first, timeout=30)
     second, seconds = run_module(project, "training.train", *TEN_STEPS)
     print(f"the second `make train` was refused after {seconds:.2f} s")
     assert first.poll() is None, "the first run ended before the second was refused"
@@ -297,7 +302,7 @@ def test_data_preparation_is_refused_while_a_training_runs(project: Path) -> Non
     tokenizer = (project / "tokenizer" / "tokenizer.json").read_bytes()
     training = start_training(project)
     try:
-        assert wait_until(lock_taken(project), training, timeout=30)
+        assert wait_until(lock_taken(project, training), training, timeout=30)
         for module in ("data.prepare", "tokenizer.train"):
             result, _ = run_module(project, module, "--data.seed", "7")  # would change the data
             assert_refused(result, training, "make train")
@@ -311,12 +316,12 @@ def test_data_preparation_is_refused_while_a_training_runs(project: Path) -> Non
 
 def test_a_lock_left_by_kill_9_never_blocks_the_next_run(project: Path) -> None:
     training = start_training(project)
-    assert wait_until(lambda: bool(step_files(project)), training, timeout=60)
+    assert wait_until(lambda: len(step_files(project)) >= 2, training, timeout=60)
     training.kill()  # SIGKILL: the process cannot release anything itself
     training.wait()
-    assert (project / ".llm.lock").stat().st_size > 0  # the file is still there ...
+    assert json.loads((project / ".llm.lock").read_text())["pid"] == training.pid  # still there
     result, _ = run_module(project, "training.train", "--resume", "--training.max_steps",
-                           str(max(step_files(project)) + 2))
+                           str(max(good_steps(project)) + 2))
     assert result.returncode == 0, result.stdout + result.stderr  # ... and blocks nothing
     assert "Resuming from checkpoints/step_" in result.stdout
 

@@ -177,7 +177,6 @@ def run(cfg: Config, resume: str | None, fresh: bool,
     precision = pick_precision(t.precision, device, cfg.model.dim)
     meta, model_config, train_tokens, val_tokens = load_data(cfg)
     folder = prepare_checkpoint_folder(cfg, resume is not None, fresh)
-    keep_copy(cfg.tokenizer.path, folder)  # the exact tokenizer, next to the checkpoints
     callbacks = [
         LoggingCallback(cfg.logging.dir, cfg.logging.progress_bar, cfg.logging.tensorboard),
         CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
@@ -194,6 +193,7 @@ def run(cfg: Config, resume: str | None, fresh: bool,
                   f"{t.max_steps * 2}\"")
             return 0
 
+    keep_copy(cfg.tokenizer.path, folder)  # the exact tokenizer, next to the checkpoints
     print_summary(trainer, meta, threads)
     trainer.fit()
     if trainer.stop_error is not None:  # the model was saved first
