@@ -6,7 +6,8 @@ The trainer calls, in order:
         on_evaluate(trainer, metrics)   every training.eval_interval steps and at the end
         on_step_end(trainer, metrics)   every step (metrics holds 'loss' only at log intervals)
     on_train_end(trainer)               also after Ctrl+C / SIGTERM, before the process exits
-`trainer` exposes step, tokens_seen, model, optimizer, cfg, best_val_loss and stop_reason.
+`trainer` exposes step, tokens_seen, model, optimizer, cfg, best_val_loss and stop_reason;
+`trainer.stop(reason, error)` ends the run after this step (the checkpoint callback saves first).
 """
 
 from __future__ import annotations
