@@ -368,6 +368,72 @@ class GenerationConfig:
                   f"{self.repetition_penalty}", "use 1.0 (off) or a little more, e.g. 1.1")
 
 
+# Hugging Face repo ids: "owner/name", letters, digits, '-', '_', '.'; no '--' or '..'; at most
+# 96 characters (the Hub's own rule, checked here so a typo fails before any upload).
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*$")
+# Replicate model names: "owner/name" in lowercase letters, digits, '-', '_' and '.'.
+REPLICATE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*/[a-z0-9][a-z0-9_.-]*$")
+EXPORT_DTYPES = ("fp32", "bf16", "fp16")
+GGUF_TYPES = ("f32", "f16", "q8_0")
+
+
+@dataclass
+class DeploymentConfig:
+    """`make export` (Hugging Face folder, GGUF) and `make deploy` (the Hub, Replicate)."""
+
+    checkpoint: str = "auto"
+    """Which checkpoint to export: 'auto' (best, else latest), 'best', 'latest' or a .pt path."""
+    export_dir: str = "export"
+    """Where exports go: <export_dir>/hf/ (Hugging Face) and <export_dir>/gguf/ (llama.cpp)."""
+    dtype: str = "fp32"
+    """Weights of the Hugging Face export: 'fp32' (exact), 'bf16' or 'fp16' (half the size)."""
+    gguf_type: str = "f16"
+    """Weights of the GGUF file: 'f32', 'f16' or 'q8_0' (8-bit, a quarter of f32)."""
+    repo_id: str = ""
+    """The Hugging Face Hub repository to upload to, 'your-name/model-name'."""
+    private: bool = True
+    """Create the Hub repository as private (only you see it until you make it public)."""
+    replicate_model: str = ""
+    """The Replicate model to push to, 'your-name/model-name'."""
+    license: str = "other"
+    """License id for the model card (Hub ids: 'mit', 'apache-2.0', 'bsd-3-clause', 'other')."""
+    language: str = "en"
+    """Language of the training text, for the model card (an ISO 639-1 code such as 'en')."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "deployment")
+        fail = functools.partial(_fail, "deployment")
+        if self.dtype not in EXPORT_DTYPES:
+            fail("dtype", f"is '{self.dtype}'", f"{_did_you_mean(self.dtype, list(EXPORT_DTYPES))}"
+                 "use 'fp32', 'bf16' or 'fp16'")
+        if self.gguf_type not in GGUF_TYPES:
+            fail("gguf_type", f"is '{self.gguf_type}'",
+                 f"{_did_you_mean(self.gguf_type, list(GGUF_TYPES))}use 'f32', 'f16' or 'q8_0'")
+        if self.repo_id and not valid_repo_id(self.repo_id):
+            fail("repo_id", f"('{self.repo_id}') is not a Hugging Face repository id",
+                 "write it as 'your-name/model-name' (letters, digits, '-', '_', '.'; at most "
+                 "96 characters)")
+        if self.replicate_model and not REPLICATE_NAME.fullmatch(self.replicate_model):
+            fail("replicate_model", f"('{self.replicate_model}') is not a Replicate model name",
+                 "write it as 'your-name/model-name' in lowercase letters, digits and '-'")
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", self.license):
+            fail("license", f"('{self.license}') is not a license id",
+                 "use a Hub license id such as 'mit', 'apache-2.0' or 'other'")
+        if not re.fullmatch(r"[a-z]{2,3}", self.language):
+            fail("language", f"('{self.language}') is not a language code",
+                 "use an ISO 639-1 code such as 'en', 'fr' or 'de'")
+        for key in ("checkpoint", "export_dir"):
+            if not getattr(self, key).strip():
+                fail(key, "is empty", f"see the comment next to deployment.{key} in llm.config.js")
+
+
+def valid_repo_id(repo_id: str) -> bool:
+    """Whether `repo_id` is a well-formed Hub repository id ('owner/name')."""
+    return (bool(REPO_ID.fullmatch(repo_id)) and len(repo_id) <= 96
+            and ".." not in repo_id and "--" not in repo_id
+            and not repo_id.endswith((".", "-")) and "-/" not in repo_id and "./" not in repo_id)
+
+
 @dataclass
 class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -377,6 +443,7 @@ class Config:
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     path: str = DEFAULT_CONFIG_PATH
     """The file this config was read from (not a key of the file)."""
 
@@ -393,6 +460,7 @@ SECTIONS: dict[str, type] = {
     "checkpoints": CheckpointConfig,
     "logging": LoggingConfig,
     "generation": GenerationConfig,
+    "deployment": DeploymentConfig,
 }
 # Sections without sensible defaults: the file must have them.
 REQUIRED_SECTIONS = ("model", "tokenizer", "data", "training")

@@ -86,4 +86,16 @@ module.exports = {
     top_p: 0.95,              // nucleus sampling: smallest set with this total probability (1 = off)
     repetition_penalty: 1.1,  // > 1 discourages repeating tokens already in the context
   },
+
+  deployment: {
+    checkpoint: 'auto',       // what `make export` exports: 'auto' (best, else latest), 'best', 'latest' or a .pt path
+    export_dir: 'export',     // export/hf/ (Hugging Face folder) and export/gguf/ (llama.cpp, Ollama)
+    dtype: 'fp32',            // Hugging Face weights: 'fp32' (exact), 'bf16' or 'fp16' (half the size)
+    gguf_type: 'f16',         // GGUF weights (ARGS="--format gguf"): 'f32', 'f16' or 'q8_0' (8-bit)
+    repo_id: '',              // `make deploy`: your Hugging Face repository, e.g. 'your-name/{{ cookiecutter.project_slug }}'
+    private: true,            // create that repository as private
+    replicate_model: '',      // `make deploy ARGS="--target replicate"`: e.g. 'your-name/{{ cookiecutter.project_slug }}'
+    license: '{{ {"MIT": "mit", "Apache-2.0": "apache-2.0", "BSD-3-Clause": "bsd-3-clause"}.get(cookiecutter.license, "other") }}',  // license id on the model card (from the project's license)
+    language: 'en',           // language of the training text, for the model card
+  },
 };

@@ -1,0 +1,236 @@
+"""A trained checkpoint -> a Hugging Face folder that `transformers` loads as LlamaForCausalLM.
+
+    python deploy.py export                      # make export -> export/hf/
+    python deploy.py export --dtype bf16         # half the size (fp32 is exact)
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    model = AutoModelForCausalLM.from_pretrained("export/hf")      # no trust_remote_code
+    tokenizer = AutoTokenizer.from_pretrained("export/hf")
+
+The folder holds config.json, model.safetensors, generation_config.json, tokenizer.json,
+tokenizer_config.json and README.md (the model card, exporters/card.py). models/architectures/gpt.py
+already uses Llama's math and tensor names, so the weights only gain a `model.` prefix and the
+logits are identical in fp32. Only the Python packages every project has are needed here
+(torch, safetensors, tokenizers): transformers is for whoever loads the folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from tokenizers import Tokenizer
+
+from config import GenerationConfig, ModelConfig
+from errors import DeploymentError
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPE_NAMES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+FILES = ("config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
+         "tokenizer_config.json")
+
+
+# ---- the tokens transformers needs to know by name ----
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """Our end-of-text token is both Llama's bos and eos (every document ends with it, and
+    generation from nothing starts with it); pad and unk are ours when the tokenizer has them."""
+
+    eos: str
+    eos_id: int
+    pad: str
+    pad_id: int
+    unk: str | None
+
+
+def special_tokens_of(tokenizer: Tokenizer, names: list[str]) -> SpecialTokens:
+    """Find tokenizer.special_tokens in the trained tokenizer (the first one ends documents)."""
+    eos_id = tokenizer.token_to_id(names[0])
+    if eos_id is None:
+        raise DeploymentError(
+            f"the tokenizer has no end-of-text token '{names[0]}' (tokenizer.special_tokens[0])",
+            "export with the tokenizer the model was trained with (or run `make tokenizer` "
+            "and retrain)",
+        )
+    pad = next((n for n in names if "pad" in n and tokenizer.token_to_id(n) is not None), names[0])
+    unk = next((n for n in names if "unk" in n and tokenizer.token_to_id(n) is not None), None)
+    return SpecialTokens(names[0], eos_id, pad, tokenizer.token_to_id(pad), unk)
+
+
+# ---- config.json, generation_config.json, tokenizer_config.json ----
+
+
+def llama_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> dict[str, Any]:
+    """config.json for transformers' LlamaForCausalLM with exactly our model's shape."""
+    return {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": mc.vocab_size,
+        "hidden_size": mc.dim,
+        "intermediate_size": mc.mlp_dim,
+        "num_hidden_layers": mc.layers,
+        "num_attention_heads": mc.heads,
+        "num_key_value_heads": mc.kv_heads,
+        "head_dim": mc.head_dim,
+        "hidden_act": "silu",
+        "max_position_embeddings": mc.max_length,
+        "rms_norm_eps": mc.norm_eps,
+        # Both places: transformers 5 reads rope_parameters, 4.x reads only the top-level key
+        # (and would silently use 10000 without it).
+        "rope_theta": mc.rope_theta,
+        "rope_parameters": {"rope_type": "default", "rope_theta": mc.rope_theta},
+        # Without the flag transformers 5 gives lm_head its own random weights.
+        "tie_word_embeddings": mc.tie_embeddings,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
+        "mlp_bias": False,
+        "initializer_range": 0.02,
+        "use_cache": True,
+        "bos_token_id": special.eos_id,
+        "eos_token_id": special.eos_id,
+        "pad_token_id": special.pad_id,
+        "torch_dtype": DTYPE_NAMES[dtype],
+    }
+
+
+def generation_config(special: SpecialTokens, g: GenerationConfig) -> dict[str, Any]:
+    """The project's `generation` settings, so `model.generate()` samples the way ours does."""
+    sampled = g.temperature > 0
+    settings = {"do_sample": sampled, "temperature": g.temperature, "top_k": g.top_k,
+                "top_p": g.top_p} if sampled else {"do_sample": False}
+    return {"bos_token_id": special.eos_id, "eos_token_id": special.eos_id,
+            "pad_token_id": special.pad_id, "max_new_tokens": g.max_new_tokens,
+            "repetition_penalty": g.repetition_penalty, **settings}
+
+
+def tokenizer_config(special: SpecialTokens, tokenizer: Tokenizer,
+                     max_length: int) -> dict[str, Any]:
+    """tokenizer_config.json: the generic fast tokenizer over our tokenizer.json.
+
+    "PreTrainedTokenizerFast", not transformers 5's own "TokenizersBackend": 4.x and llama.cpp's
+    converter know only the former. No bos is added (we never train with one) and no spaces are
+    "cleaned up" when decoding (that would turn our " ," into ","): the ids and the text are
+    exactly ours.
+    """
+    added = {str(i): {"content": t.content, "special": True, "lstrip": False, "rstrip": False,
+                      "normalized": False, "single_word": False}
+             for i, t in sorted(tokenizer.get_added_tokens_decoder().items()) if t.special}
+    config = {"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": max_length,
+              "bos_token": special.eos, "eos_token": special.eos, "pad_token": special.pad,
+              "add_bos_token": False, "add_eos_token": False,
+              "clean_up_tokenization_spaces": False, "added_tokens_decoder": added}
+    if special.unk is not None:
+        config["unk_token"] = special.unk
+    return config
+
+
+# ---- the weights ----
+
+
+def llama_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torch.Tensor]:
+    """Our state dict under Llama's names: `model.` + ours, and lm_head only when untied
+    (transformers ties it back from tie_word_embeddings; safetensors refuses shared tensors)."""
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if name == "lm_head.weight":
+            if model.config.tie_embeddings:
+                continue
+            key = name
+        else:
+            key = "model." + name
+        state[key] = tensor.detach().to("cpu", DTYPES[dtype]).contiguous().clone()
+    return state
+
+
+# ---- the folder ----
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_hf_folder(model: torch.nn.Module, tokenizer: Tokenizer, special: SpecialTokens,
+                    generation: GenerationConfig, folder: Path, dtype: str = "fp32",
+                    card: str = "") -> list[Path]:
+    """Write the whole folder (card included) and return its files.
+
+    It is written beside the target and renamed into place, so an interrupted export (or a Hub
+    upload running at the same moment) never sees half a folder; the previous export is
+    replaced only once the new one is complete.
+    """
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        write_json(tmp / "config.json", llama_config(model.config, special, dtype))
+        write_json(tmp / "generation_config.json", generation_config(special, generation))
+        save_file(llama_state_dict(model, dtype), str(tmp / "model.safetensors"),
+                  metadata={"format": "pt"})  # transformers expects the "pt" marker
+        (tmp / "model.safetensors").chmod(0o644)  # safetensors writes it owner-only (0600)
+        tokenizer.save(str(tmp / "tokenizer.json"))
+        write_json(tmp / "tokenizer_config.json",
+                   tokenizer_config(special, tokenizer, model.config.max_length))
+        if card:
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+        _replace_folder(tmp, folder)
+    except OSError as error:
+        raise DeploymentError(f"could not write the export to {folder}/: "
+                              f"{error.strerror or error}",
+                              "free some disk space, or set deployment.export_dir to a "
+                              "writable folder") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _replace_folder(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    with contextlib.suppress(OSError):
+        shutil.rmtree(old)
+
+
+# ---- reading an export back (before an upload) ----
+
+
+def check_hf_folder(folder: Path) -> dict[str, Any]:
+    """config.json of an export that loads: every file there, the tokenizer readable, and the
+    weights' names and shapes those of the config. DeploymentError says what is wrong."""
+    folder = Path(folder)
+    redo = f"export it again: `make export` (it rewrites {folder}/)"
+    if not (folder / "config.json").is_file():
+        raise DeploymentError(f"no Hugging Face export in {folder}/", "export the model first: "
+                              "`make export`")
+    missing = [name for name in FILES if not (folder / name).is_file()]
+    if missing:
+        raise DeploymentError(f"the export in {folder}/ is incomplete: {', '.join(missing)} "
+                              "missing", redo)
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        Tokenizer.from_file(str(folder / "tokenizer.json"))
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
+            shapes = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+        embed = shapes.get("model.embed_tokens.weight")
+        expected = (config["vocab_size"], config["hidden_size"])
+    except Exception as error:  # a damaged file: each library says why in its own way
+        raise DeploymentError(f"the export in {folder}/ does not load: "
+                              f"{str(error).splitlines()[0][:160]}", redo) from None
+    layers = {n for n in shapes if n.startswith("model.layers.")}
+    if embed != expected or len(layers) != 9 * config.get("num_hidden_layers", -1):
+        raise DeploymentError(f"the export in {folder}/ does not load: model.safetensors does "
+                              "not match config.json", redo)
+    return config
