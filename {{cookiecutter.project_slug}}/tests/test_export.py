@@ -140,14 +140,20 @@ def test_transformers_gives_our_logits_and_our_token_ids(exported: Path) -> None
         assert their_tokenizer.decode(ids) == text
 
 
-def test_greedy_pipeline_text_equals_make_generate(exported: Path) -> None:
-    transformers = pytest.importorskip("transformers")
-    hf = exported / "export" / "hf"
+def transformers_greedy(hf: Path) -> str:
+    """PROMPT and NEW_TOKENS greedy tokens, by transformers' text-generation pipeline."""
+    import transformers
+
     generate = transformers.pipeline(
         "text-generation", model=transformers.AutoModelForCausalLM.from_pretrained(hf),
         tokenizer=transformers.AutoTokenizer.from_pretrained(hf))
-    theirs = generate(PROMPT, max_new_tokens=NEW_TOKENS, do_sample=False,
-                      repetition_penalty=1.0)[0]["generated_text"]
+    return generate(PROMPT, max_new_tokens=NEW_TOKENS, do_sample=False,
+                    repetition_penalty=1.0)[0]["generated_text"]
+
+
+def test_greedy_pipeline_text_equals_make_generate(exported: Path) -> None:
+    pytest.importorskip("transformers")
+    theirs = transformers_greedy(exported / "export" / "hf")
     result = run(exported, "-m", "evaluation.generate", "--prompt", PROMPT, "--temperature", "0",
                  "--repetition-penalty", "1", "--max-new-tokens", str(NEW_TOKENS))
     assert result.returncode == 0, result.stderr
@@ -409,7 +415,7 @@ def http_json(url: str, data: dict | None = None, timeout: float = 120) -> dict:
 @pytest.mark.slow
 def test_the_replicate_predictor_answers_over_http(project: Path) -> None:
     pytest.importorskip("cog")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     result = deploy(project, "deploy", "--target", "replicate")
     target = project / "deploy" / "replicate"
     assert {"cog.yaml", "predict.py", "model"} <= {p.name for p in target.iterdir()}
@@ -443,12 +449,7 @@ def test_the_replicate_predictor_answers_over_http(project: Path) -> None:
         server.terminate()
         server.wait(timeout=30)
     assert answer["status"] == "succeeded", answer
-    hf = project / "export" / "hf"
-    generate = transformers.pipeline(
-        "text-generation", model=transformers.AutoModelForCausalLM.from_pretrained(hf),
-        tokenizer=transformers.AutoTokenizer.from_pretrained(hf))
-    full = generate(PROMPT, max_new_tokens=NEW_TOKENS, do_sample=False,
-                    repetition_penalty=1.0)[0]["generated_text"]
+    full = transformers_greedy(project / "export" / "hf")
     assert full.startswith(PROMPT)  # and equals `make generate`'s text (the test above)
     assert "".join(answer["output"]) == full.removeprefix(PROMPT)
 
