@@ -49,7 +49,6 @@ import torch
 
 from config import Config, GenerationConfig, ModelConfig, add_config_arguments, load_config
 from errors import ConfigurationError, run_cli
-from evaluation.generate import generate_tokens
 from models.architectures.gpt import GPT
 from models.presets import PRESETS, SHAPE_KEYS, count_parameters
 from runtime.device import (
@@ -58,6 +57,7 @@ from runtime.device import (
     pick_precision,
     set_threads,
 )
+from runtime.sampling import generate_tokens
 from training.optimizer import lr_at
 from training.trainer import Trainer, build_model, build_trainer
 

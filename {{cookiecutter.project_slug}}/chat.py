@@ -51,9 +51,10 @@ from config import (
     has_lone_surrogate,
 )
 from errors import ConfigurationError, TrainingError, run_cli
-from evaluation.generate import TextStream, add_sampling_options, generate_tokens
+from evaluation.generate import TextStream, add_sampling_options
 from runtime.checkpoints import list_step_checkpoints, load_trained_model
 from runtime.device import pick_device, set_threads
+from runtime.sampling import generate_tokens
 from tokenizer.load import eot_id, tokenizer_of
 
 USER = "User:"

@@ -45,10 +45,10 @@ from tokenizers import Tokenizer
 from config import Config, GenerationConfig, load_config, raise_argument_error
 from data.splits import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
-from evaluation.generate import generate_tokens
 from runtime.checkpoints import find_checkpoint, load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
 from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
+from runtime.sampling import generate_tokens
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash, tokenizer_of
 
 # ---- which models: project folders and checkpoint files ----

@@ -323,13 +323,111 @@ class CheckpointConfig:
 @dataclass
 class LoggingConfig:
     dir: str = "logs"
-    tensorboard: bool = False
-    """Also write TensorBoard event files (needs the tensorboard package)."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files to <dir>/tensorboard (`make tensorboard` shows them)."""
     progress_bar: bool = True
     """A progress bar on a terminal; plain lines otherwise."""
+    sample_tokens: int = 48
+    """Tokens of text generated from generation.prompt at each evaluation, for the logs and the
+    dashboard (0 = none)."""
+    dashboard: bool = False
+    """Serve the live dashboard while training (`make dashboard` serves it any time)."""
+    dashboard_host: str = "127.0.0.1"
+    """Where the dashboard listens: 127.0.0.1 is this computer only; '0.0.0.0' is every network
+    you are on (anyone there can watch the run)."""
+    dashboard_port: int = 5050
+    """The dashboard's port; when it is busy, the next free one."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "logging")
+        if self.sample_tokens < 0:
+            _fail("logging", "sample_tokens", f"is {self.sample_tokens}", "use 0 (off) or more")
+        if not 1 <= self.dashboard_port <= 65535:
+            _fail("logging", "dashboard_port", f"is {self.dashboard_port}",
+                  "use a port between 1024 and 65535, e.g. 5050")
+        if not self.dashboard_host.strip():
+            _fail("logging", "dashboard_host", "is empty", "use '127.0.0.1'")
+
+
+# The plugins this template ships (each is plugins/<name>.py; the wrapper's --plugins picks them).
+KNOWN_PLUGINS = ("wandb", "huggingface", "synthex")
+
+
+@dataclass
+class PluginsConfig:
+    enabled: list[str] = field(default_factory=list)
+    """The plugins that run with training, e.g. ['wandb', 'huggingface']. One that fails to load
+    or raises warns once and training goes on."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "plugins")
+        for name in self.enabled:
+            if name not in KNOWN_PLUGINS:
+                _fail("plugins", "enabled", f"names an unknown plugin '{name}'",
+                      f"{_did_you_mean(name, list(KNOWN_PLUGINS))}the plugins are: "
+                      f"{', '.join(KNOWN_PLUGINS)}")
+
+
+WANDB_MODES = ("auto", "online", "offline")
+
+
+@dataclass
+class WandbConfig:
+    """The wandb plugin: metrics, config and samples to Weights & Biases."""
+
+    project: str = "create-llm"
+    """The W&B project the runs go to."""
+    mode: str = "auto"
+    """'auto' (online when WANDB_API_KEY is set or you ran `wandb login`, else offline), 'online'
+    or 'offline' (runs stay in <logging.dir>/wandb; `wandb sync` uploads them later)."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "wandb")
+        if self.mode not in WANDB_MODES:
+            _fail("wandb", "mode", f"is '{self.mode}'", "use 'auto', 'online' or 'offline'")
+        if not self.project.strip():
+            _fail("wandb", "project", "is empty", "name a W&B project, e.g. 'create-llm'")
+
+
+@dataclass
+class HuggingFaceConfig:
+    """The huggingface plugin: export and push to deployment.repo_id when training ends."""
+
+    push_on_best: bool = False
+    """Also push each new best checkpoint (at most one push per evaluation)."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "huggingface")
+
+
+@dataclass
+class SynthexConfig:
+    """The synthex plugin (`make synthex`): synthetic documents from an OpenAI-compatible
+    chat-completions API into data/raw/synthetic/."""
+
+    base_url: str = "http://127.0.0.1:8080/v1"
+    """The API's base URL: 'https://api.openai.com/v1', a llama.cpp or vLLM server's /v1, ..."""
+    model: str = ""
+    """The model name the API expects."""
+    api_key_env: str = "SYNTHEX_API_KEY"
+    """The environment variable that holds the API key (the key is never in this file)."""
+    prompts: str = "data/synthex_prompts.txt"
+    """One prompt per line; each document is one answer."""
+    output_dir: str = "data/raw/synthetic"
+    """Where the documents go (inside data.raw_dir, so `make data` uses them)."""
+    documents: int = 100
+    """How many documents to have in output_dir when done."""
+    max_tokens: int = 512
+    """The longest answer, in tokens."""
+    temperature: float = 1.0
+    """Sampling temperature of the API (higher = more varied documents)."""
+    price_per_million_tokens: float = 0.0
+    """Your API's price, to print a cost estimate (0 = not shown)."""
+    timeout: float = 60.0
+    """Seconds to wait for one answer."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "synthex")
 
 
 @dataclass
@@ -444,6 +542,10 @@ class Config:
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
+    plugins: PluginsConfig = field(default_factory=PluginsConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    huggingface: HuggingFaceConfig = field(default_factory=HuggingFaceConfig)
+    synthex: SynthexConfig = field(default_factory=SynthexConfig)
     path: str = DEFAULT_CONFIG_PATH
     """The file this config was read from (not a key of the file)."""
 
@@ -461,6 +563,10 @@ SECTIONS: dict[str, type] = {
     "logging": LoggingConfig,
     "generation": GenerationConfig,
     "deployment": DeploymentConfig,
+    "plugins": PluginsConfig,
+    "wandb": WandbConfig,
+    "huggingface": HuggingFaceConfig,
+    "synthex": SynthexConfig,
 }
 # Sections without sensible defaults: the file must have them.
 REQUIRED_SECTIONS = ("model", "tokenizer", "data", "training")

@@ -33,10 +33,10 @@ from tokenizers import Tokenizer
 from config import Config, GenerationConfig, add_config_arguments, config_from_args
 from data.splits import read_meta
 from errors import DataError, DeploymentError, run_cli
-from evaluation.generate import generate_tokens
 from exporters import card, gguf, hf, hub, replicate
 from project_lock import project_lock
 from runtime.checkpoints import load_trained_model
+from runtime.sampling import generate_tokens
 from tokenizer.load import tokenizer_of
 
 SAMPLE_TOKENS = 40  # the greedy sample on the model card

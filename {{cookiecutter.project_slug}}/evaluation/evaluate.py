@@ -26,10 +26,10 @@ from tokenizers import Tokenizer
 from config import GenerationConfig, add_config_arguments, config_from_args
 from data.splits import load_split, read_meta
 from errors import run_cli
-from evaluation.generate import generate_tokens
 from runtime.checkpoints import load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
 from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
+from runtime.sampling import generate_tokens
 from tokenizer.load import tokenizer_of
 
 

@@ -526,7 +526,7 @@ def test_bad_input_is_one_clear_error(project: Path, case: str) -> None:
 def test_llama_cpp_generates_our_greedy_tokens(project: Path, file_type: str) -> None:
     llama_cpp = pytest.importorskip("llama_cpp")
     from config import GenerationConfig
-    from evaluation.generate import generate_tokens
+    from runtime.sampling import generate_tokens
 
     result = deploy(project, "export", "--format", "gguf", "--gguf-type", file_type)
     assert result.returncode == 0, result.stderr

@@ -13,13 +13,9 @@ import torch
 
 from config import GenerationConfig, ModelConfig
 from errors import ConfigurationError
-from evaluation.generate import (
-    TextStream,
-    apply_repetition_penalty,
-    generate_tokens,
-    sample_next_token,
-)
+from evaluation.generate import TextStream
 from models.architectures.gpt import GPT
+from runtime.sampling import apply_repetition_penalty, generate_tokens, sample_next_token
 
 SAMPLING_KEYS = {"temperature", "top_k", "top_p", "repetition_penalty"}
 

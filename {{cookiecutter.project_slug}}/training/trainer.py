@@ -140,6 +140,11 @@ class Trainer:
         self.stop_reason = reason
         self.stop_error = error
 
+    def log(self, record: dict[str, Any]) -> None:
+        """Hand one record (a line of logs/metrics.jsonl) to every callback's on_log."""
+        for cb in self.callbacks:
+            cb.on_log(self, record)
+
     def elapsed(self) -> float:
         return time.perf_counter() - self.start_time
 

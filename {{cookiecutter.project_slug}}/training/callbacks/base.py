@@ -6,6 +6,9 @@ The trainer calls, in order:
         on_evaluate(trainer, metrics)   every training.eval_interval steps and at the end
         on_step_end(trainer, metrics)   every step (metrics holds 'loss' only at log intervals)
     on_train_end(trainer)               also after Ctrl+C / SIGTERM, before the process exits
+and, whenever any callback calls `trainer.log(record)`:
+    on_log(trainer, record)             one line of logs/metrics.jsonl (see logging.py for the
+                                        record types: run, train, eval, sample, checkpoint)
 `trainer` exposes step, tokens_seen, model, optimizer, cfg, best_val_loss and stop_reason;
 `trainer.stop(reason, error)` ends the run after this step (the checkpoint callback saves first).
 """
@@ -26,4 +29,7 @@ class Callback:
         pass
 
     def on_train_end(self, trainer: Any) -> None:
+        pass
+
+    def on_log(self, trainer: Any, record: dict[str, Any]) -> None:
         pass

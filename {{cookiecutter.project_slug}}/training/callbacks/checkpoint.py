@@ -21,15 +21,16 @@ class CheckpointCallback(Callback):
         self.keep_best = keep_best
         self.last_saved_step = -1
 
-    def _save(self, trainer: Any, name: str) -> Path:
+    def _save(self, trainer: Any, name: str, kind: str) -> Path:
         path = self.folder / name
         checkpoints.save_checkpoint(path, trainer.checkpoint_state(), trainer.checkpoint_info())
+        trainer.log({"type": "checkpoint", "step": trainer.step, "path": str(path), "kind": kind})
         return path
 
     def save_step(self, trainer: Any) -> Path | None:
         if trainer.step == self.last_saved_step:
             return None
-        path = self._save(trainer, f"step_{trainer.step:06d}.pt")
+        path = self._save(trainer, f"step_{trainer.step:06d}.pt", "step")
         self.last_saved_step = trainer.step
         checkpoints.rotate(self.folder, self.save_total_limit)
         return path
@@ -37,7 +38,7 @@ class CheckpointCallback(Callback):
     def on_evaluate(self, trainer: Any, metrics: dict[str, Any]) -> None:
         # best.pt is chosen by validation loss, never by a noisy training batch.
         if self.keep_best and metrics["is_best"]:
-            self._save(trainer, "best.pt")
+            self._save(trainer, "best.pt", "best")
 
     def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
         if trainer.step % self.save_interval == 0:
