@@ -1,7 +1,8 @@
 """Finish the generated project (runs as a script inside it, stdlib only).
 
-1. Prune: remove the files that the chosen options do not need (today only LICENSE, when the
-   license is "None"), and tool caches (__pycache__, .ruff_cache) a template checkout may hold.
+1. Prune: remove the files that the chosen options do not need (LICENSE when the license is
+   "None"; each plugin's files when it was not chosen), and tool caches (__pycache__,
+   .ruff_cache) a template checkout may hold.
 2. Write `.cookiecutter.json`: the answers, so the project can be regenerated or updated with
        cookiecutter --replay-file my-llm/.cookiecutter.json <template> -o elsewhere
    The file has cookiecutter's replay format, {"cookiecutter": {answers}}. It holds the public
@@ -29,9 +30,27 @@ CACHE_DIRS = ("__pycache__", ".ruff_cache", ".pytest_cache")
 REMOTE_TEMPLATE = re.compile(r"^(gh|gl|bb):|^[a-z][a-z0-9+.-]*://|^git@")
 
 
+# The files of each plugin: a project keeps those of the plugins it was created with.
+PLUGIN_FILES = {
+    "wandb": ["plugins/wandb.py", "tests/test_plugin_wandb.py"],
+    "huggingface": ["plugins/huggingface.py", "tests/test_plugin_huggingface.py"],
+    "synthex": ["plugins/synthex.py", "data/synthex_prompts.txt", "tests/test_plugin_synthex.py"],
+}
+
+
+def chosen_plugins(answers: dict) -> set:
+    """The plugins answer ('wandb, synthex'), checked by the pre-gen hook, as a set."""
+    return {name.strip() for name in answers["plugins"].split(",") if name.strip()}
+
+
 def pruned_paths(answers: dict) -> list[str]:
     """The paths (relative to the project, '/'-separated) these answers do not need."""
-    return ["LICENSE"] if answers["license"] == "None" else []
+    paths = ["LICENSE"] if answers["license"] == "None" else []
+    chosen = chosen_plugins(answers)
+    for name, files in PLUGIN_FILES.items():
+        if name not in chosen:
+            paths += files
+    return paths
 
 
 def prune(project_dir: str, paths: list[str]) -> None:

@@ -38,6 +38,12 @@ CHOICES = {  # keys whose value must be one of the choices in cookiecutter.json
 }
 
 
+# The plugins a project can have: cookiecutter.json's `_plugins` (plugins/<name>.py in the
+# project; hooks/post_gen_project.py removes the files of those not chosen). They are answered as
+# one comma-separated text: "wandb,synthex".
+PLUGINS = tuple(CONTEXT["_plugins"])
+
+
 class AnswerError(Exception):
     """A bad answer: what is wrong, and how to fix it."""
 
@@ -84,6 +90,21 @@ def check_choice(key: str, value: object) -> None:
         raise AnswerError(
             f"{value!r} is not a valid {key}.", f"Choose one of: {', '.join(choices)}."
         )
+
+
+def plugin_names(value: object) -> list[str]:
+    """'wandb, huggingface' -> ['wandb', 'huggingface'], each a known plugin, none twice."""
+    if not isinstance(value, str):
+        raise AnswerError(f"plugins must be text like 'wandb,huggingface', not {value!r}.",
+                          f"Choose from: {', '.join(PLUGINS)} (comma-separated).")
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    for name in names:
+        if name not in PLUGINS:
+            raise AnswerError(f"{name!r} is not a plugin of this template.",
+                              f"Choose from: {', '.join(PLUGINS)} (comma-separated), or none.")
+    if len(set(names)) != len(names):
+        raise AnswerError(f"plugins names one twice ({value!r}).", "Name each plugin once.")
+    return names
 
 
 def whole_number(key: str, value: object) -> int:
@@ -169,6 +190,7 @@ def validate(context: dict) -> None:
     check_text("author", context["author"], required=False)
     for key in CHOICES:
         check_choice(key, context[key])
+    plugin_names(context["plugins"])
     check_architecture(architecture(context), context["tokenizer"])
 
 

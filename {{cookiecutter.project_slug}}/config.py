@@ -320,6 +320,12 @@ class CheckpointConfig:
         _positive(self, "checkpoints", "save_interval", "save_total_limit")
 
 
+# Ports that Chrome and Firefox refuse to open (ERR_UNSAFE_PORT): other protocols' ports, where a
+# web page must not send HTTP. The dashboard never listens on them.
+BROWSER_UNSAFE_PORTS = frozenset({1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061, 6000,
+                                  6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080})
+
+
 @dataclass
 class LoggingConfig:
     dir: str = "logs"
@@ -342,15 +348,20 @@ class LoggingConfig:
         _check_fields(self, "logging")
         if self.sample_tokens < 0:
             _fail("logging", "sample_tokens", f"is {self.sample_tokens}", "use 0 (off) or more")
-        if not 1 <= self.dashboard_port <= 65535:
+        if not 1024 <= self.dashboard_port <= 65535:
             _fail("logging", "dashboard_port", f"is {self.dashboard_port}",
                   "use a port between 1024 and 65535, e.g. 5050")
+        if self.dashboard_port in BROWSER_UNSAFE_PORTS:
+            _fail("logging", "dashboard_port", f"is {self.dashboard_port}, a port browsers refuse "
+                  "to open", "use another port, e.g. 5050")
         if not self.dashboard_host.strip():
             _fail("logging", "dashboard_host", "is empty", "use '127.0.0.1'")
 
 
-# The plugins this template ships (each is plugins/<name>.py; the wrapper's --plugins picks them).
-KNOWN_PLUGINS = ("wandb", "huggingface", "synthex")
+# The training plugins this template ships (each is plugins/<name>.py; the wrapper's --plugins
+# picks which files a project gets). synthex is a plugin too, but it makes data before training
+# (`make synthex`), so it is never in plugins.enabled.
+KNOWN_PLUGINS = ("wandb", "huggingface")
 
 
 @dataclass
@@ -362,6 +373,10 @@ class PluginsConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "plugins")
         for name in self.enabled:
+            if name == "synthex":
+                _fail("plugins", "enabled", "names 'synthex', which makes data before training "
+                      "rather than running with it", "remove it from plugins.enabled and run "
+                      "`make synthex` (then `make data`) to make synthetic documents")
             if name not in KNOWN_PLUGINS:
                 _fail("plugins", "enabled", f"names an unknown plugin '{name}'",
                       f"{_did_you_mean(name, list(KNOWN_PLUGINS))}the plugins are: "
@@ -428,6 +443,20 @@ class SynthexConfig:
 
     def __post_init__(self) -> None:
         _check_fields(self, "synthex")
+        if not re.match(r"https?://[^/\s]+", self.base_url):
+            _fail("synthex", "base_url", f"is '{self.base_url}', not an http(s) URL",
+                  "use e.g. 'http://127.0.0.1:8080/v1' (llama.cpp) or 'https://api.openai.com/v1'")
+        if not self.api_key_env or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", self.api_key_env):
+            _fail("synthex", "api_key_env", f"is '{self.api_key_env}', not the name of an "
+                  "environment variable", "use e.g. 'SYNTHEX_API_KEY' (the key itself never goes "
+                  "in llm.config.js)")
+        _positive(self, "synthex", "documents", "max_tokens", "timeout")
+        if not 0 <= self.temperature <= 2:
+            _fail("synthex", "temperature", f"must be between 0 and 2, got {self.temperature}",
+                  "use 1.0 for varied documents")
+        if self.price_per_million_tokens < 0:
+            _fail("synthex", "price_per_million_tokens", "must be >= 0",
+                  "use 0 (not shown) or your API's price per million tokens")
 
 
 @dataclass

@@ -1,5 +1,7 @@
 {%- set p = cookiecutter._presets[cookiecutter.preset] -%}
 {%- set m = cookiecutter | model_shape -%}
+{%- set plugins = cookiecutter.plugins.replace(' ', '').split(',') | reject('equalto', '') | list -%}
+{%- set training_plugins = plugins | reject('equalto', 'synthex') | list -%}
 // llm.config.js — the one configuration of this project.
 //
 // Contract: this file is ONE object literal after `module.exports =`, holding plain values only
@@ -73,10 +75,48 @@ module.exports = {
   },
 
   logging: {
-    dir: 'logs',              // metrics.jsonl (and TensorBoard files) go here
-    tensorboard: false,       // also write TensorBoard logs (needs `pip install tensorboard`)
+    dir: 'logs',              // metrics.jsonl (every record of the run) and tensorboard/ go here
+    tensorboard: true,        // also write TensorBoard event files (`make tensorboard` shows them)
     progress_bar: true,       // show a progress bar (plain lines when output is not a terminal)
+    sample_tokens: 48,        // at each evaluation, generate this many tokens from generation.prompt (0 = off)
+    dashboard: false,         // serve the live dashboard while training (`make dashboard` works any time)
+    dashboard_host: '127.0.0.1',  // this computer only; '0.0.0.0' lets your network watch (read-only)
+    dashboard_port: 5050,     // the next free port is used when this one is busy
   },
+
+  plugins: {
+    // Training plugins (files in plugins/) that run with `make train`; one that fails warns and
+    // training goes on. This project has: {{ training_plugins | join(', ') if training_plugins else 'none (create-llm --plugins wandb,huggingface adds them)' }}.
+    enabled: [{% for name in training_plugins %}'{{ name }}'{% if not loop.last %}, {% endif %}{% endfor %}],
+  },
+{%- if 'wandb' in plugins %}
+
+  wandb: {
+    project: 'create-llm',    // the Weights & Biases project the runs go to
+    mode: 'auto',             // 'auto' (online when logged in, else offline in logs/wandb), 'online' or 'offline'
+  },
+{%- endif %}
+{%- if 'huggingface' in plugins %}
+
+  huggingface: {
+    push_on_best: false,      // also push every new best checkpoint while training (in the background)
+  },                          // it pushes to deployment.repo_id when training ends: set that below
+{%- endif %}
+{%- if 'synthex' in plugins %}
+
+  synthex: {                  // `make synthex`: synthetic documents from an OpenAI-compatible chat API
+    base_url: 'http://127.0.0.1:8080/v1',  // e.g. llama.cpp's llama-server, vLLM, Ollama, or 'https://api.openai.com/v1'
+    model: '',                // the model name your API serves (required)
+    api_key_env: 'SYNTHEX_API_KEY',  // the environment variable holding the API key (never the key itself)
+    prompts: 'data/synthex_prompts.txt',  // one prompt per line, used in turn
+    output_dir: 'data/raw/synthetic',  // inside data/raw, so `make data` uses the documents
+    documents: 100,           // how many documents to have when done (it resumes where it stopped)
+    max_tokens: 512,          // the longest answer, in tokens
+    temperature: 1.0,         // higher = more varied documents
+    price_per_million_tokens: 0.0,  // your API's price, for the cost estimate (0 = not shown)
+    timeout: 60.0,            // seconds to wait for one answer
+  },
+{%- endif %}
 
   generation: {
     prompt: 'Once upon a time',  // default prompt for `make generate`

@@ -129,6 +129,23 @@ def parse_key_values(items: list[str], context: dict[str, Any]) -> dict[str, Any
     return answers
 
 
+def parse_plugins(value: str, context: dict[str, Any]) -> str:
+    """'wandb, huggingface' -> 'wandb,huggingface', each one a plugin of the template (its
+    `_plugins`), none twice. The pre-gen hook checks the same for plain cookiecutter."""
+    known = list(context["_plugins"])
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    for name in names:
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            hint = f" Did you mean {close[0]}?" if close else ""
+            raise CreateLLMError(f"{name!r} is not a plugin.{hint}",
+                                 f"Choose from {', '.join(known)} (comma-separated), or none.")
+    if len(set(names)) != len(names):
+        raise CreateLLMError(f"--plugins names a plugin twice ({value!r}).",
+                             "Name each plugin once, e.g. --plugins wandb,huggingface.")
+    return ",".join(names)
+
+
 def merge(answers: dict[str, Any], key: str, value: Any) -> None:
     """Add a flag's value; the same key given as a flag and as KEY=VALUE must agree."""
     if value is None:
@@ -147,6 +164,18 @@ def ask_choice(question: str, choices: list[str], labels: dict[str, str], defaul
         if value in choices:
             return value
         typer.echo(f"Please choose one of: {', '.join(choices)}")
+
+
+def ask_plugins(context: dict[str, Any]) -> str:
+    typer.echo("Plugins (optional; comma-separated, Enter for none):")
+    for name, what in context["_plugins"].items():
+        typer.echo(f"  {name:<12} {what}")
+    while True:
+        value = typer.prompt("Plugins", default="", show_default=False)
+        try:
+            return parse_plugins(value, context)
+        except CreateLLMError as error:
+            typer.echo(f"{error.message} {error.suggestion}")
 
 
 def ask_name(default: str) -> str:
@@ -170,6 +199,8 @@ def prompt_missing(answers: dict[str, Any], context: dict[str, Any]) -> None:
             labels = prompts.get(key, {})
             question = labels.get("__prompt__", key) if isinstance(labels, dict) else key
             answers[key] = ask_choice(question, choices, labels, choices[0])
+    if "plugins" not in answers:
+        answers["plugins"] = ask_plugins(context)
     if answers.get("preset", context["preset"][0]) == "custom":
         for key in PROMPTED_CUSTOM_KEYS:
             if key not in answers:
@@ -332,6 +363,8 @@ def create(name: str | None, items: list[str], flags: dict[str, Any], yes: bool,
                 f"{flag} sets a custom size, but the template is {answers['preset']}.",
                 "Add --template custom, or leave out the size flags.",
             )
+    if "plugins" in answers:
+        answers["plugins"] = parse_plugins(answers["plugins"], context)
     if can_prompt(yes):
         prompt_missing(answers, context)
     answers.setdefault("project_name", context["project_name"])
@@ -408,6 +441,10 @@ def main(
         help="Architecture (gpt: decoder-only, Llama-style).", show_default=False)] = None,
     tokenizer: Annotated[TokenizerName | None, typer.Option(
         help="Tokenizer type.", show_default=False)] = None,
+    plugins: Annotated[str | None, typer.Option(
+        help="Plugins, comma-separated: wandb (Weights & Biases), huggingface (push to the "
+             "Hub after training), synthex (synthetic data from a chat API). Default: none.",
+        show_default=False)] = None,
     layers: Annotated[int | None, typer.Option(
         help="custom: transformer blocks.", show_default=False)] = None,
     heads: Annotated[int | None, typer.Option(
@@ -443,7 +480,7 @@ def main(
     if name is not None and "=" in name:  # `create-llm author=Ada`: no name, only answers
         items.insert(0, name)
         name = None
-    flags = {"preset": template, "model": model, "tokenizer": tokenizer,
+    flags = {"preset": template, "model": model, "tokenizer": tokenizer, "plugins": plugins,
              "custom_layers": layers, "custom_heads": heads, "custom_dim": dim,
              "custom_vocab_size": vocab_size, "custom_max_length": max_length}
     try:

@@ -179,15 +179,36 @@ def set_threads(requested: int = 0) -> int:
     return torch.get_num_threads()
 
 
+def device_name(device: torch.device, threads: int) -> str:
+    """'cuda (NVIDIA H100 80GB HBM3)', 'mps (Apple GPU)' or 'cpu (2 threads)'."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "mps (Apple GPU)"
+    return f"cpu ({threads} threads)"
+
+
+def memory_mb(device: torch.device) -> dict[str, float]:
+    """What this process holds now, in MB: resident memory ('rss_mb') and, on a CUDA GPU, the
+    memory its tensors occupy ('gpu_mb'). Cheap enough to read at every log line."""
+    usage: dict[str, float] = {}
+    try:  # Linux: the second number of statm is resident pages
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+        usage["rss_mb"] = round(pages * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        import resource  # elsewhere only the peak is known (KB on Linux, bytes on macOS)
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        usage["rss_mb"] = round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    if device.type == "cuda":
+        usage["gpu_mb"] = round(torch.cuda.memory_allocated(device) / 2**20, 1)
+    return usage
+
+
 def describe(device: torch.device, precision: str, threads: int, compiled: bool = False,
              checkpointing: bool = False) -> str:
     """One line saying what was chosen, printed at the start of every run."""
-    if device.type == "cuda":
-        where = f"cuda ({torch.cuda.get_device_name(device)})"
-    elif device.type == "mps":
-        where = "mps (Apple GPU)"
-    else:
-        where = f"cpu ({threads} threads)"
+    where = device_name(device, threads)
     scaler = " + loss scaling" if precision == "fp16" else ""
     extras = "".join((" | torch.compile" if compiled else "",
                       " | gradient checkpointing" if checkpointing else ""))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -18,12 +19,15 @@ import numpy as np
 from config import Config, ModelConfig
 from data.splits import check_enough_tokens, load_split, read_meta
 from errors import TrainingError
+from plugins.manager import PluginManager
 from runtime import checkpoints
 from runtime.device import describe, pick_device, pick_precision, set_threads
 from tokenizer.load import keep_copy
 from training.callbacks.base import Callback
 from training.callbacks.checkpoint import CheckpointCallback
 from training.callbacks.logging import LoggingCallback
+from training.callbacks.progress import ProgressCallback
+from training.callbacks.samples import SampleCallback
 from training.trainer import Trainer, build_trainer
 
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
@@ -48,9 +52,10 @@ def archive_previous_run(cfg: Config) -> Path:
     for path in Path(cfg.checkpoints.dir).iterdir():
         if path.is_file():
             shutil.move(str(path), archive / path.name)
-    metrics = Path(cfg.logging.dir) / "metrics.jsonl"
-    if metrics.exists():
-        shutil.move(str(metrics), archive / "metrics.jsonl")
+    for name in ("metrics.jsonl", "tensorboard"):
+        logged = Path(cfg.logging.dir) / name
+        if logged.exists():
+            shutil.move(str(logged), archive / name)
     return archive
 
 
@@ -168,6 +173,43 @@ def print_summary(trainer: Trainer, meta: dict, threads: int) -> None:
                    t.gradient_checkpointing))
 
 
+def build_callbacks(cfg: Config, extra: list[Callback]) -> list[Callback]:
+    """The callbacks of a run, in the order each event reaches them (training/callbacks/base.py).
+
+    Checkpoints come first, so the final save is done before the run's "end" record; logging
+    comes last, so metrics.jsonl is closed after every other callback's last record.
+    """
+    callbacks: list[Callback] = [
+        CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
+                           cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best),
+        ProgressCallback(cfg.logging.progress_bar),
+    ]
+    if cfg.logging.sample_tokens > 0:
+        callbacks.append(SampleCallback(cfg))
+    if cfg.plugins.enabled:
+        callbacks.append(PluginManager.from_config(cfg))
+    callbacks += extra
+    if cfg.logging.dashboard:
+        callbacks += dashboard_callback(cfg)
+    callbacks.append(LoggingCallback(cfg.logging.dir, cfg.logging.tensorboard))
+    return callbacks
+
+
+def dashboard_callback(cfg: Config) -> list[Callback]:
+    """[DashboardCallback], or [] with a warning when its packages are missing: the dashboard
+    is never a reason for a run to fail."""
+    try:
+        from training.callbacks.dashboard import DashboardCallback
+    except ImportError as error:
+        print(f"Warning: logging.dashboard is on, but {error.name or 'flask-socketio'} is not "
+              "installed (pip install -r requirements.txt); training goes on without it",
+              file=sys.stderr)
+        return []
+    title = Path(cfg.path).resolve().parent.name
+    return [DashboardCallback(cfg.logging.dashboard_host, cfg.logging.dashboard_port, title,
+                              cfg.logging.dir)]
+
+
 def run(cfg: Config, resume: str | None, fresh: bool,
         extra_callbacks: list[Callback] | None = None) -> int:
     """Train as configured; `resume` is None, 'auto' or a checkpoint path."""
@@ -177,12 +219,7 @@ def run(cfg: Config, resume: str | None, fresh: bool,
     precision = pick_precision(t.precision, device, cfg.model.dim)
     meta, model_config, train_tokens, val_tokens = load_data(cfg)
     folder = prepare_checkpoint_folder(cfg, resume is not None, fresh)
-    callbacks = [
-        LoggingCallback(cfg.logging.dir, cfg.logging.progress_bar, cfg.logging.tensorboard),
-        CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
-                           cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best),
-        *(extra_callbacks or []),
-    ]
+    callbacks = build_callbacks(cfg, extra_callbacks or [])
     trainer = build_trainer(cfg, model_config, train_tokens, val_tokens, meta, device,
                             precision, callbacks, meta["tokenizer_hash"])
     if resume is not None:

@@ -24,7 +24,10 @@ class CheckpointCallback(Callback):
     def _save(self, trainer: Any, name: str, kind: str) -> Path:
         path = self.folder / name
         checkpoints.save_checkpoint(path, trainer.checkpoint_state(), trainer.checkpoint_info())
-        trainer.log({"type": "checkpoint", "step": trainer.step, "path": str(path), "kind": kind})
+        record = {"type": "checkpoint", "step": trainer.step, "path": str(path), "kind": kind}
+        if kind == "best":  # what made it the best
+            record["val_loss"] = trainer.last_metrics.get("val_loss")
+        trainer.log(record)
         return path
 
     def save_step(self, trainer: Any) -> Path | None:

@@ -1,23 +1,32 @@
-"""Logging: a progress bar (or plain lines when not on a terminal), logs/metrics.jsonl, TensorBoard.
+"""Logging: every record of the run goes to logs/metrics.jsonl and to TensorBoard.
 
-metrics.jsonl holds one JSON object per line: training lines {"step", "loss", "lr", "tokens",
-"tokens_per_sec", "elapsed"} and evaluation lines {"step", "val_loss", "val_ppl", "val_bpb"}.
-On resume, lines after the resumed step are dropped, so the curve continues without a seam.
+Records come from `trainer.log(record)` (progress.py makes the run/train/eval/end records, the
+checkpoint and sample callbacks theirs); this callback sees each in `on_log` and appends it as
+one JSON line. metrics.jsonl is the run's history: `make dashboard` and `make compare` read it,
+and it survives the process. On resume, lines after the resumed step are dropped, so the curves
+continue without a seam.
+
+TensorBoard (logging.tensorboard, on by default) gets the same numbers as scalars (train/loss,
+val/loss, ...) and the samples as text, in logs/tensorboard/: `make tensorboard` shows them.
+
+This callback goes last in the trainer's list, so it closes the file after every other
+callback's last record.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
-from errors import ConfigurationError, TrainingError
+from errors import TrainingError
 from training.callbacks.base import Callback
+
+# Numbers of a train record that TensorBoard shows (the others are bookkeeping).
+TRAIN_SCALARS = ("loss", "lr", "tokens_per_sec", "rss_mb", "gpu_mb")
 
 
 def truncate_metrics(path: Path, after_step: int) -> None:
@@ -31,20 +40,34 @@ def truncate_metrics(path: Path, after_step: int) -> None:
                 kept.append(line)
         except ValueError:
             continue  # a line cut short by a crash
-    path.write_text("".join(f"{line}\n" for line in kept))
+    # A new file renamed into place: a reader following the old one (`make dashboard`) sees a
+    # new file and starts over, instead of reading on from the middle of the rewritten one.
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(f"{line}\n" for line in kept))
+    os.replace(tmp, path)
+
+
+def tensorboard_writer(folder: Path, purge_step: int) -> Any:
+    """A SummaryWriter for folder/tensorboard, or None (with one warning) when the tensorboard
+    package is missing: it is in requirements.txt, and a run never fails for its charts."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("Warning: logging.tensorboard is on but the tensorboard package is not installed "
+              "(pip install tensorboard, or set logging.tensorboard: false); training goes on "
+              "without it", file=sys.stderr)
+        return None
+    # purge_step: a resumed run first hides the events after its step (they were not saved).
+    return SummaryWriter(str(folder / "tensorboard"), purge_step=purge_step or None)
 
 
 class LoggingCallback(Callback):
-    def __init__(self, folder: str, progress_bar: bool = True, tensorboard: bool = False) -> None:
+    def __init__(self, folder: str, tensorboard: bool = True) -> None:
         self.folder = Path(folder)
-        self.use_bar = progress_bar and sys.stderr.isatty()
         self.use_tensorboard = tensorboard
-        self.bar: tqdm | None = None
         self.writer = None
         self.file = None
         self.failed = False  # a write failed: log nothing more (the run is stopping)
-        self.last_time = 0.0
-        self.last_tokens = 0
 
     def on_train_begin(self, trainer: Any) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
@@ -55,25 +78,18 @@ class LoggingCallback(Callback):
             path.unlink()  # a fresh run (train.py archived the old logs first)
         self.file = open(path, "a", encoding="utf-8")
         if self.use_tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise ConfigurationError(
-                    "logging.tensorboard is true but the tensorboard package is not installed",
-                    "pip install tensorboard (or set logging.tensorboard: false)",
-                ) from None
-            self.writer = SummaryWriter(str(self.folder / "tensorboard"), purge_step=trainer.step)
-        total = trainer.cfg.training.max_steps
-        if self.use_bar:
-            self.bar = tqdm(total=total, initial=trainer.step, unit="step", dynamic_ncols=True,
-                            desc="training")
-        self.last_time = time.perf_counter()
-        self.last_tokens = trainer.tokens_seen
+            self.writer = tensorboard_writer(self.folder, trainer.step)
+
+    def on_log(self, trainer: Any, record: dict[str, Any]) -> None:
+        if self.file is None:  # a record after on_train_end: nothing to write it to
+            return
+        self._write(trainer, record)
+        if self.writer is not None:
+            self._tensorboard(record)
 
     def _write(self, trainer: Any, record: dict[str, Any]) -> None:
         """Append a line to metrics.jsonl. If that fails (a full disk), stop the run after this
         step: the checkpoint callback saves the model first, then train.py reports the error."""
-        assert self.file is not None
         if self.failed:
             return
         try:
@@ -88,59 +104,28 @@ class LoggingCallback(Callback):
                 f"free some disk space where {self.folder}/ is (logging.dir), then `make resume` "
                 "continues from that checkpoint"))
 
-    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-        if "loss" not in metrics:
-            return
-        now = time.perf_counter()
-        tokens_per_sec = (trainer.tokens_seen - self.last_tokens) / max(now - self.last_time, 1e-9)
-        self.last_time, self.last_tokens = now, trainer.tokens_seen
-        record = {"step": trainer.step, "loss": round(metrics["loss"], 6), "lr": metrics["lr"],
-                  "tokens": trainer.tokens_seen, "tokens_per_sec": round(tokens_per_sec, 1),
-                  "elapsed": round(trainer.elapsed(), 2)}
-        self._write(trainer, record)
-        if self.writer is not None:
-            self.writer.add_scalar("train/loss", metrics["loss"], trainer.step)
-            self.writer.add_scalar("train/lr", metrics["lr"], trainer.step)
-            self.writer.add_scalar("train/tokens_per_sec", tokens_per_sec, trainer.step)
-        if self.bar is not None:
-            self.bar.set_postfix(loss=f"{metrics['loss']:.4f}", lr=f"{metrics['lr']:.2e}",
-                                 tok_s=f"{tokens_per_sec:,.0f}")
-        else:
-            total = trainer.cfg.training.max_steps
-            eta = trainer.elapsed() / max(1, trainer.step - trainer.start_step) * (
-                total - trainer.step)
-            print(f"step {trainer.step:>6}/{total} | loss {metrics['loss']:.4f} | "
-                  f"lr {metrics['lr']:.2e} | {tokens_per_sec:,.0f} tok/s | "
-                  f"eta {_duration(eta)}", flush=True)
-
-    def on_evaluate(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        record = {"step": trainer.step, "val_loss": round(metrics["val_loss"], 6),
-                  "val_ppl": round(metrics["val_ppl"], 4), "val_bpb": round(metrics["val_bpb"], 6)}
-        self._write(trainer, record)
-        if self.writer is not None:
-            for key in ("val_loss", "val_ppl", "val_bpb"):
-                self.writer.add_scalar(f"val/{key[4:]}", metrics[key], trainer.step)
-        line = (f"eval step {trainer.step}: val loss {metrics['val_loss']:.4f} | "
-                f"ppl {metrics['val_ppl']:.2f} | {metrics['val_bpb']:.4f} bits/byte"
-                + (" (best)" if metrics.get("is_best") else ""))
-        if self.bar is not None:
-            self.bar.write(line)
-        else:
-            print(line, flush=True)
+    def _tensorboard(self, record: dict[str, Any]) -> None:
+        kind, step = record.get("type"), record.get("step", 0)
+        if kind == "train":
+            for key in TRAIN_SCALARS:
+                if key in record:
+                    self.writer.add_scalar(f"train/{key}", record[key], step)
+        elif kind == "eval":
+            for key, value in record.items():
+                if key.startswith("val_"):
+                    self.writer.add_scalar(f"val/{key[4:]}", value, step)
+        elif kind == "sample":
+            self.writer.add_text("samples", record["prompt"] + record["text"], step)
+        elif kind == "run":
+            facts = "\n".join(f"| {key} | {value} |" for key, value in record.items()
+                              if key != "type")
+            self.writer.add_text("run", "| fact | value |\n|---|---|\n" + facts, step)
 
     def on_train_end(self, trainer: Any) -> None:
-        if self.bar is not None:
-            self.bar.close()
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         if self.file is not None:
             with contextlib.suppress(OSError):  # already reported by _write
                 self.file.close()
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+            self.file = None

@@ -30,7 +30,7 @@ class SampleCallback(Callback):
         self.seed = cfg.training.seed
 
     def on_evaluate(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        ids = self.tokenizer.encode(self.prompt).ids or [self.eot]
+        ids = self.tokenizer.encode(self.prompt, add_special_tokens=False).ids or [self.eot]
         generator = torch.Generator(device=trainer.device).manual_seed(self.seed)
         # The plain model (not a torch.compile wrapper): generation runs other shapes.
         new = list(generate_tokens(trainer.model, ids, self.settings, stop_ids=(self.eot,),

@@ -1,0 +1,138 @@
+"""What `make export` and `make deploy` do (deploy.py parses the command line and takes the
+project's write lock around them), and what the huggingface plugin calls when training ends.
+
+    trained = load_trained(cfg)      # the checkpoint of deployment.checkpoint + its tokenizer
+    export_hf(cfg, trained)          # -> export/hf/
+    export_gguf(cfg, trained)        # -> export/gguf/
+    deploy_hub(cfg)                  # export/hf/ -> the Hugging Face Hub
+    deploy_replicate(cfg)            # export/hf/ -> deploy/replicate/ (+ push with cog)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from config import Config, GenerationConfig
+from data.splits import read_meta
+from errors import DataError, DeploymentError
+from exporters import card, gguf, hf, hub, replicate
+from project_lock import project_lock
+from runtime.checkpoints import load_trained_model
+from runtime.sampling import generate_tokens
+from tokenizer.load import tokenizer_of
+
+SAMPLE_TOKENS = 40  # the greedy sample on the model card
+
+
+# ---- the trained model, as every export needs it ----
+
+
+@dataclasses.dataclass
+class Trained:
+    model: torch.nn.Module
+    info: dict
+    tokenizer: Tokenizer
+    special: hf.SpecialTokens
+
+
+def load_trained(cfg: Config) -> Trained:
+    """The checkpoint of deployment.checkpoint on the CPU, and the tokenizer it was trained
+    with (exports are written from CPU tensors, the same on every machine)."""
+    model, info = load_trained_model(cfg.deployment.checkpoint, cfg.checkpoints.dir, "cpu")
+    tokenizer, used = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
+    if tokenizer.get_vocab_size() != model.config.vocab_size:
+        raise DeploymentError(
+            f"{info['path']} has a vocabulary of {model.config.vocab_size} tokens but the "
+            f"tokenizer {used} has {tokenizer.get_vocab_size()}",
+            "export the checkpoint from the project that trained it",
+        )
+    special = hf.special_tokens_of(tokenizer, cfg.tokenizer.special_tokens)
+    return Trained(model, info, tokenizer, special)
+
+
+def greedy_sample(trained: Trained, prompt: str, max_new_tokens: int = SAMPLE_TOKENS) -> str:
+    """What `make generate ARGS="--temperature 0 --repetition-penalty 1"` writes after prompt."""
+    eot = trained.special.eos_id
+    ids = trained.tokenizer.encode(prompt, add_special_tokens=False).ids or [eot]
+    settings = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0,
+                                repetition_penalty=1.0)
+    new = list(generate_tokens(trained.model, ids, settings, stop_ids=(eot,)))
+    return trained.tokenizer.decode(new)
+
+
+def data_meta(cfg: Config) -> dict | None:
+    try:
+        return read_meta(cfg.data.processed_dir)
+    except DataError:  # the card says "not recorded"; the export itself does not need it
+        return None
+
+
+def size_of(paths: list[Path]) -> str:
+    total = sum(p.stat().st_size for p in paths)
+    return f"{total / 2**20:.1f} MB" if total >= 2**20 else f"{total / 2**10:.1f} KB"
+
+
+# ---- make export ----
+
+
+def export_hf(cfg: Config, trained: Trained) -> Path:
+    d, started = cfg.deployment, time.perf_counter()
+    folder = Path(d.export_dir) / "hf"
+    prompt = cfg.generation.prompt
+    text = card.model_card(cfg, trained.info, trained.model.num_parameters(),
+                           (prompt, greedy_sample(trained, prompt)), data_meta(cfg),
+                           name=Path(cfg.path).resolve().parent.name, repo_id=d.repo_id,
+                           dtype=d.dtype)
+    files = hf.write_hf_folder(trained.model, trained.tokenizer, trained.special, cfg.generation,
+                               folder, dtype=d.dtype, card=text)
+    print(f"Exported {trained.info['path']} (step {trained.info.get('step', '?')}) to {folder}/ "
+          f"in {time.perf_counter() - started:.1f}s: {size_of(files)}, {d.dtype}")
+    for path in files:
+        print(f"  {path.name:<24} {size_of([path]):>10}")
+    print(f"Load it: AutoModelForCausalLM.from_pretrained(\"{folder}\")  (see {folder}/README.md)")
+    return folder
+
+
+def export_gguf(cfg: Config, trained: Trained) -> Path:
+    d, started = cfg.deployment, time.perf_counter()
+    gguf.require_byte_level_bpe(trained.tokenizer)
+    folder = Path(d.export_dir) / "gguf"
+    path = gguf.write_gguf(trained.model, trained.tokenizer, trained.special, folder,
+                           name=Path(cfg.path).resolve().parent.name, file_type=d.gguf_type)
+    modelfile = gguf.write_modelfile(folder, path.name, cfg.generation, trained.special.eos,
+                                     trained.model.config.max_length)
+    print(f"Exported {trained.info['path']} (step {trained.info.get('step', '?')}) to {path} in "
+          f"{time.perf_counter() - started:.1f}s: {size_of([path])}, {d.gguf_type}")
+    print(f"  llama.cpp:  llama-cli -m {path} -p \"{cfg.generation.prompt}\" --temp 0")
+    print(f"  Ollama:     cd {folder} && ollama create {path.stem} -f {modelfile.name} "
+          f"&& ollama run {path.stem}")
+    return path
+
+
+# ---- make deploy ----
+
+
+def deploy_hub(cfg: Config) -> None:
+    folder = Path(cfg.deployment.export_dir) / "hf"
+    plan = hub.preflight(folder, cfg.deployment.repo_id, cfg.deployment.private)
+    print(plan.summary())
+    url = hub.upload(plan)
+    print(f"Uploaded {len(plan.files)} files to {url}")
+    readme = folder / "README.md"
+    if readme.is_file() and plan.repo_id not in readme.read_text(encoding="utf-8"):
+        print(f"(The model card's commands load from {folder}; `make export ARGS=\"--repo-id "
+              f"{plan.repo_id}\"` then `make deploy` makes them name the repository.)")
+
+
+def deploy_replicate(cfg: Config) -> None:
+    folder = Path(cfg.deployment.export_dir) / "hf"
+    hf.check_hf_folder(folder)
+    with project_lock("make deploy", Path(cfg.path).parent):
+        target = replicate.write_replicate_folder(folder, Path("deploy") / "replicate")
+    print(f"Wrote {target}/: cog.yaml, predict.py and model/ (a copy of {folder}/)")
+    replicate.push(target, cfg.deployment.replicate_model)
