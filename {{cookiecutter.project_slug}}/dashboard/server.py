@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -45,6 +46,20 @@ BATCH_SECONDS = 0.1  # records that arrive this close together go to browsers in
 PORT_ATTEMPTS = 50  # a busy port: try the next ones
 LOOPBACK_NAMES = {"127.0.0.1", "localhost", "::1", "[::1]"}
 FOLDER = Path(__file__).resolve().parent
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on host:port (OSError when the port is taken)."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as HTTP servers do
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -170,12 +185,17 @@ class DashboardServer:
             if port in BROWSER_UNSAFE_PORTS:  # free, but no browser would open it
                 continue
             try:
-                self.http = make_server(self.host, port, self.app, threaded=True,
-                                        request_handler=_QuietHandler)
-                self.port = port
-                break
+                listening = _listen(self.host, port)
             except OSError as busy:  # in use, or not ours to bind
                 error = busy
+                continue
+            # Werkzeug serves the socket we bound (it exits the process on a bind error of its
+            # own, so it never binds here).
+            with listening:
+                self.http = make_server(self.host, port, self.app, threaded=True,
+                                        request_handler=_QuietHandler, fd=listening.fileno())
+            self.port = port
+            break
         if self.http is None:
             raise error or OSError(f"no free port from {self.port}")
         for target in (self.http.serve_forever, self._send_loop):

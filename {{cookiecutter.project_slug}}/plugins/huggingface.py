@@ -33,9 +33,10 @@ def check_ready(cfg: Config) -> None:
     """The repository id and a token, before training starts (DeploymentError if not)."""
     repo_id = cfg.deployment.repo_id
     if not repo_id or not valid_repo_id(repo_id):
+        what = f"'{repo_id}', not a repository id" if repo_id else "empty"
         raise DeploymentError(
-            f"deployment.repo_id is {repo_id or 'empty'!r}: the huggingface plugin has nowhere "
-            "to push", "set deployment.repo_id: 'your-name/model-name' in llm.config.js")
+            f"deployment.repo_id is {what}: the huggingface plugin has nowhere to push",
+            "set deployment.repo_id: 'your-name/model-name' in llm.config.js")
     from huggingface_hub import get_token
 
     if not get_token():

@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from config import Config
+from errors import CreateLLMError
 from plugins.base import Plugin
 from training.callbacks.base import Callback
 
@@ -22,6 +23,8 @@ def _warn(message: str) -> None:
 
 
 def _reason(error: BaseException) -> str:
+    if isinstance(error, CreateLLMError):  # a known problem: say it with its fix
+        return f"{error.message}; {error.suggestion}" if error.suggestion else error.message
     text = (str(error).strip().splitlines() or [""])[0][:200]
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 

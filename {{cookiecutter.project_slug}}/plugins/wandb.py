@@ -59,16 +59,19 @@ class WandbPlugin(Plugin):
 
     def on_train_begin(self, trainer: Any) -> None:
         project = Path(self.cfg.path).resolve().parent.name
+        logs = Path(self.cfg.logging.dir).resolve()
+        logs.mkdir(parents=True, exist_ok=True)  # wandb looks for the git repository from there
         self.run = wandb.init(
             project=self.cfg.wandb.project, group=project, job_type="train",
-            name=f"{project}-{time.strftime('%Y%m%d-%H%M%S')}", dir=self.cfg.logging.dir,
+            name=f"{project}-{time.strftime('%Y%m%d-%H%M%S')}",
+            dir=str(logs),
             mode=resolve_mode(self.cfg.wandb.mode), config=self.cfg.to_dict(),
             # No console capture (it would wrap our progress bar), no banner: we print one line.
             settings=wandb.Settings(console="off", silent=True, init_timeout=60),
         )
-        if self.run.settings.mode == "offline" or self.run.offline:
-            print(f"wandb: offline run in {self.run.dir.removesuffix('/files')}; upload it "
-                  f"later with `wandb sync {self.run.dir.removesuffix('/files')}`")
+        if self.run.offline:
+            folder = os.path.relpath(Path(self.run.dir).parent)  # run.dir is its files/ folder
+            print(f"wandb: offline run in {folder}; upload it later with `wandb sync {folder}`")
         else:
             print(f"wandb: {self.run.url}")
 

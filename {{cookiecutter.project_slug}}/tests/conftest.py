@@ -7,9 +7,12 @@ runs on a laptop CPU in minutes.
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +114,7 @@ TINY_PROJECT_OVERRIDES: dict[str, Any] = {
     "training.eval_interval": 10, "training.eval_batches": 2, "training.log_interval": 5,
     "training.device": "cpu", "training.precision": "fp32", "training.compile": False,
     "checkpoints.save_interval": 10, "logging.progress_bar": False, "logging.tensorboard": False,
+    "logging.dashboard": False, "plugins.enabled": "",
 }
 
 
@@ -147,8 +151,140 @@ def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> N
 
     data = load_config(PROJECT_ROOT / "llm.config.js").to_dict()
     data["model"].pop("vocab_size")
+    # Tests switch the extras on themselves: not whatever this project's llm.config.js has on.
+    data["plugins"]["enabled"] = []
+    data["logging"]["dashboard"] = False
     for change in changes:
         for section, values in change.items():
             data[section].update(values)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+
+
+# ---- a fake Hugging Face Hub on this machine (make deploy, the huggingface plugin) ----
+
+
+class FakeHub:
+    """The calls create_repo + upload_folder make (create, validate the card's YAML, preupload,
+    commit), answered the way the Hub does, and recorded. `fail` maps a path fragment to status
+    codes to answer first, one per request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.files: dict[str, bytes] = {}
+        self.fail: dict[str, list[int]] = {}
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                hub.requests.append({"path": self.path, "body": body,
+                                     "auth": self.headers.get("Authorization", "")})
+                for fragment, codes in hub.fail.items():
+                    if fragment in self.path and codes:
+                        return self.answer(codes.pop(0), {"error": "no"})
+                if self.path.startswith("/api/repos/create"):
+                    repo = json.loads(body)
+                    return self.answer(200, {"url": f"{hub.url}/{repo['organization']}/"
+                                                    f"{repo['name']}"})
+                if self.path.startswith("/api/validate-yaml"):  # the model card's metadata
+                    return self.answer(200, {})
+                if "/preupload/" in self.path:
+                    files = json.loads(body)["files"]
+                    return self.answer(200, {"files": [
+                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                        for f in files]})
+                if "/commit/" in self.path:
+                    for line in body.decode().splitlines():
+                        item = json.loads(line)
+                        if item["key"] == "file":
+                            value = item["value"]
+                            hub.files[value["path"]] = base64.b64decode(value["content"])
+                    repo = "/".join(self.path.split("/")[3:5])  # /api/models/OWNER/NAME/...
+                    return self.answer(200, {"commitUrl": f"{hub.url}/{repo}/commit/{'1' * 40}",
+                                             "commitOid": "1" * 40})
+                return self.answer(404, {"error": "unknown"})
+
+            def answer(self, status: int, data: dict) -> None:
+                payload = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def created(self) -> dict:
+        return json.loads(next(r["body"] for r in self.requests
+                               if r["path"].startswith("/api/repos/create")))
+
+
+@pytest.fixture
+def fake_hub() -> Iterator[FakeHub]:
+    hub = FakeHub()
+    yield hub
+    hub.server.shutdown()
+
+
+
+# ---- a prepared micro project: config, tokenizer and data, for tests that train ----
+
+# 2 layers, width 32, vocab ~320, context 32: 20 steps take about a second on 2 CPU cores.
+MICRO_RUN: dict[str, dict[str, Any]] = {
+    "model": {"layers": 2, "heads": 2, "kv_heads": 2, "dim": 32, "mlp_dim": 96, "max_length": 32},
+    "tokenizer": {"vocab_size": 320},
+    "data": {"sample_size_mb": 0.3, "stride": 32},
+    "training": {"batch_size": 8, "max_steps": 20, "warmup_steps": 2, "learning_rate": 3e-3,
+                 "min_lr": 3e-4, "eval_interval": 10, "eval_batches": 2, "log_interval": 5,
+                 "threads": 1, "device": "cpu", "precision": "fp32"},
+    "checkpoints": {"save_interval": 10, "save_total_limit": 2},
+    "logging": {"progress_bar": False, "sample_tokens": 8},
+}
+
+
+def run_project_module(folder: Path, module: str, *args: str,
+                       env: dict[str, str] | None = None) -> Any:
+    """`python -m module args` in folder, with this project's code: a CompletedProcess."""
+    import os
+    import subprocess
+
+    full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TOKENIZERS_PARALLELISM": "false",
+                **(env or {})}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=folder, env=full_env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def micro_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project folder with MICRO_RUN's llm.config.js, a trained tokenizer and the built-in
+    corpus prepared. Copy it before changing it (the micro_project fixture does)."""
+    folder = tmp_path_factory.mktemp("micro") / "micro-llm"
+    write_project_config(folder, MICRO_RUN)
+    (folder / "data" / "raw").mkdir(parents=True)
+    for module in ("tokenizer.train", "data.prepare"):
+        result = run_project_module(folder, module)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+@pytest.fixture
+def micro_project(micro_prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of micro_prepared, as the working directory."""
+    import shutil
+
+    folder = tmp_path / "micro-llm"
+    shutil.copytree(micro_prepared, folder)
+    monkeypatch.chdir(folder)
+    return folder
+
+
+def read_records(folder: Path) -> list[dict[str, Any]]:
+    """logs/metrics.jsonl of a project folder, one dict per line."""
+    lines = (folder / "logs" / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]

@@ -20,7 +20,6 @@ A microscopic project is trained once (a few seconds) and exported once; then:
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -28,18 +27,15 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import torch
 from tokenizers import Tokenizer
 
-from conftest import write_project_config
+from conftest import FakeHub, write_project_config
 from runtime.checkpoints import load_trained_model
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -249,74 +245,6 @@ def test_smaller_gguf_files(project: Path, file_type: str) -> None:
 
 
 # ---- 3. the Hub (a fake one, on this machine) ----
-
-
-class FakeHub:
-    """The calls create_repo + upload_folder make (create, validate the card's YAML, preupload,
-    commit), answered the way the Hub does, and recorded. `fail` maps a path fragment to status
-    codes to answer first, one per request."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict] = []
-        self.files: dict[str, bytes] = {}
-        self.fail: dict[str, list[int]] = {}
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                hub.requests.append({"path": self.path, "body": body,
-                                     "auth": self.headers.get("Authorization", "")})
-                for fragment, codes in hub.fail.items():
-                    if fragment in self.path and codes:
-                        return self.answer(codes.pop(0), {"error": "no"})
-                if self.path.startswith("/api/repos/create"):
-                    repo = json.loads(body)
-                    return self.answer(200, {"url": f"{hub.url}/{repo['organization']}/"
-                                                    f"{repo['name']}"})
-                if self.path.startswith("/api/validate-yaml"):  # the model card's metadata
-                    return self.answer(200, {})
-                if "/preupload/" in self.path:
-                    files = json.loads(body)["files"]
-                    return self.answer(200, {"files": [
-                        {"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
-                        for f in files]})
-                if "/commit/" in self.path:
-                    for line in body.decode().splitlines():
-                        item = json.loads(line)
-                        if item["key"] == "file":
-                            value = item["value"]
-                            hub.files[value["path"]] = base64.b64decode(value["content"])
-                    repo = "/".join(self.path.split("/")[3:5])  # /api/models/OWNER/NAME/...
-                    return self.answer(200, {"commitUrl": f"{hub.url}/{repo}/commit/{'1' * 40}",
-                                             "commitOid": "1" * 40})
-                return self.answer(404, {"error": "unknown"})
-
-            def answer(self, status: int, data: dict) -> None:
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def created(self) -> dict:
-        return json.loads(next(r["body"] for r in self.requests
-                               if r["path"].startswith("/api/repos/create")))
-
-
-@pytest.fixture
-def fake_hub() -> Iterator[FakeHub]:
-    hub = FakeHub()
-    yield hub
-    hub.server.shutdown()
 
 
 def hub_env(hub: FakeHub, token: str | None = TOKEN) -> dict[str, str]:

@@ -75,6 +75,7 @@ class Trainer:
         self.last_metrics: dict[str, Any] = {}
         self.stop_reason: str | None = None
         self.stop_error: Exception | None = None  # why a callback stopped the run (see stop())
+        self.pending_records: list[dict[str, Any]] | None = None  # see log()
         self.start_time = time.perf_counter()
 
     # ---- state (what a checkpoint holds) ----
@@ -141,7 +142,14 @@ class Trainer:
         self.stop_error = error
 
     def log(self, record: dict[str, Any]) -> None:
-        """Hand one record (a line of logs/metrics.jsonl) to every callback's on_log."""
+        """Hand one record (a line of logs/metrics.jsonl) to every callback's on_log.
+
+        Records logged while the callbacks are starting (in their on_train_begin) wait until all
+        of them have started, so none misses a record for having started later than another.
+        """
+        if self.pending_records is not None:
+            self.pending_records.append(record)
+            return
         for cb in self.callbacks:
             cb.on_log(self, record)
 
@@ -212,8 +220,12 @@ class Trainer:
         tokens_per_step = t.batch_size * t.gradient_accumulation * self.model.config.max_length
         self.start_time = time.perf_counter()
         self.model.train()
+        self.pending_records = []
         for cb in self.callbacks:
             cb.on_train_begin(self)
+        pending, self.pending_records = self.pending_records, None
+        for record in pending:
+            self.log(record)
         try:
             with _stop_on_signals(self):
                 while self.step < t.max_steps and self.stop_reason is None:

@@ -7,8 +7,10 @@ The trainer calls, in order:
         on_step_end(trainer, metrics)   every step (metrics holds 'loss' only at log intervals)
     on_train_end(trainer)               also after Ctrl+C / SIGTERM, before the process exits
 and, whenever any callback calls `trainer.log(record)`:
-    on_log(trainer, record)             one line of logs/metrics.jsonl (see logging.py for the
-                                        record types: run, train, eval, sample, checkpoint)
+    on_log(trainer, record)             one line of logs/metrics.jsonl (progress.py lists the
+                                        record types: run, train, eval, sample, checkpoint, end;
+                                        those logged in on_train_begin arrive after every
+                                        callback's on_train_begin)
 `trainer` exposes step, tokens_seen, model, optimizer, cfg, best_val_loss and stop_reason;
 `trainer.stop(reason, error)` ends the run after this step (the checkpoint callback saves first).
 """

@@ -45,13 +45,10 @@ class DashboardCallback(Callback):
         self.host, self.port, self.title = host, port, title
         self.metrics_path = Path(logs_dir) / "metrics.jsonl"
         self.server: DashboardServer | None = None
-        self.early: list[dict[str, Any]] = []  # records logged before the server started
         self.dropping = False  # said once that updates are being dropped
 
     def on_train_begin(self, trainer: Any) -> None:
-        # Callbacks before this one may already have logged (the run's facts).
-        history = earlier_records(self.metrics_path, trainer.step) + self.early
-        self.early = []
+        history = earlier_records(self.metrics_path, trainer.step)
         try:
             self.server = DashboardServer(self.host, self.port, self.title, history)
             url = self.server.start()
@@ -70,8 +67,6 @@ class DashboardCallback(Callback):
 
     def on_log(self, trainer: Any, record: dict[str, Any]) -> None:
         if self.server is None:
-            if trainer.step == trainer.start_step and len(self.early) < 100:  # not started yet
-                self.early.append(record)
             return
         if not self.server.publish(record) and not self.dropping:
             self.dropping = True
