@@ -35,10 +35,14 @@ TEMPLATE = cookiecutter_json()
 PRESETS = TEMPLATE["preset"]
 TOKENIZERS = TEMPLATE["tokenizer"]
 LICENSES = TEMPLATE["license"]
+# Plugins are independent of the model: cycled through the rows, like the license.
+PLUGINS = ["", "wandb", "huggingface,synthex", "wandb,huggingface,synthex", "synthex"]
+ALL_PLUGINS = "wandb,huggingface,synthex"
 MATRIX = [
-    (preset, tokenizer, license)
-    for (preset, tokenizer), license in zip(
-        itertools.product(PRESETS, TOKENIZERS), itertools.cycle(LICENSES), strict=False)
+    (preset, tokenizer, license, plugins)
+    for (preset, tokenizer), license, plugins in zip(
+        itertools.product(PRESETS, TOKENIZERS), itertools.cycle(LICENSES),
+        itertools.cycle(PLUGINS), strict=False)
 ]
 # Preset keys that describe the preset rather than set a value of llm.config.js.
 HARDWARE_KEYS = {"min_ram_gb", "device", "runs_on_cpu", "expected_time", "target_params"}
@@ -77,10 +81,11 @@ def bake(cookies, **extra):
     return result.project_path
 
 
-@pytest.mark.parametrize("preset, tokenizer, license", MATRIX)
-def test_bake_matrix(cookies, tmp_path, preset, tokenizer, license):
-    project = bake(cookies, preset=preset, tokenizer=tokenizer, license=license)
-    context = rendered_context(preset=preset, tokenizer=tokenizer, license=license)
+@pytest.mark.parametrize("preset, tokenizer, license, plugins", MATRIX)
+def test_bake_matrix(cookies, tmp_path, preset, tokenizer, license, plugins):
+    project = bake(cookies, preset=preset, tokenizer=tokenizer, license=license, plugins=plugins)
+    context = rendered_context(preset=preset, tokenizer=tokenizer, license=license,
+                               plugins=plugins)
 
     # Exactly the expected files, and no tool cache copied from a template checkout.
     assert tree_files(project) == expected_files(context, tmp_path)
@@ -107,6 +112,18 @@ def test_bake_matrix(cookies, tmp_path, preset, tokenizer, license):
         sections = [name for name, section in config.items() if key in section]
         assert len(sections) == 1, f"{key} should be in exactly one section, is in {sections}"
         assert config[sections[0]][key] == value, key
+
+    # The plugins: their files, their settings, their packages, their commands.
+    chosen = [name for name in plugins.split(",") if name]
+    assert {p.stem for p in (project / "plugins").glob("*.py")} - {"__init__", "base",
+                                                                   "manager"} == set(chosen)
+    assert config["plugins"]["enabled"] == [name for name in chosen if name != "synthex"]
+    for name in ("wandb", "huggingface", "synthex"):
+        assert (name in config) == (name in chosen), name
+    requirements = (project / "requirements.txt").read_text(encoding="utf-8")
+    assert ("\nwandb>=" in requirements) == ("wandb" in chosen)
+    makefile = (project / "Makefile").read_text(encoding="utf-8")
+    assert ("\nsynthex: ##" in makefile) == ("synthex" in chosen)
 
     # The answers file replays.
     answers = json.loads((project / ".cookiecutter.json").read_text(encoding="utf-8"))
@@ -191,8 +208,9 @@ def test_plain_cookiecutter_and_create_llm_make_identical_projects(tmp_path, mon
     assert tree_contents(plain / "my-llm") == tree_contents(wrapped / "my-llm")
 
 
-def test_baked_project_passes_its_own_ruff_check(cookies):
-    project = bake(cookies, preset="nano")
+@pytest.mark.parametrize("plugins", ["", ALL_PLUGINS])
+def test_baked_project_passes_its_own_ruff_check(cookies, plugins):
+    project = bake(cookies, preset="nano", plugins=plugins)
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
                             cwd=project, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -200,8 +218,9 @@ def test_baked_project_passes_its_own_ruff_check(cookies):
 
 @pytest.mark.slow
 def test_baked_project_passes_its_own_tests(cookies):
-    """The generated project's tests/ (what a user runs with `make test`), with this interpreter."""
-    project = bake(cookies, preset="nano")
+    """The generated project's tests/ (what a user runs with `make test`), with this interpreter,
+    with every plugin (their tests are in the project only when they are)."""
+    project = bake(cookies, preset="nano", plugins=ALL_PLUGINS)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                             cwd=project, capture_output=True, text=True, check=False)
     tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])

@@ -131,22 +131,36 @@ def test_template_braces_in_answers_are_refused():
 
 def test_prompts_ask_only_for_what_no_flag_set(monkeypatch):
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
-    result = invoke("--skip-install", "--no-git", input="my-proj\nnano\nunigram\n")
+    result = invoke("--skip-install", "--no-git",
+                    input="my-proj\nnano\nunigram\nwandb, synthex\n")
     assert result.exit_code == 0, result.output
-    assert "What is your project named?" in result.output
+    assert "What is your project named?" in result.output and "Plugins" in result.output
     answers = answers_of(Path("my-proj"))
     assert (answers["preset"], answers["tokenizer"]) == ("nano", "unigram")
+    assert answers["plugins"] == "wandb,synthex"
+    assert Path("my-proj/plugins/synthex.py").is_file()
 
-    result = invoke("other", "-t", "small", "--skip-install", "--no-git", input="wordpiece\n")
+    result = invoke("other", "-t", "small", "--plugins", "", "--skip-install", "--no-git",
+                    input="wordpiece\n")
     assert result.exit_code == 0, result.output
     assert "project named" not in result.output and "Model size" not in result.output
+    assert "Plugins" not in result.output
     assert answers_of(Path("other"))["tokenizer"] == "wordpiece"
+
+
+def test_a_mistyped_plugin_is_asked_again(monkeypatch):
+    monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
+    result = invoke("p", "-t", "nano", "--tokenizer", "bpe", "--skip-install", "--no-git",
+                    input="wandbb\nwandb\n")
+    assert result.exit_code == 0, result.output
+    assert "'wandbb' is not a plugin. Did you mean wandb?" in result.output
+    assert answers_of(Path("p"))["plugins"] == "wandb"
 
 
 def test_custom_prompts_for_its_sizes(monkeypatch):
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
     result = invoke("mine", "-t", "custom", "--tokenizer", "bpe", "--dim", "256",
-                    "--skip-install", "--no-git", input="4\n8\n4096\n128\n")
+                    "--skip-install", "--no-git", input="\n4\n8\n4096\n128\n")
     assert result.exit_code == 0, result.output
     answers = answers_of(Path("mine"))
     assert (answers["custom_layers"], answers["custom_heads"], answers["custom_dim"]) == \
@@ -228,11 +242,33 @@ def test_a_read_only_output_dir_is_refused_before_writing(tmp_path, monkeypatch)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_plugins_are_not_offered_until_they_exist():
-    """No plugin is built yet, so there is no --plugins flag (it comes with the plugins)."""
-    assert "--plugins" not in invoke("--help").output
-    result = invoke("x", "--plugins", "wandb", *QUICK)
-    assert result.exit_code == 2 and "No such option: --plugins" in result.stderr
+@pytest.mark.parametrize("given, kept", [
+    (["--plugins", "wandb,huggingface"], {"wandb", "huggingface"}),
+    (["--plugins", " synthex , wandb "], {"synthex", "wandb"}),
+    (["plugins=huggingface"], {"huggingface"}),
+    (["--plugins", ""], set()),
+    ([], set()),
+])
+def test_plugins_choose_the_plugin_files(given, kept):
+    result = invoke("x", *given, *QUICK)
+    assert result.exit_code == 0, result.output
+    files = {p.stem for p in Path("x/plugins").glob("*.py")} - {"__init__", "base", "manager"}
+    assert files == kept
+    assert {p.stem.removeprefix("test_plugin_") for p in Path("x/tests").glob("test_plugin_*")} \
+        == kept
+    assert Path("x/data/synthex_prompts.txt").exists() == ("synthex" in kept)
+
+
+@pytest.mark.parametrize("value, message", [
+    ("wandbb", "'wandbb' is not a plugin. Did you mean wandb?"),
+    ("tensorboard", "'tensorboard' is not a plugin."),
+    ("wandb,wandb", "names a plugin twice"),
+])
+def test_bad_plugins_are_refused_before_writing(value, message):
+    result = invoke("x", "--plugins", value, *QUICK)
+    assert result.exit_code == 1 and message in result.stderr
+    assert "Suggestion: Choose from wandb, huggingface, synthex" in result.stderr or \
+        "Name each plugin once" in result.stderr
     assert not Path("x").exists()
 
 

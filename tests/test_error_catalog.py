@@ -86,8 +86,10 @@ CASES = [
     pytest.param(nothing, ["my-llm", "-t", "small", "--layers", "8"], 1,
                  "--layers sets a custom size, but the template is small",
                  id="custom-size-with-another-template"),
-    pytest.param(nothing, ["my-llm", "--plugins", "wandb"], 2, "No such option: --plugins",
-                 id="plugins-not-offered-until-they-exist"),
+    pytest.param(nothing, ["my-llm", "--plugins", "wandb,tensorbord"], 1,
+                 "'tensorbord' is not a plugin", id="unknown-plugin"),
+    pytest.param(nothing, ["my-llm", "plugins=synthex,synthex"], 1,
+                 "names a plugin twice", id="plugin-named-twice"),
 ]
 
 

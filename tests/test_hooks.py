@@ -128,6 +128,20 @@ def test_free_text_stays_on_one_line(pre, key):
         pre.validate({**rendered_context(), key: "first\nsecond"})
 
 
+@pytest.mark.parametrize("value, fragment", [
+    ("wandbb", "'wandbb' is not a plugin"),
+    ("wandb,wandb", "names one twice"),
+    (["wandb"], "must be text"),
+])
+def test_plugins_are_checked(pre, value, fragment):
+    context = rendered_context()
+    context["plugins"] = value
+    with pytest.raises(pre.AnswerError, match=fragment):
+        pre.validate(context)
+    assert set(pre.PLUGINS) == set(cookiecutter_json()["_plugins"]) == set(PLUGIN_FILES)
+    pre.validate(rendered_context(plugins=" huggingface , synthex "))
+
+
 def test_free_text_may_hold_quotes_and_unicode(pre):
     pre.validate(rendered_context(project_name='Ada\'s "Mön" LLM 🦙', project_slug="adas-llm",
                                   description="it's a \"test\" ''' \\ done", author="Zoë"))
@@ -177,17 +191,31 @@ def test_valid_answers_exit_0(tmp_path):
 
 # ---- post_gen_project: prune table, answers file, next steps ----
 
+PLUGIN_FILES = {
+    "wandb": {"plugins/wandb.py", "tests/test_plugin_wandb.py"},
+    "huggingface": {"plugins/huggingface.py", "tests/test_plugin_huggingface.py"},
+    "synthex": {"plugins/synthex.py", "data/synthex_prompts.txt", "tests/test_plugin_synthex.py"},
+}
+ALL_PLUGINS = "wandb,huggingface,synthex"
+
+
 def test_prune_removes_exactly_what_the_answers_do_not_need(post, tmp_path):
     for license_name in cookiecutter_json()["license"]:
-        answers = rendered_context(license=license_name)
+        answers = rendered_context(license=license_name, plugins=ALL_PLUGINS)
         assert post.pruned_paths(answers) == (["LICENSE"] if license_name == "None" else [])
+    for chosen in ("", "wandb", "huggingface,synthex", " synthex , wandb"):
+        names = {name.strip() for name in chosen.split(",") if name.strip()}
+        expected = set().union(*(files for name, files in PLUGIN_FILES.items()
+                                 if name not in names))
+        assert set(post.pruned_paths(rendered_context(plugins=chosen))) == expected, chosen
     for path in post.pruned_paths(rendered_context(license="None")):
         assert (PROJECT_TEMPLATE / path).exists(), f"stale path {path}"
     project = tmp_path / "project"
     project.mkdir()
     (project / "LICENSE").write_text("MIT")
     (project / "README.md").write_text("kept")
-    post.prune(str(project), post.pruned_paths(rendered_context(license="None")))
+    post.prune(str(project), post.pruned_paths(rendered_context(license="None",
+                                                                 plugins=ALL_PLUGINS)))
     assert tree_files(project) == {"README.md"}
 
 
@@ -227,7 +255,7 @@ def test_answers_file_keeps_answers_and_only_a_remote_template(post, template, k
 def run_post_hook(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, Path]:
     project = tmp_path / "my-llm"
     project.mkdir()
-    module = render_hook("post_gen_project", rendered_context(), tmp_path)
+    module = render_hook("post_gen_project", rendered_context(plugins=ALL_PLUGINS), tmp_path)
     return run_hook_script(module, project, env), project
 
 

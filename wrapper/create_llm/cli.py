@@ -3,6 +3,7 @@
     create-llm                                  # asks for what it needs (in a terminal)
     create-llm my-llm --template tiny --yes     # no questions
     create-llm my-llm -t custom --layers 8 --heads 8 --dim 512
+    create-llm my-llm --plugins wandb,huggingface           # with plugins
     create-llm my-llm author="Ada Lovelace" license=Apache-2.0   # any template answer as KEY=VALUE
     create-llm --list-templates
 
