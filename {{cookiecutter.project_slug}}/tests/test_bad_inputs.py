@@ -460,6 +460,18 @@ REFUSED = [
                  id="lock-file-cannot-be-created-train"),
     pytest.param(lock_file_is_a_folder, PREPARE,
                  ["cannot create the lock file .llm.lock"], id="lock-file-cannot-be-created-data"),
+    # -- the dashboard and plugins --
+    pytest.param(no_setup, (*TRAIN, "--logging.dashboard_port", "5060"),
+                 ["logging.dashboard_port is 5060, a port browsers refuse to open"],
+                 id="dashboard-port-browsers-refuse"),
+    pytest.param(no_setup, ("-m", "dashboard.serve", "--port", "80"),
+                 ["logging.dashboard_port is 80 (set by --logging.dashboard_port)"],
+                 id="dashboard-port-privileged"),
+    pytest.param(no_setup, (*TRAIN, "--plugins.enabled", "wandbb"),
+                 ["plugins.enabled names an unknown plugin 'wandbb'"], id="plugin-unknown"),
+    pytest.param(no_setup, (*TRAIN, "--plugins.enabled", "synthex"),
+                 ["plugins.enabled names 'synthex', which makes data before training"],
+                 id="plugin-synthex-is-not-a-training-plugin"),
     # -- other commands' own inputs --
     pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),

@@ -250,10 +250,10 @@ def run_module(folder: Path, *args: str) -> tuple[subprocess.CompletedProcess, f
 
 
 def run_record(folder: Path) -> tuple[list[dict], dict[str, dict]]:
-    """metrics.jsonl without its timings, and every checkpoint's weights."""
+    """metrics.jsonl without its timings and memory, and every checkpoint's weights."""
     lines = [json.loads(line) for line in (folder / "logs" / "metrics.jsonl").open()]
-    metrics = [{k: v for k, v in line.items() if k not in ("tokens_per_sec", "elapsed")}
-               for line in lines]
+    measured = ("tokens_per_sec", "elapsed", "eta", "rss_mb", "gpu_mb", "started")
+    metrics = [{k: v for k, v in line.items() if k not in measured} for line in lines]
     weights = {path.name: checkpoints.load_checkpoint(path)["model"]
                for path in sorted((folder / "checkpoints").glob("*.pt"))}
     return metrics, weights
