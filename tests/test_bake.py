@@ -199,10 +199,12 @@ def test_answers_file_regenerates_the_same_project(cookies, tmp_path):
 def test_plain_cookiecutter_and_create_llm_make_identical_projects(tmp_path, monkeypatch):
     plain, wrapped = tmp_path / "plain", tmp_path / "wrapped"
     subprocess.run([sys.executable, "-m", "cookiecutter", str(REPO_ROOT), "--no-input",
-                    "preset=small", "-o", str(plain)], check=True, capture_output=True)
+                    "preset=small", "plugins=wandb,synthex", "-o", str(plain)], check=True,
+                   capture_output=True)
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(cli.app, ["my-llm", "--template", "small", "--yes",
-                                          "--skip-install", "--no-git", "-o", str(wrapped)])
+    result = CliRunner().invoke(cli.app, ["my-llm", "--template", "small", "--plugins",
+                                          "wandb,synthex", "--yes", "--skip-install", "--no-git",
+                                          "-o", str(wrapped)])
     assert result.exit_code == 0, result.output
     assert tree_files(plain / "my-llm") == tree_files(wrapped / "my-llm")
     assert tree_contents(plain / "my-llm") == tree_contents(wrapped / "my-llm")
