@@ -164,6 +164,21 @@ def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> N
 # ---- a fake Hugging Face Hub on this machine (make deploy, the huggingface plugin) ----
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet request handler that answers JSON (for the fake servers of the tests)."""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def answer(self, status: int, data: dict) -> None:
+        payload = json.dumps(data).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
 class FakeHub:
     """The calls create_repo + upload_folder make (create, validate the card's YAML, preupload,
     commit), answered the way the Hub does, and recorded. `fail` maps a path fragment to status
@@ -175,10 +190,7 @@ class FakeHub:
         self.fail: dict[str, list[int]] = {}
         hub = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 hub.requests.append({"path": self.path, "body": body,
@@ -207,14 +219,6 @@ class FakeHub:
                     return self.answer(200, {"commitUrl": f"{hub.url}/{repo}/commit/{'1' * 40}",
                                              "commitOid": "1" * 40})
                 return self.answer(404, {"error": "unknown"})
-
-            def answer(self, status: int, data: dict) -> None:
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"

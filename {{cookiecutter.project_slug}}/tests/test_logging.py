@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 
 import pytest
+from test_training import StopAt  # SIGTERM at a step, as a pre-empted job gets
 
 from conftest import read_records
-from training.callbacks.base import Callback
 
 # What differs between two runs of the same steps: time and memory.
 MEASURED = {"elapsed", "eta", "tokens_per_sec", "rss_mb", "gpu_mb", "started"}
@@ -80,15 +79,6 @@ def test_tensorboard_gets_the_same_numbers(micro_project: Path) -> None:
     assert list(val) == [10, 20]
     assert {"train/lr", "train/tokens_per_sec", "val/loss"} <= set(events.Tags()["scalars"])
     assert "samples/text_summary" in events.Tags()["tensors"]  # the sample generations
-
-
-class StopAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, metrics) -> None:
-        if trainer.step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def test_a_resumed_run_records_the_same_history(micro_project: Path, tmp_path: Path) -> None:

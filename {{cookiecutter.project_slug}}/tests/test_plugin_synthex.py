@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from conftest import run_project_module, write_project_config
+from conftest import JSONHandler, run_project_module, write_project_config
 
 KEY = "sk-synthexkeythatmustneverbeprinted"
 
@@ -29,10 +29,7 @@ class FakeChatAPI:
         self.repeat: set[int] = set()
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(JSONHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 api.requests.append({"path": self.path, "body": body,
@@ -47,14 +44,6 @@ class FakeChatAPI:
                 self.answer(200, {"choices": [{"message": {"role": "assistant",
                                                            "content": text}}],
                                   "usage": {"prompt_tokens": 10, "completion_tokens": 30}})
-
-            def answer(self, status: int, data: dict) -> None:
-                payload = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
