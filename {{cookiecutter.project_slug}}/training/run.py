@@ -282,6 +282,8 @@ def _run(cfg: Config, resume: str | None, fresh: bool, extra_callbacks: list[Cal
     folder = prepare_checkpoint_folder(cfg, resume is not None, fresh, world)
     # Reporting happens on rank 0 only: these callbacks are made there and nowhere else. The
     # checkpoint callback runs everywhere (FSDP saves are collective; DDP waits for rank 0).
+    # A reporting callback must not run the model under FSDP: rank 0 alone would wait forever
+    # for the other processes to gather the weights with it.
     reporting = [
         LoggingCallback(cfg.logging.dir, cfg.logging.progress_bar, cfg.logging.tensorboard),
     ] if world.is_main else []
