@@ -8,6 +8,8 @@ runs on a laptop CPU in minutes.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -152,3 +154,18 @@ def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> N
             data[section].update(values)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+
+
+def prepare_project(folder: Path, *changes: dict[str, dict[str, Any]],
+                    env: dict[str, str] | None = None) -> Path:
+    """A folder ready to train: its llm.config.js (write_project_config(folder, *changes)), a
+    trained tokenizer and prepared data (the built-in corpus), made by the project's own
+    commands, run with this project's code."""
+    write_project_config(folder, *changes)
+    (folder / "data" / "raw").mkdir(parents=True)
+    env = env or {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    for module in ("tokenizer.train", "data.prepare"):
+        result = subprocess.run([sys.executable, "-m", module], cwd=folder, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
