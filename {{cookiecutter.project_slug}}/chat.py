@@ -52,7 +52,7 @@ from config import (
 )
 from errors import ConfigurationError, TrainingError, run_cli
 from evaluation.generate import TextStream, add_sampling_options
-from runtime.checkpoints import list_step_checkpoints, load_trained_model
+from runtime.checkpoints import has_checkpoints, load_trained_model
 from runtime.device import pick_device, set_threads
 from runtime.sampling import generate_tokens
 from tokenizer.load import eot_id, tokenizer_of
@@ -485,8 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args)
 
     folder = Path(cfg.checkpoints.dir)
-    if args.checkpoint in ("auto", "best", "latest") and not (
-            (folder / "best.pt").exists() or list_step_checkpoints(folder)):
+    if args.checkpoint in ("auto", "best", "latest") and not has_checkpoints(folder):
         raise TrainingError(
             f"there is no trained model to chat with yet (no checkpoint in {folder}/)",
             "train one first: `make data train` (the nano preset takes a few minutes on a CPU), "

@@ -45,7 +45,7 @@ from tokenizers import Tokenizer
 from config import Config, GenerationConfig, load_config, raise_argument_error
 from data.splits import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
-from runtime.checkpoints import find_checkpoint, load_trained_model
+from runtime.checkpoints import find_checkpoint, is_sharded, load_checkpoint, load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
 from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
 from runtime.sampling import generate_tokens
@@ -92,7 +92,7 @@ def resolve_run(argument: str) -> Run:
     if not path.exists():
         raise ConfigurationError(f"{argument} does not exist",
                                  "pass project folders or checkpoint (.pt) files")
-    if path.is_dir():
+    if path.is_dir() and not is_sharded(path):  # a project (a .dcp folder is a checkpoint)
         project = find_project(path)
         if project is None:
             raise ConfigurationError(
@@ -113,7 +113,7 @@ def _project_by_tokenizer(checkpoint: Path) -> Path:
     """For a checkpoint outside any project: this project, if it has the same tokenizer."""
     here = Path.cwd().resolve()
     try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+        state = load_checkpoint(checkpoint, weights=False, mmap=True)
         trained_with = state.get("tokenizer_hash")
         config = load_config(here / "llm.config.js")
         if trained_with and trained_with == tokenizer_hash(here / config.tokenizer.path):

@@ -45,6 +45,7 @@ DEFAULT_CONFIG_PATH = "llm.config.js"
 # Architectures with a file in models/architectures/. Add yours here when you add one.
 ARCHITECTURES = ("gpt",)
 TOKENIZER_TYPES = ("bpe", "wordpiece", "unigram")
+PARALLELISMS = ("auto", "none", "ddp", "fsdp")
 # Sizes beyond these are typos, not models: refuse them before torch tries to allocate them.
 MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
 MIN_LENGTH, MAX_LENGTH = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
@@ -271,7 +272,11 @@ class TrainingConfig:
     gradient_checkpointing: bool = False
     """Recompute activations during backward to save memory."""
     threads: int = 0
-    """CPU threads for torch; 0 = one per physical core."""
+    """CPU threads for torch; 0 = one per physical core (shared by the processes of a run)."""
+    parallelism: str = "auto"
+    """With several processes (`make train NPROC=N`): 'ddp' (a copy of the model on each device),
+    'fsdp' (the model sharded over the devices) or 'auto' (ddp while a copy fits a device, else
+    fsdp); 'none' is one process. See training/parallelize.py."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "training")
@@ -303,6 +308,10 @@ class TrainingConfig:
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             _fail("training", "precision", f"is '{self.precision}'",
                   "use 'auto', 'bf16', 'fp16' or 'fp32'")
+        if self.parallelism not in PARALLELISMS:
+            _fail("training", "parallelism", f"is '{self.parallelism}'",
+                  f"{_did_you_mean(self.parallelism, list(PARALLELISMS))}use 'auto', 'none', "
+                  "'ddp' or 'fsdp'")
 
 
 @dataclass

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 
 class CreateLLMError(Exception):
@@ -59,10 +61,33 @@ def print_error(error: CreateLLMError) -> None:
         print(f"Suggestion: {error.suggestion}", file=sys.stderr)
 
 
+def first_failure_of_the_run() -> bool:
+    """False in a process of a torchrun job (`make train NPROC=...`) when another process of the
+    same job has already failed; True otherwise.
+
+    Every process of a job may meet the same error (a bad config, missing data) and another
+    process's failure makes the rest fail too: so only the first one to fail prints. It claims a
+    marker file named after the job (torchrun's run id and its own process id, which the
+    processes on one machine share); torchrun then stops the others and names the ranks.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
+        return True
+    job = f"{os.environ.get('TORCHELASTIC_RUN_ID', 'none')}-{os.getppid()}"
+    marker = Path(tempfile.gettempdir()) / f"create-llm-failed-{job}"
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no temporary folder: better twice than never
+        return True
+
+
 def run_cli(main: Callable[[list[str]], int | None], argv: list[str] | None = None) -> None:
     """Run an entry point's `main(argv)` and turn errors into `Error:`/`Suggestion:` lines.
 
-    `--debug` is removed from argv before `main` sees it.
+    `--debug` is removed from argv before `main` sees it. Under torchrun only the first process
+    of the job to fail prints its error (see first_failure_of_the_run).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_enabled(argv)
@@ -72,7 +97,8 @@ def run_cli(main: Callable[[list[str]], int | None], argv: list[str] | None = No
     except CreateLLMError as error:
         if debug:
             traceback.print_exc()
-        print_error(error)
+        if debug or first_failure_of_the_run():
+            print_error(error)
         sys.exit(1)
     except KeyboardInterrupt:
         print("\nInterrupted.", file=sys.stderr)
@@ -83,6 +109,8 @@ def run_cli(main: Callable[[list[str]], int | None], argv: list[str] | None = No
     except Exception as error:  # a bug, not a user mistake: say so, keep the output short
         if debug:
             traceback.print_exc()
+        if not (debug or first_failure_of_the_run()):
+            sys.exit(1)
         print(f"Error: unexpected {type(error).__name__}: {error}", file=sys.stderr)
         print(
             "Suggestion: run again with --debug (or CREATE_LLM_DEBUG=1) to see the full "

@@ -65,6 +65,7 @@ module.exports = {
     compile: false,           // torch.compile: faster steps after a ~30 s compile (GPU; ~10% on a CPU)
     gradient_checkpointing: false,  // recompute activations in backward: less memory, ~30% slower
     threads: 0,               // CPU threads for torch (0 = one per physical core)
+    parallelism: 'auto',      // `make train NPROC=N`: 'ddp' (a model copy per GPU), 'fsdp' (sharded) or 'auto' (ddp while a copy fits)
   },
 
   checkpoints: {

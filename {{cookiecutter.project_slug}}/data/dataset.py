@@ -28,19 +28,29 @@ class TrainBatches:
 
     A window starts anywhere in the data (windows may cross document boundaries: the end-of-text
     token between documents tells the model where one story ends).
+
+    With several processes (`make train NPROC=N`, rank = 0 .. N-1), every process draws the same
+    batch_size x N window starts from the same generator and keeps its own slice of batch_size:
+    the processes read disjoint shares of one global batch, which is exactly the batch one
+    process with batch_size x N would read. The generator's state is the same everywhere, so one
+    state in the checkpoint resumes every process, with any number of processes.
     """
 
-    def __init__(self, tokens: np.memmap, batch_size: int, max_length: int, seed: int) -> None:
-        check_enough_tokens(len(tokens), batch_size, max_length, "train")
+    def __init__(self, tokens: np.memmap, batch_size: int, max_length: int, seed: int,
+                 rank: int = 0, world_size: int = 1) -> None:
+        check_enough_tokens(len(tokens), batch_size * world_size, max_length, "train")
         self.tokens = tokens
         self.batch_size = batch_size
         self.max_length = max_length
+        self.rank, self.world_size = rank, world_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.offsets = np.arange(max_length + 1)  # positions inside one window
 
     def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
         """x: (B, T) input ids, y: (B, T) the ids that follow each position. CPU int64."""
-        starts = self.rng.integers(0, len(self.tokens) - self.max_length, size=self.batch_size)
+        starts = self.rng.integers(0, len(self.tokens) - self.max_length,
+                                   size=self.batch_size * self.world_size)
+        starts = starts[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]  # (B,)
         # One vectorised gather from the memmap: (B, 1) + (T+1,) -> (B, T+1) indices.
         window = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
         return window[:, :-1].contiguous(), window[:, 1:].contiguous()  # (B, T), (B, T)

@@ -25,6 +25,7 @@ import torch
 from config import ModelConfig
 from errors import ConfigurationError, CreateLLMError
 from models.architectures.gpt import GPT
+from models.memory import memory_table
 
 SHAPE_KEYS = ("layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length", "vocab_size")
 
@@ -98,7 +99,17 @@ def summary() -> str:
     else:
         rows.append(row("this project", project))
         rows.append(f"  ({where}; preset '{project.preset}')")
-    return "\n".join(rows)
+    memory = {name: (preset_config(name), count_parameters(preset_config(name)),
+                     PRESETS[name]["batch_size"]) for name in PRESETS}
+    if project is not None:
+        memory["this project"] = (project, count_parameters(project), _project_batch_size())
+    return "\n".join([*rows, "", *memory_table(memory)])
+
+
+def _project_batch_size() -> int:
+    from config import load_config
+
+    return load_config().training.batch_size
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,6 +5,16 @@ Layout of the checkpoints folder:
     checkpoints/step_000500.pt   + step_000500.json   one per save_interval (newest N kept)
     checkpoints/best.pt          + best.json          lowest validation loss so far
 
+A run with FSDP (`make train NPROC=N`, training.parallelism 'fsdp') writes sharded checkpoints
+instead, folders with one file per process (runtime/sharded_checkpoints.py writes them):
+
+    checkpoints/step_000500.dcp/ + step_000500.json
+    checkpoints/best_000800.dcp/ + best.json          best.json names the best folder
+
+Everything here reads both kinds: finding the newest or the best, verifying, rotating, and
+loading (a sharded checkpoint's weights are put together on load, so evaluate, generate, chat,
+compare and export do not care how the model was trained).
+
 Each .pt holds only tensors and plain Python values (it loads with `weights_only=True`, so a
 checkpoint can never run code when opened). Each .json sidecar records the step, validation
 loss, size and SHA-256 of its .pt, and is written *after* the .pt: a .pt without a matching
@@ -23,8 +33,11 @@ import json
 import os
 import pickle
 import re
+import shutil
 import sys
 import time
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -33,7 +46,9 @@ import torch
 from errors import TrainingError
 
 FORMAT_VERSION = 1
-STEP_PATTERN = re.compile(r"^step_(\d+)\.pt$")
+STEP_PATTERN = re.compile(r"^step_(\d+)\.(pt|dcp)$")
+SHARDED_SUFFIX = ".dcp"
+TRAINER_STATE = "trainer.pt"  # in a sharded checkpoint: everything but the tensors of DCP
 
 
 # ---- writing ----
@@ -76,13 +91,28 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _temp_path(path: Path) -> Path:
+def temp_path(path: Path) -> Path:
     """Hidden, in the same folder (so the rename is atomic), and named after this process."""
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+def fsync_path(path: Path) -> None:
+    """Make a written file durable (as save_checkpoint does for its own file)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_sidecar(path: Path, sidecar: dict[str, Any]) -> None:
+    """Atomically write the .json sidecar of checkpoint `path`."""
+    _atomic_write_bytes(sidecar_path(path), json.dumps(sidecar, indent=2).encode())
+    _fsync_dir(path.parent)
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = _temp_path(path)
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
@@ -97,7 +127,7 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
 def check_writable(folder: str | Path) -> None:
     """TrainingError now, rather than at the first save an hour into training."""
     folder = Path(folder)
-    probe = _temp_path(folder / "write-test")
+    probe = temp_path(folder / "write-test")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
@@ -119,9 +149,17 @@ def remove_stale_temp_files(folder: str | Path) -> list[Path]:
         if pid.isdigit() and int(pid) != os.getpid() and _process_alive(int(pid)):
             continue
         with contextlib.suppress(OSError):
-            path.unlink()
+            remove(path)
             removed.append(path)
     return removed
+
+
+def remove(path: Path) -> None:
+    """Delete a checkpoint file or a sharded checkpoint's folder."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _process_alive(pid: int) -> bool:
@@ -141,7 +179,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any
     TrainingError says what happened.
     """
     path = Path(path)
-    tmp = _temp_path(path)
+    tmp = temp_path(path)
     writer = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -183,18 +221,44 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], info: dict[str, Any
 
 
 def sidecar_path(path: str | Path) -> Path:
-    return Path(path).with_suffix(".json")
+    """step_000500.pt or .dcp -> step_000500.json; best.pt and best_000800.dcp -> best.json."""
+    path = Path(path)
+    if path.suffix == SHARDED_SUFFIX and path.name.startswith("best_"):
+        return path.with_name("best.json")
+    return path.with_suffix(".json")
+
+
+def is_sharded(path: str | Path) -> bool:
+    """Whether `path` is a sharded checkpoint (a .dcp folder) rather than a .pt file."""
+    return Path(path).suffix == SHARDED_SUFFIX
 
 
 def rotate(folder: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` step checkpoints (never best.pt); return the deleted."""
+    """Delete all but the newest `keep` step checkpoints (never the best); return the deleted."""
     steps = list_step_checkpoints(folder)
     deleted = []
     for _, path in steps[:-keep] if keep > 0 else []:
-        path.unlink(missing_ok=True)
+        remove(path)
         sidecar_path(path).unlink(missing_ok=True)
         deleted.append(path)
     return deleted
+
+
+def prune_best(folder: str | Path) -> None:
+    """Delete the best checkpoints that best.json no longer names (after a new best was saved;
+    a run that changes between one file and sharded leaves the other kind behind)."""
+    folder = Path(folder)
+    current = (read_sidecar(folder / "best.pt") or {}).get("file")
+    for path in [folder / "best.pt", *folder.glob(f"best_*{SHARDED_SUFFIX}")]:
+        if path.exists() and path.name != current:
+            remove(path)
+
+
+def has_checkpoints(folder: str | Path) -> bool:
+    """Whether a run has saved anything in `folder` (usable or not)."""
+    folder = Path(folder)
+    return bool(list_step_checkpoints(folder)) or (folder / "best.pt").exists() or (
+        folder / "best.json").exists()
 
 
 # ---- finding and verifying ----
@@ -220,24 +284,48 @@ def read_sidecar(path: str | Path) -> dict | None:
         return None
 
 
+def file_sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            sha.update(block)
+    return sha.hexdigest()
+
+
 def verify_checkpoint(path: str | Path, full: bool = True) -> str | None:
-    """None if the file is complete and matches its sidecar, else what is wrong."""
+    """None if the file (or sharded folder) is complete and matches its sidecar, else what is
+    wrong."""
     path = Path(path)
-    if not path.is_file():
+    if not (path.is_dir() if is_sharded(path) else path.is_file()):
         return "the file does not exist"
     sidecar = read_sidecar(path)
     if sidecar is None:
         return "its .json sidecar is missing or unreadable (an interrupted save?)"
+    if sidecar.get("file", path.name) != path.name:
+        return f"its sidecar describes {sidecar.get('file')} (a newer save?)"
+    if is_sharded(path):
+        return _verify_files(path, sidecar.get("files", {}), full)
     size = path.stat().st_size
     if size != sidecar.get("size"):
         return f"it has {size} bytes but its sidecar says {sidecar.get('size')} (truncated?)"
-    if full:
-        sha = hashlib.sha256()
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 22), b""):
-                sha.update(block)
-        if sha.hexdigest() != sidecar.get("sha256"):
-            return "its checksum does not match its sidecar (the file is corrupt)"
+    if full and file_sha256(path) != sidecar.get("sha256"):
+        return "its checksum does not match its sidecar (the file is corrupt)"
+    return None
+
+
+def _verify_files(folder: Path, files: dict[str, dict], full: bool) -> str | None:
+    """A sharded checkpoint's files against the sizes and checksums its sidecar lists."""
+    if TRAINER_STATE not in files:
+        return "its sidecar lists no files (an interrupted save?)"
+    for name, facts in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing from it"
+        if path.stat().st_size != facts.get("size"):
+            return f"{name} has {path.stat().st_size} bytes but its sidecar says " \
+                   f"{facts.get('size')} (truncated?)"
+        if full and file_sha256(path) != facts.get("sha256"):
+            return f"the checksum of {name} does not match its sidecar (the file is corrupt)"
     return None
 
 
@@ -258,8 +346,11 @@ def latest_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
 
 
 def best_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
-    """checkpoints/best.pt if it verifies (named and skipped if it does not)."""
-    path = Path(folder) / "best.pt"
+    """The best checkpoint (best.pt, or the best_*.dcp folder best.json names) if it verifies
+    (named and skipped if it does not)."""
+    folder = Path(folder)
+    named = (read_sidecar(folder / "best.pt") or {}).get("file")
+    path = folder / named if isinstance(named, str) and "/" not in named else folder / "best.pt"
     return _first_good([path] if path.exists() else [], warn)
 
 
@@ -273,7 +364,7 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",
     folder = Path(folder)
     if which not in ("auto", "best", "latest"):
         path = Path(which)
-        if path.is_dir():  # a project folder or a checkpoints folder
+        if path.is_dir() and not is_sharded(path):  # a project folder or a checkpoints folder
             inner = path / "checkpoints" if (path / "checkpoints").is_dir() else path
             return find_checkpoint("auto", inner, prefer)
         problem = verify_checkpoint(path)
@@ -292,7 +383,7 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",
         path = finder(folder, warn)
         if path is not None:
             return path
-    if list_step_checkpoints(folder) or (folder / "best.pt").exists():
+    if has_checkpoints(folder):
         raise TrainingError(
             f"no usable checkpoint in {folder}/: every one there is damaged (see above)",
             "start a new run with `make train ARGS=--fresh` (it moves these files to "
@@ -307,11 +398,23 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",
 # ---- loading ----
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a checkpoint safely: tensors and plain values only, never arbitrary objects."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    weights: bool = True, mmap: bool = False) -> dict:
+    """Load a checkpoint safely: tensors and plain values only, never arbitrary objects.
+
+    A sharded checkpoint gives the same dict as a single file, without the optimizer, with its
+    weights put together ("model"; left out with weights=False: resuming loads them shard by
+    shard, see runtime/sharded_checkpoints.py). mmap (CPU only): read tensors from the file as
+    they are used, so that several processes loading one file share the page cache.
+    """
     path = Path(path)
+    if is_sharded(path):
+        state = load_checkpoint(path / TRAINER_STATE, map_location, weights=False)
+        if weights:
+            state["model"] = load_sharded_weights(path, map_location)
+        return state
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
         raise TrainingError(
             f"refused to load {path}: it contains Python objects other than tensors and plain "
@@ -325,10 +428,45 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "the file is truncated or corrupt; use another checkpoint (`--resume auto` picks "
             "the newest good one)",
         ) from None
-    if not isinstance(state, dict) or "model" not in state:
+    if not isinstance(state, dict) or "model" not in state and path.name != TRAINER_STATE:
         raise TrainingError(f"{path} is not a checkpoint written by this project",
                             "pass a checkpoints/step_*.pt or checkpoints/best.pt file")
     return state
+
+
+def load_sharded_weights(path: Path, map_location: str | torch.device = "cpu"
+                         ) -> dict[str, torch.Tensor]:
+    """A sharded checkpoint's model weights, put together into whole tensors (a state_dict)."""
+    return {key.removeprefix("model/"): tensor.to(map_location)
+            for key, tensor in read_sharded(path, "model/").items()}
+
+
+def read_sharded(path: Path, prefix: str) -> dict[str, torch.Tensor]:
+    """The tensors of a sharded checkpoint whose keys start with `prefix` ('model/' or
+    'optimizer/'), whole, read in this one process whatever number of processes wrote them: DCP's
+    index says each tensor's full shape and where its pieces are. No model needs to exist."""
+    import torch.distributed.checkpoint as dcp
+
+    try:
+        index = dcp.FileSystemReader(str(path)).read_metadata().state_dict_metadata
+        tensors = {key: torch.empty(meta.size, dtype=meta.properties.dtype)
+                   for key, meta in index.items() if key.startswith(prefix)}
+        with one_process_is_fine():
+            dcp.load(tensors, checkpoint_id=str(path), no_dist=True)
+    except Exception as error:  # DCP reports a damaged folder in many ways
+        raise TrainingError(
+            f"could not read sharded checkpoint {path}: {str(error).splitlines()[0][:160]}",
+            "use another checkpoint (`--resume auto` picks the newest good one)",
+        ) from None
+    return tensors
+
+
+@contextlib.contextmanager
+def one_process_is_fine() -> Iterator[None]:
+    """DCP warns when it loads without a process group: here that is the intent."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="torch.distributed is .*single process")
+        yield
 
 
 # A training may be saving while eval, generate or chat look for a checkpoint: for a moment

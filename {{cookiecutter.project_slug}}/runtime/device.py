@@ -164,12 +164,13 @@ def reuse_freed_memory() -> bool:
         return False
 
 
-def set_threads(requested: int = 0) -> int:
-    """Set torch's CPU thread count (0 = physical cores) and return it.
+def set_threads(requested: int = 0, processes: int = 1) -> int:
+    """Set torch's CPU thread count (0 = physical cores, shared by `processes` processes of one
+    run on this machine) and return it.
 
     Also calls reuse_freed_memory(), since it is the CPU setup every entry point runs first.
     """
-    threads = requested or physical_cores()
+    threads = requested or max(1, physical_cores() // processes)
     try:  # never more than this process may use (containers, taskset)
         threads = min(threads, len(os.sched_getaffinity(0)))
     except AttributeError:
@@ -203,6 +204,20 @@ def memory_mb(device: torch.device) -> dict[str, float]:
     if device.type == "cuda":
         usage["gpu_mb"] = round(torch.cuda.memory_allocated(device) / 2**20, 1)
     return usage
+
+
+def device_memory(device: torch.device, processes: int = 1) -> int | None:
+    """Bytes one of `processes` training processes on this machine can use on `device`: the
+    GPU's memory (one GPU per process), or a share of the RAM for a CPU (and for Apple GPUs,
+    which use it). None when unknown."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).total_memory
+    if device.type == "mps" and hasattr(torch.mps, "recommended_max_memory"):
+        return torch.mps.recommended_max_memory()
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // processes
+    except (AttributeError, OSError, ValueError):  # e.g. Windows
+        return None
 
 
 def describe(device: torch.device, precision: str, threads: int, compiled: bool = False,

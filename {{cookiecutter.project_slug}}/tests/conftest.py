@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -161,6 +163,21 @@ def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> N
     (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
 
 
+def prepare_project(folder: Path, *changes: dict[str, dict[str, Any]],
+                    env: dict[str, str] | None = None) -> Path:
+    """A folder ready to train: its llm.config.js (write_project_config(folder, *changes)), a
+    trained tokenizer and prepared data (the built-in corpus), made by the project's own
+    commands, run with this project's code."""
+    write_project_config(folder, *changes)
+    (folder / "data" / "raw").mkdir(parents=True)
+    env = env or {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    for module in ("tokenizer.train", "data.prepare"):
+        result = subprocess.run([sys.executable, "-m", module], cwd=folder, env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
 # ---- a fake Hugging Face Hub on this machine (make deploy, the huggingface plugin) ----
 
 
@@ -268,13 +285,7 @@ def run_project_module(folder: Path, module: str, *args: str,
 def micro_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A project folder with MICRO_RUN's llm.config.js, a trained tokenizer and the built-in
     corpus prepared. Copy it before changing it (the micro_project fixture does)."""
-    folder = tmp_path_factory.mktemp("micro") / "micro-llm"
-    write_project_config(folder, MICRO_RUN)
-    (folder / "data" / "raw").mkdir(parents=True)
-    for module in ("tokenizer.train", "data.prepare"):
-        result = run_project_module(folder, module)
-        assert result.returncode == 0, result.stdout + result.stderr
-    return folder
+    return prepare_project(tmp_path_factory.mktemp("micro") / "micro-llm", MICRO_RUN)
 
 
 @pytest.fixture

@@ -328,6 +328,8 @@ REFUSED = [
                  ["does not contain `module.exports = { ... }`"], id="config-no-module-exports"),
     pytest.param(set_key("tokenizer.type", "sentencepiece"), TOKENIZER,
                  ["tokenizer.type is 'sentencepiece'"], id="config-unknown-tokenizer-type"),
+    pytest.param(set_key("training.parallelism", "fsdp2"), TRAIN,
+                 ["training.parallelism is 'fsdp2'"], id="config-unknown-parallelism"),
     pytest.param(no_setup, (*PREPARE, "--training.max_steps", "ten"),
                  ["--training.max_steps must be a whole number"], id="override-wrong-type"),
     pytest.param(no_setup, (*PREPARE, "--training.maxsteps", "10"),

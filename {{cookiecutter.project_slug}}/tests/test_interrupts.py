@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import torch
 
-from conftest import write_project_config
+from conftest import prepare_project
 from errors import TrainingError, run_cli
 from runtime import checkpoints
 from training.callbacks.base import Callback
@@ -48,14 +48,7 @@ MICRO = {
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """llm.config.js (MICRO: training runs until stopped), a tokenizer and prepared data."""
-    folder = tmp_path_factory.mktemp("prepared")
-    write_project_config(folder, MICRO)
-    (folder / "data" / "raw").mkdir(parents=True)
-    for module in ("tokenizer.train", "data.prepare"):
-        result = subprocess.run([sys.executable, "-m", module], cwd=folder, env=environment(),
-                                capture_output=True, text=True, timeout=300)
-        assert result.returncode == 0, result.stdout + result.stderr
-    return folder
+    return prepare_project(tmp_path_factory.mktemp("prepared"), MICRO, env=environment())
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from errors import ConfigurationError
 from models.architectures.gpt import GPT
 from runtime import device as dev
 from training.optimizer import build_optimizer
-from training.trainer import Trainer, build_trainer, compile_model
+from training.parallelize import compile_model
+from training.trainer import Trainer, build_trainer
 
 PROJECT = Path(__file__).resolve().parents[1]
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda"), torch.device("mps")

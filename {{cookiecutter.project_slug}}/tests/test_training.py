@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from config import load_config
-from conftest import write_project_config
+from conftest import prepare_project
 from errors import TrainingError
 from runtime import checkpoints
 from training.callbacks.base import Callback
@@ -44,13 +44,7 @@ def run_module(module: str, folder: Path, *args: str) -> subprocess.CompletedPro
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder with llm.config.js, a trained tokenizer and prepared data (built-in corpus)."""
-    folder = tmp_path_factory.mktemp("project")
-    write_project_config(folder, TINY)
-    (folder / "data" / "raw").mkdir(parents=True)
-    for module in ("tokenizer.train", "data.prepare"):
-        result = run_module(module, folder)
-        assert result.returncode == 0, result.stdout + result.stderr
-    return folder
+    return prepare_project(tmp_path_factory.mktemp("project"), TINY)
 
 
 @pytest.fixture

@@ -3,31 +3,42 @@
 training/train.py parses the command line, takes the project's write lock and calls `run`, which
 checks the prepared data, makes sure no earlier run is overwritten, builds the Trainer
 (training/trainer.py), resumes it if asked, and trains.
+
+Under torchrun (`make train NPROC=N`) every process runs `run`. They share the work of each step;
+rank 0 alone reports (progress, metrics, messages on stdout) and does what must happen once
+(moving files, single-file checkpoints), while the others wait for it at a barrier.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from config import Config, ModelConfig
 from data.splits import check_enough_tokens, load_split, read_meta
 from errors import TrainingError
+from models.memory import MemoryEstimate, gigabytes, training_memory
+from models.presets import count_parameters
 from plugins.manager import PluginManager
-from runtime import checkpoints
-from runtime.device import describe, pick_device, pick_precision, set_threads
+from runtime import checkpoints, distributed
+from runtime.device import describe, device_memory, pick_device, pick_precision, set_threads
+from runtime.distributed import World
 from tokenizer.load import keep_copy
 from training.callbacks.base import Callback
 from training.callbacks.checkpoint import CheckpointCallback
 from training.callbacks.logging import LoggingCallback
 from training.callbacks.progress import ProgressCallback
 from training.callbacks.samples import SampleCallback
+from training.parallelize import choose_parallelism
 from training.trainer import Trainer, build_trainer
 
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
@@ -50,7 +61,7 @@ def archive_previous_run(cfg: Config) -> Path:
     """Move the previous run's checkpoints and metrics aside (never delete a user's work)."""
     archive = new_archive(Path(cfg.checkpoints.dir))
     for path in Path(cfg.checkpoints.dir).iterdir():
-        if path.is_file():
+        if path.is_file() or checkpoints.is_sharded(path):
             shutil.move(str(path), archive / path.name)
     for name in ("metrics.jsonl", "tensorboard"):
         logged = Path(cfg.logging.dir) / name
@@ -81,9 +92,9 @@ def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) 
             )
 
 
-def load_data(cfg: Config) -> tuple[dict, ModelConfig, np.memmap, np.memmap]:
+def load_data(cfg: Config, processes: int = 1) -> tuple[dict, ModelConfig, np.memmap, np.memmap]:
     """meta.json, the model config with the trained tokenizer's vocabulary, and both splits,
-    checked for the tokenizer and for enough tokens."""
+    checked for the tokenizer and for enough tokens (a global batch of `processes` shares)."""
     meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
     model_config = dataclasses.replace(cfg.model, vocab_size=meta["vocab_size"])
     if meta["vocab_size"] != cfg.tokenizer.vocab_size:
@@ -93,43 +104,71 @@ def load_data(cfg: Config) -> tuple[dict, ModelConfig, np.memmap, np.memmap]:
     train_tokens = load_split(cfg.data.processed_dir, "train")
     val_tokens = load_split(cfg.data.processed_dir, "val")
     bytes_per_token = meta["train_bytes"] / max(1, meta["train_tokens"])
-    check_enough_tokens(len(train_tokens), cfg.training.batch_size, model_config.max_length,
-                        "train", bytes_per_token)
+    check_enough_tokens(len(train_tokens), cfg.training.batch_size * processes,
+                        model_config.max_length, "train", bytes_per_token)
     check_enough_tokens(len(val_tokens), 1, model_config.max_length, "val", bytes_per_token)
     return meta, model_config, train_tokens, val_tokens
 
 
-def prepare_checkpoint_folder(cfg: Config, resume: bool, fresh: bool) -> Path:
+def prepare_checkpoint_folder(cfg: Config, resume: bool, fresh: bool,
+                              world: World = distributed.ONE_PROCESS) -> Path:
     """Never overwrite a previous run by accident; clear what an interrupted save left."""
     folder = Path(cfg.checkpoints.dir)
-    has_run = bool(checkpoints.list_step_checkpoints(folder)) or (folder / "best.pt").exists()
-    if has_run and not resume:
-        if not fresh:
-            latest = checkpoints.list_step_checkpoints(folder)
-            where = f" (up to step {latest[-1][0]})" if latest else ""
-            raise TrainingError(
-                f"{folder}/ already holds a training run{where}",
-                "continue it with `make resume`, or start over with "
-                "`make train ARGS=--fresh` (the old run is moved to checkpoints/previous/)",
-            )
-        print(f"Moved the previous run to {archive_previous_run(cfg)}")
-    checkpoints.check_writable(folder)
-    leftovers = checkpoints.remove_stale_temp_files(folder)
-    if leftovers:
-        print(f"Removed {len(leftovers)} half-written checkpoint file(s) of an interrupted run")
+    has_run = checkpoints.has_checkpoints(folder)
+    if has_run and not resume and not fresh:
+        latest = checkpoints.list_step_checkpoints(folder)
+        where = f" (up to step {latest[-1][0]})" if latest else ""
+        raise TrainingError(
+            f"{folder}/ already holds a training run{where}",
+            "continue it with `make resume`, or start over with "
+            "`make train ARGS=--fresh` (the old run is moved to checkpoints/previous/)",
+        )
+    if world.is_main:  # files are moved once, by rank 0, while the others wait
+        if has_run and not resume:
+            print(f"Moved the previous run to {archive_previous_run(cfg)}")
+        checkpoints.check_writable(folder)
+        leftovers = checkpoints.remove_stale_temp_files(folder)
+        if leftovers:
+            print(f"Removed {len(leftovers)} half-written checkpoint file(s) of an interrupted "
+                  "run")
+    world.barrier()
     return folder
 
 
 def resume_from(trainer: Trainer, which: str, folder: Path) -> None:
     """Load the checkpoint `which` ('auto' = the newest good one) into the trainer."""
-    path = checkpoints.find_checkpoint(which, folder, prefer="latest")
-    state = checkpoints.load_checkpoint(path, map_location=trainer.device)
+    world = trainer.world
+    # Rank 0 finds and verifies it (reading every byte once); the others take its word.
+    found = checkpoints.find_checkpoint(which, folder, prefer="latest") if world.is_main else ""
+    path = Path(str(world.broadcast(str(found))))
+    fsdp = trainer.parallelism == "fsdp"  # each process keeps a slice: read the file lazily
+    state = checkpoints.load_checkpoint(path, map_location="cpu" if fsdp else trainer.device,
+                                        weights=False, mmap=fsdp)
     check_resumable(state, dataclasses.asdict(trainer.model.config), trainer.tokenizer_hash,
                     path)
-    trainer.load_state(state)
+    trainer.load_state(state, str(path))
     print(f"Resuming from {path} (step {trainer.step})")
-    set_aside_later_work(folder, Path(trainer.cfg.logging.dir), trainer.step)
+    note_other_world_size(state, trainer)
+    world.barrier()  # everyone has read the checkpoint before rank 0 moves later ones away
+    if world.is_main:
+        set_aside_later_work(folder, Path(trainer.cfg.logging.dir), trainer.step)
+    world.barrier()
     trainer.best_val_loss = min(trainer.best_val_loss, best_on_disk(folder))
+
+
+def note_other_world_size(state: dict, trainer: Trainer) -> None:
+    """Say so when a run resumes with another number of processes: the weights, optimizer and
+    data position carry over exactly, but the global batch follows the new number."""
+    saved, now = state.get("processes", 1), trainer.world.size
+    if saved == now:
+        return
+    t = trainer.cfg.training
+    batch, was = t.batch_size * t.gradient_accumulation * now, state.get("global_batch")
+    print(f"This checkpoint was trained by {saved} process(es), this run has {now}: a step is "
+          f"now {batch} sequences (it was {was}).")
+    per_process = t.gradient_accumulation * now
+    if isinstance(was, int) and was != batch and was % per_process == 0:
+        print(f"  For the same batches as before: --training.batch_size {was // per_process}")
 
 
 def set_aside_later_work(folder: Path, logs: Path, step: int) -> Path | None:
@@ -156,35 +195,85 @@ def set_aside_later_work(folder: Path, logs: Path, step: int) -> Path | None:
 def best_on_disk(folder: Path) -> float:
     """The validation loss of checkpoints/best.pt (inf if none): a resumed run replaces best.pt
     only with a better model, even when it branches from an older step than best.pt's."""
-    info = checkpoints.read_sidecar(folder / "best.pt") if (folder / "best.pt").exists() else None
+    info = checkpoints.read_sidecar(folder / "best.pt")  # best.json, of either kind of best
     loss = (info or {}).get("val_loss")
     return loss if isinstance(loss, (int, float)) else math.inf
 
 
-def print_summary(trainer: Trainer, meta: dict, threads: int) -> None:
+def print_summary(trainer: Trainer, meta: dict, threads: int, params: int) -> None:
     """What is about to be trained, on what, how."""
-    t, m = trainer.cfg.training, trainer.model.config
-    tokens_per_step = t.batch_size * t.gradient_accumulation * m.max_length
-    print(f"model: {m.architecture} '{m.preset}' with {trainer.model.num_parameters() / 1e6:.2f}M "
+    t, m, world = trainer.cfg.training, trainer.model.config, trainer.world
+    sequences = t.batch_size * t.gradient_accumulation * world.size
+    print(f"model: {m.architecture} '{m.preset}' with {params / 1e6:.2f}M "
           f"parameters | context {m.max_length} | vocabulary {m.vocab_size}")
     print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
-          f"tokens | {tokens_per_step:,} tokens per step")
+          f"tokens | {sequences * m.max_length:,} tokens per step")
+    if world.distributed:
+        print(f"processes: {world.size} ({trainer.parallelism.upper()}) | global batch "
+              f"{sequences} sequences = batch_size {t.batch_size} x gradient_accumulation "
+              f"{t.gradient_accumulation} x {world.size} processes")
     print(describe(trainer.device, trainer.precision, threads, t.compile,
                    t.gradient_checkpointing))
 
 
-def build_callbacks(cfg: Config, extra: list[Callback]) -> list[Callback]:
+def memory_warning(need: MemoryEstimate, available: int | None, cfg: Config,
+                   parallelism: str, world: World, device: torch.device) -> str | None:
+    """What to say before training when the estimate (models/memory.py) exceeds the memory of
+    the device, naming the fixes; None when it fits (or the device's memory is unknown)."""
+    if available is None or need.total <= available:
+        return None
+    t = cfg.training
+    where = (f"this GPU has {gigabytes(available)} GB" if device.type == "cuda"
+             else f"this process's share of the memory is {gigabytes(available)} GB")
+    fixes = []
+    if parallelism != "fsdp":
+        fixes.append(f"several GPUs with FSDP, which splits the {gigabytes(need.state)} GB of "
+                     "weights, gradients and optimizer state between them: `make train "
+                     "NPROC=8` (training.parallelism 'auto' or 'fsdp')")
+    else:
+        fixes.append("more GPUs (`make train NPROC=...`, or several machines: NNODES=...)")
+    if t.batch_size > 1:
+        fixes.append(f"a smaller training.batch_size (now {t.batch_size}), with a larger "
+                     "training.gradient_accumulation to keep the tokens per step")
+    if not t.gradient_checkpointing:
+        fixes.append("training.gradient_checkpointing: true (recomputes activations)")
+    fixes.append("a smaller preset (`make summary` lists them, with their memory)")
+    return (f"Warning: training this model needs about {gigabytes(need.total)} GB per device "
+            f"(weights, gradients and AdamW state {gigabytes(need.state)} GB, activations of "
+            f"{t.batch_size} x {cfg.model.max_length} tokens {gigabytes(need.activations)} GB; an "
+            f"estimate), but {where}. It will probably run out of memory. To fit it:\n"
+            + "\n".join(f"  - {fix}" for fix in fixes))
+
+
+def memory_need(cfg: Config, model_config: ModelConfig, params: int, precision: str,
+                world: World) -> Callable[[str], MemoryEstimate]:
+    """parallelism -> the estimated memory of one device (models/memory.py)."""
+    t = cfg.training
+    return lambda parallelism: training_memory(model_config, params, t.batch_size, precision,
+                                               parallelism, world.size, t.gradient_checkpointing)
+
+
+def build_callbacks(cfg: Config, extra: list[Callback], world: World = distributed.ONE_PROCESS,
+                    parallelism: str = "none") -> list[Callback]:
     """The callbacks of a run, in the order each event reaches them (training/callbacks/base.py).
 
     Checkpoints come first, so the final save is done before the run's "end" record; logging
-    comes last, so metrics.jsonl is closed after every other callback's last record.
+    comes last, so metrics.jsonl is closed after every other callback's last record. The
+    checkpoint callback (and yours, `extra`) run in every process: FSDP saves are collective, and
+    DDP waits for rank 0's file. Reporting (progress, samples, plugins, the dashboard, logs)
+    happens in rank 0 alone: those callbacks are made there and nowhere else.
     """
-    callbacks: list[Callback] = [
-        CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
-                           cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best),
-        ProgressCallback(cfg.logging.progress_bar),
-    ]
-    if cfg.logging.sample_tokens > 0:
+    checkpoint = CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
+                                    cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best)
+    if not world.is_main:
+        return [checkpoint, *extra]
+    callbacks: list[Callback] = [checkpoint, ProgressCallback(cfg.logging.progress_bar)]
+    if cfg.logging.sample_tokens > 0 and parallelism == "fsdp":
+        # Generating runs the model, and under FSDP rank 0 alone cannot: each forward pass
+        # gathers the weights from every process, which are busy training.
+        print("(No sample generations under FSDP: logging.sample_tokens is ignored; "
+              "`make generate` works on any checkpoint.)")
+    elif cfg.logging.sample_tokens > 0:
         callbacks.append(SampleCallback(cfg))
     if cfg.plugins.enabled:
         callbacks.append(PluginManager.from_config(cfg))
@@ -213,15 +302,38 @@ def dashboard_callback(cfg: Config) -> list[Callback]:
 def run(cfg: Config, resume: str | None, fresh: bool,
         extra_callbacks: list[Callback] | None = None) -> int:
     """Train as configured; `resume` is None, 'auto' or a checkpoint path."""
+    world = distributed.world_from_env()  # one process, or one of torchrun's
+    if not world.is_main:
+        # Rank 0 reports for all: the others' output would repeat it. Errors still show
+        # (stderr; errors.py prints the first one of the run once).
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
+    threads = set_threads(cfg.training.threads, world.local_size)
+    device = distributed.device_for(world, pick_device(cfg.training.device))
+    precision = pick_precision(cfg.training.precision, device, cfg.model.dim)
+    distributed.start(world, device)
+    with distributed.peers_lost_as_error(world):
+        code = _run(cfg, resume, fresh, extra_callbacks, world, device, precision, threads)
+    distributed.finish()
+    return code
+
+
+def _run(cfg: Config, resume: str | None, fresh: bool, extra_callbacks: list[Callback] | None,
+         world: World, device: torch.device, precision: str, threads: int) -> int:
     t = cfg.training
-    threads = set_threads(t.threads)
-    device = pick_device(t.device)
-    precision = pick_precision(t.precision, device, cfg.model.dim)
-    meta, model_config, train_tokens, val_tokens = load_data(cfg)
-    folder = prepare_checkpoint_folder(cfg, resume is not None, fresh)
-    callbacks = build_callbacks(cfg, extra_callbacks or [])
+    meta, model_config, train_tokens, val_tokens = load_data(cfg, world.size)
+    params = count_parameters(model_config)
+    need = memory_need(cfg, model_config, params, precision, world)
+    available = device_memory(device, world.local_size)
+    parallelism = choose_parallelism(t.parallelism, world, precision,
+                                     lambda p: need(p).total, available)
+    warning = memory_warning(need(parallelism), available, cfg, parallelism, world, device)
+    if warning and world.is_main:
+        print(warning, file=sys.stderr)
+    folder = prepare_checkpoint_folder(cfg, resume is not None, fresh, world)
+    callbacks = build_callbacks(cfg, extra_callbacks or [], world, parallelism)
     trainer = build_trainer(cfg, model_config, train_tokens, val_tokens, meta, device,
-                            precision, callbacks, meta["tokenizer_hash"])
+                            precision, callbacks, meta["tokenizer_hash"], world=world,
+                            parallelism=parallelism)
     if resume is not None:
         resume_from(trainer, resume, folder)
         if trainer.step >= t.max_steps:
@@ -230,8 +342,9 @@ def run(cfg: Config, resume: str | None, fresh: bool,
                   f"{t.max_steps * 2}\"")
             return 0
 
-    keep_copy(cfg.tokenizer.path, folder)  # the exact tokenizer, next to the checkpoints
-    print_summary(trainer, meta, threads)
+    if world.is_main:
+        keep_copy(cfg.tokenizer.path, folder)  # the exact tokenizer, next to the checkpoints
+    print_summary(trainer, meta, threads, params)
     trainer.fit()
     if trainer.stop_error is not None:  # the model was saved first
         raise trainer.stop_error

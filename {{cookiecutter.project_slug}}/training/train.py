@@ -6,10 +6,15 @@
     python -m training.train --resume checkpoints/step_000500.pt
     python -m training.train --fresh              # archive the previous run, start over
 
+    make train NPROC=4                            # 4 processes (GPUs) on this machine:
+        # torchrun --standalone --nproc_per_node=4 -m training.train
+    make train NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 NPROC=8    # machine 0 of 2
+    make train NNODES=2 NODE_RANK=1 MASTER_ADDR=10.0.0.1 NPROC=8    # machine 1 of 2
+
 Ctrl+C (or SIGTERM) finishes the current step, saves a checkpoint and exits; `make resume`
-continues exactly where it stopped. Checkpoints go to checkpoints/, metrics to logs/metrics.jsonl.
-While it trains it holds the project's write lock (project_lock.py): a second `make train`, or
-`make data`, is refused at once. The run itself is training/run.py.
+continues exactly where it stopped (with any NPROC). Checkpoints go to checkpoints/, metrics to
+logs/metrics.jsonl. While it trains it holds the project's write lock (project_lock.py): a second
+`make train`, or `make data`, is refused at once. The run itself is training/run.py.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import torch_env  # noqa: F401  (first: settings that must precede `import torch
 # isort: split
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -44,7 +51,12 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
     command = "make resume" if args.resume else "make train"
-    with project_lock(command, Path(cfg.path).parent):
+    # Under torchrun the processes of one run share the lock: rank 0 holds it for all of them
+    # (a second run's rank 0 is refused, and torchrun then stops that run's other processes).
+    main_process = os.environ.get("RANK", "0") == "0"
+    lock = project_lock(command, Path(cfg.path).parent) if main_process \
+        else contextlib.nullcontext()
+    with lock:
         # Imported here, under the lock: loading torch takes seconds, and a second `make train`
         # should be refused at once, before that.
         from training.run import run

@@ -3,6 +3,10 @@
 Everything else (progress bars, metric files, checkpoint timing) is a callback, so this loop stays
 short. The trainer also owns the full training state (model, optimizer, step, RNGs, data
 position), which is what a checkpoint holds: a resumed run continues bit for bit.
+
+With several processes (`make train NPROC=N`) every process runs this same loop on its share of
+each batch (training/parallelize.py sets the model up for DDP or FSDP); they agree on when to
+stop, and the logged loss is their mean.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,10 +31,13 @@ from config import Config, ModelConfig, TrainingConfig
 from data.dataset import TrainBatches
 from errors import TrainingError
 from models.architectures.gpt import GPT
+from runtime import sharded_checkpoints
 from runtime.device import autocast
+from runtime.distributed import ONE_PROCESS, World
 from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
 from training.callbacks.base import Callback
 from training.optimizer import build_optimizer, lr_at
+from training.parallelize import no_gradient_sync, parallelize
 
 OOM_SUGGESTION = (
     "lower training.batch_size (and raise training.gradient_accumulation to keep the same "
@@ -52,11 +60,18 @@ class Trainer:
     def __init__(self, cfg: Config, model: torch.nn.Module, batches: TrainBatches,
                  val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
                  precision: str, callbacks: list[Callback], tokenizer_hash: str,
-                 timer: Callable[[str], AbstractContextManager] = no_timer) -> None:
+                 timer: Callable[[str], AbstractContextManager] = no_timer,
+                 forward_model: torch.nn.Module | None = None, world: World = ONE_PROCESS,
+                 parallelism: str = "none") -> None:
         self.cfg = cfg
         self.model = model  # the plain module: its state_dict is what checkpoints hold
-        # What computes: the same module, or its torch.compile wrapper (same weights).
-        self.forward_model = compile_model(model) if cfg.training.compile else model
+        # What computes (parallelize() made it): the same module, its torch.compile wrapper or
+        # DDP's wrapper, all on the same weights. Evaluation needs no gradient averaging.
+        self.forward_model = forward_model or model
+        self.eval_model = getattr(self.forward_model, "module", self.forward_model) \
+            if parallelism == "ddp" else self.forward_model
+        self.world = world  # this process among those of the run (one: rank 0 of 1)
+        self.parallelism = parallelism  # 'none', 'ddp' or 'fsdp'
         self.timer = timer  # `with self.timer("forward"):` marks the phases of a step
         self.batches = batches
         self.val_tokens = val_tokens
@@ -76,6 +91,9 @@ class Trainer:
         self.stop_reason: str | None = None
         self.stop_error: Exception | None = None  # why a callback stopped the run (see stop())
         self.pending_records: list[dict[str, Any]] | None = None  # see log()
+        # With several processes a stop is first requested here, and becomes stop_reason on all
+        # processes together at the top of the next step (see _agree_on_stop).
+        self.stop_request: str | None = None
         self.start_time = time.perf_counter()
 
     # ---- state (what a checkpoint holds) ----
@@ -87,11 +105,16 @@ class Trainer:
         log steps, so a step's update may have diverged unseen, and a checkpoint of NaN weights
         must never replace (or rotate away) a good one.
         """
-        self._check_finite_weights()
+        self.check_finite_weights()
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                **self.training_state()}
+
+    def training_state(self) -> dict[str, Any]:
+        """The checkpoint without the model and optimizer tensors (a sharded checkpoint holds
+        those in its shards)."""
         np_state = np.random.get_state()
+        t = self.cfg.training
         return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step,
             "tokens_seen": self.tokens_seen,
@@ -108,6 +131,9 @@ class Trainer:
             "config": self.cfg.to_dict(),
             "model_config": dataclasses.asdict(self.model.config),
             "tokenizer_hash": self.tokenizer_hash,
+            # Informational: resuming with another number of processes changes the global batch.
+            "processes": self.world.size,
+            "global_batch": t.batch_size * t.gradient_accumulation * self.world.size,
         }
 
     def checkpoint_info(self) -> dict[str, Any]:
@@ -117,10 +143,20 @@ class Trainer:
                 "val_bpb": self.last_metrics.get("val_bpb"),
                 "preset": self.model.config.preset, "tokenizer_hash": self.tokenizer_hash}
 
-    def load_state(self, state: dict[str, Any]) -> None:
-        """Restore a checkpoint_state() dict (see train.py for the compatibility checks)."""
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+    def load_state(self, state: dict[str, Any], path: str | None = None) -> None:
+        """Restore a checkpoint_state() dict (see run.py for the compatibility checks).
+
+        A sharded checkpoint's dict has no "model": its tensors are read from its folder `path`.
+        """
+        if "model" not in state:  # sharded: each process reads its part, FSDP or not
+            sharded_checkpoints.load_sharded(Path(path or ""), self.model, self.optimizer,
+                                             state["optimizer_param_groups"])
+        elif self.parallelism == "fsdp":  # one file, cut into this process's shards
+            sharded_checkpoints.load_full(self.model, self.optimizer, state["model"],
+                                          state["optimizer"])
+        else:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state.get("scaler", {}))
         self.step = self.start_step = state["step"]
         self.tokens_seen = state["tokens_seen"]
@@ -138,8 +174,24 @@ class Trainer:
     def stop(self, reason: str, error: Exception | None = None) -> None:
         """Finish the current step, save (the callbacks' on_train_end) and stop; `error` is
         raised by train.py after that (e.g. a logging disk that filled up)."""
-        self.stop_reason = reason
+        self.request_stop(reason)
         self.stop_error = error
+
+    def request_stop(self, reason: str) -> None:
+        """Stop after this step. With several processes, after the step at which all of them
+        have heard of it (any process may ask: all stop at the same step, and all save it)."""
+        if self.world.distributed:
+            self.stop_request = self.stop_request or reason
+        else:
+            self.stop_reason = reason
+
+    def _agree_on_stop(self) -> bool:
+        """True when the run stops now. Several processes: one tiny all-reduce per step, at the
+        same point of every process's loop, so that all leave the loop after the same step."""
+        if self.world.distributed and self.stop_reason is None and self.world.any(
+                self.stop_request is not None, self.device):
+            self.stop_reason = self.stop_request or "stopped by another process"
+        return self.stop_reason is not None
 
     def log(self, record: dict[str, Any]) -> None:
         """Hand one record (a line of logs/metrics.jsonl) to every callback's on_log.
@@ -168,7 +220,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         total = torch.zeros((), device=self.device)
-        for _ in range(t.gradient_accumulation):
+        for micro in range(t.gradient_accumulation):
             with self.timer("data"):
                 x, y = self.batches.next_batch()
                 if self.device.type == "cuda":  # overlap the copy with compute
@@ -176,11 +228,14 @@ class Trainer:
                     y = y.pin_memory().to(self.device, non_blocking=True)
                 else:
                     x, y = x.to(self.device), y.to(self.device)
-            with self.timer("forward"), autocast(self.device, self.precision):
-                _, loss = self.forward_model(x, y)
-            with self.timer("backward"):
-                loss = loss / t.gradient_accumulation
-                self.scaler.scale(loss).backward()
+            # Several processes average gradients once per step, after the last micro-batch.
+            last = micro == t.gradient_accumulation - 1
+            with contextlib.nullcontext() if last else no_gradient_sync(self.forward_model):
+                with self.timer("forward"), autocast(self.device, self.precision):
+                    _, loss = self.forward_model(x, y)
+                with self.timer("backward"):
+                    loss = loss / t.gradient_accumulation
+                    self.scaler.scale(loss).backward()
             total += loss.detach()
         with self.timer("optimizer"):  # gradient clipping included
             if t.grad_clip > 0:
@@ -197,10 +252,13 @@ class Trainer:
         """Validation loss, perplexity and bits per byte on the same fixed windows every time."""
         m = self.model.config
         with self._out_of_memory_as_error(f"the evaluation of step {self.step}"):
+            # Every process scores the same windows (FSDP needs all of them in each forward
+            # pass anyway): eval_batches batches of the global batch size, in micro-batches.
             loss, _ = evaluate_loss(
-                self.forward_model, self.val_tokens, m.max_length, self.cfg.data.stride,
-                self.cfg.training.batch_size, self.cfg.training.eval_batches, self.device,
-                autocast_ctx=lambda: autocast(self.device, self.precision),
+                self.eval_model, self.val_tokens, m.max_length, self.cfg.data.stride,
+                self.cfg.training.batch_size * self.world.size, self.cfg.training.eval_batches,
+                self.device, autocast_ctx=lambda: autocast(self.device, self.precision),
+                forward_batch_size=self.cfg.training.batch_size,
             )
         if not math.isfinite(loss):
             raise TrainingError(
@@ -217,7 +275,8 @@ class Trainer:
 
     def fit(self) -> None:
         t = self.cfg.training
-        tokens_per_step = t.batch_size * t.gradient_accumulation * self.model.config.max_length
+        tokens_per_step = (t.batch_size * t.gradient_accumulation * self.world.size
+                           * self.model.config.max_length)  # over all processes
         self.start_time = time.perf_counter()
         self.model.train()
         self.pending_records = []
@@ -228,7 +287,7 @@ class Trainer:
             self.log(record)
         try:
             with _stop_on_signals(self):
-                while self.step < t.max_steps and self.stop_reason is None:
+                while self.step < t.max_steps and not self._agree_on_stop():
                     lr = lr_at(self.step, t)
                     loss = self._guarded_step(lr)
                     self.step += 1
@@ -237,7 +296,8 @@ class Trainer:
                     last = self.step == t.max_steps or self.stop_reason is not None
                     if (self.step % t.log_interval == 0 or last
                             or self.step % self.cfg.checkpoints.save_interval == 0):
-                        metrics["loss"] = self._check_finite(loss.item())
+                        # The mean over all processes (with one: the loss itself).
+                        metrics["loss"] = self._check_finite(self.world.mean(loss).item())
                         self.last_metrics["train_loss"] = metrics["loss"]
                     if self.step % t.eval_interval == 0 or self.step == t.max_steps:
                         evaluation = self.evaluate()
@@ -281,9 +341,15 @@ class Trainer:
                                 DIVERGED_SUGGESTION)
         return loss
 
-    def _check_finite_weights(self) -> None:
-        finite = torch.stack([p.detach().isfinite().all() for p in self.model.parameters()])
-        if not bool(finite.all()):
+    def check_finite_weights(self) -> None:
+        """TrainingError if a weight is NaN or infinite (called before every save)."""
+        # An FSDP parameter is a DTensor: check this process's shard, then ask the others.
+        finite = torch.stack([(p.to_local() if hasattr(p, "to_local") else p).detach()
+                              .isfinite().all() for p in self.model.parameters()]).all()
+        ok = bool(finite)
+        if self.parallelism == "fsdp":
+            ok = self.world.all(ok, self.device)
+        if not ok:
             raise TrainingError(f"the model's weights became NaN or infinite at step "
                                 f"{self.step}; that state was not saved", DIVERGED_SUGGESTION)
 
@@ -293,17 +359,40 @@ class _stop_on_signals:
 
     A second Ctrl+C stops at once. Only possible in the main thread (signals are delivered
     there), so elsewhere (e.g. tests running in threads) this does nothing.
+
+    Under torchrun (`make train NPROC=...`), torchrun gets the Ctrl+C or SIGTERM and passes it on
+    to every process; each asks for a stop, and all stop after the same step (the one at which
+    they all know of it) and save it once. A signal sent to the processes themselves as well
+    (e.g. `pkill -f training.train`) may arrive twice: a repeat within REPEAT_SECONDS counts once.
+    torchrun kills processes that are not done within its shutdown timeout (30 s by default; the
+    TORCH_ELASTIC_SHUTDOWN_TIMEOUT variable), then exits with a traceback of its own.
     """
+
+    REPEAT_SECONDS = 2.0
 
     def __init__(self, trainer: Trainer) -> None:
         self.trainer = trainer
         self.previous: dict[int, Any] = {}
+        self.first_signal = 0.0
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.trainer.stop_reason is not None and signum == signal.SIGINT:
+        trainer, name = self.trainer, signal.Signals(signum).name
+        if trainer.world.distributed and trainer.stop_request is None:
+            self.first_signal = time.monotonic()
+            if trainer.world.is_main:
+                print(f"\n{name} received: every process finishes step {trainer.step + 1}, "
+                      "then the run saves a checkpoint", file=sys.stderr, flush=True)
+            trainer.request_stop(name)
+            return
+        if trainer.world.distributed:
+            if signum == signal.SIGINT and \
+                    time.monotonic() - self.first_signal > self.REPEAT_SECONDS:
+                raise KeyboardInterrupt
+            return
+        if trainer.stop_reason is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.trainer.stop_reason = signal.Signals(signum).name
-        print(f"\n{self.trainer.stop_reason} received: finishing step {self.trainer.step + 1} "
+        trainer.request_stop(name)
+        print(f"\n{name} received: finishing step {trainer.step + 1} "
               "and saving a checkpoint (press Ctrl+C again to quit at once)",
               file=sys.stderr, flush=True)
 
@@ -327,10 +416,10 @@ def _as_tuple(value: Any) -> Any:
 
 
 def build_model(model_config: ModelConfig, cfg: TrainingConfig, device: torch.device) -> GPT:
-    """A freshly initialised model (seeded by training.seed) on `device`."""
+    """A freshly initialised model (seeded by training.seed: the same on every process) on
+    `device`."""
     torch.manual_seed(cfg.seed)
     model = GPT(model_config)
-    model.gradient_checkpointing = cfg.gradient_checkpointing
     return model.to(device)
 
 
@@ -338,36 +427,19 @@ def build_trainer(cfg: Config, model_config: ModelConfig, train_tokens: np.ndarr
                   val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
                   precision: str, callbacks: list[Callback] | None = None,
                   tokenizer_hash: str = "",
-                  timer: Callable[[str], AbstractContextManager] = no_timer) -> Trainer:
+                  timer: Callable[[str], AbstractContextManager] = no_timer,
+                  world: World = ONE_PROCESS, parallelism: str = "none") -> Trainer:
     """The model, its batches and the Trainer, set up the way `make train` runs them.
 
     `meta` is data/processed/meta.json (token and byte counts, for bits per byte); `timer`
-    marks the phases of each step (bench.py times them).
+    marks the phases of each step (bench.py times them); `world` and `parallelism` say how
+    this process shares the run with others (training/parallelize.py).
     """
     t = cfg.training
     model = build_model(model_config, t, device)
-    batches = TrainBatches(train_tokens, t.batch_size, model_config.max_length, t.seed)
+    # Before the optimizer is built: FSDP replaces the parameters by their shards.
+    forward_model = parallelize(model, t, parallelism, world, device, precision)
+    batches = TrainBatches(train_tokens, t.batch_size, model_config.max_length, t.seed,
+                           rank=world.rank, world_size=world.size)
     return Trainer(cfg, model, batches, val_tokens, meta, device, precision, callbacks or [],
-                   tokenizer_hash, timer)
-
-
-def compile_model(model: torch.nn.Module) -> torch.nn.Module:
-    """torch.compile, or the plain model with a one-line warning where compiling does not work.
-
-    torch.compile is lazy: nothing is compiled before the first forward pass, so a missing
-    compiler would only show up as a long traceback at step 1. So first compile a tiny function
-    on the model's device, forward and backward, which needs the same toolchain (a C++ compiler
-    for CPUs, Triton for GPUs). If that fails, say why in one line and train uncompiled. The model
-    itself is compiled during the first training step, which is therefore slow.
-    """
-    device = next(model.parameters()).device
-    try:
-        probe = torch.compile(lambda x: torch.nn.functional.silu(x * 2.0))
-        probe(torch.randn(8, 8, device=device))
-    except Exception as error:  # compile support varies by platform, torch build and toolchain
-        cause = getattr(error, "inner_exception", None) or error  # what the backend raised
-        reason = (str(cause).strip().splitlines() or [""])[0][:150]
-        print(f"Warning: training.compile is on, but torch.compile does not work here "
-              f"({type(cause).__name__}: {reason}); training uncompiled", file=sys.stderr)
-        return model
-    return torch.compile(model)
+                   tokenizer_hash, timer, forward_model, world, parallelism)

@@ -163,7 +163,9 @@ function drawFacts() {
     ["parameters", compact(run.parameters)],
     ["shape", `${run.layers} layers · width ${run.dim} · ${run.heads} heads`],
     ["context", `${run.context} tokens`], ["vocabulary", `${run.vocab_size} tokens`],
-    ["device", run.device], ["precision", run.precision],
+    ["device", run.processes > 1 ? `${run.processes} processes (${run.parallelism}) · ${run.device}`
+                                  : run.device],
+    ["precision", run.precision],
     ["dataset", `${compact(run.train_tokens)} train · ${compact(run.val_tokens)} val tokens`],
     ["tokens per step", compact(run.tokens_per_step)], ["started", run.started],
   ] : [];

@@ -37,7 +37,9 @@ def run_facts(trainer: Any) -> dict[str, Any]:
         "device": device_name(trainer.device, torch.get_num_threads()),
         "precision": trainer.precision, "train_tokens": int(trainer.meta["train_tokens"]),
         "val_tokens": int(trainer.meta["val_tokens"]), "max_steps": t.max_steps,
-        "tokens_per_step": t.batch_size * t.gradient_accumulation * m.max_length,
+        "processes": trainer.world.size, "parallelism": trainer.parallelism,
+        "tokens_per_step": t.batch_size * t.gradient_accumulation * trainer.world.size
+        * m.max_length,
     }
 
 

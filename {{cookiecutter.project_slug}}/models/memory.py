@@ -1,0 +1,137 @@
+"""How much memory one device needs to train a model: arithmetic, no allocation.
+
+    estimate = training_memory(config, params, batch_size=4, precision="bf16",
+                               parallelism="fsdp", devices=8)
+    estimate.total / 1e9          # GB on each device
+
+`make summary` prints it for every preset, and `make train` compares it with the device before
+starting. It is an estimate (within about 20%: the allocator's caching, CUDA's own context and
+temporary buffers come on top); `make bench` measures the real peak.
+
+What one device holds while training with AdamW:
+- the training state: fp32 weights (4 bytes per parameter), their gradients (4) and AdamW's two
+  moments (8): 16 bytes per parameter. Mixed precision (bf16) computes in bf16 but updates fp32
+  weights, so it does not shrink this part; it adds bf16 copies of the weights for the forward
+  pass. One process and DDP keep all of it on every device; FSDP splits it over the devices
+  and gathers each block's weights (in bf16 with bf16 precision) only while that block runs.
+- activations: what each block keeps for the backward pass, for one micro-batch
+  (batch_size x max_length tokens). Gradient checkpointing keeps only each block's input and
+  recomputes the rest. They are the same under DDP and FSDP: each device runs its own
+  micro-batch through the whole model.
+- the logits of the micro-batch and their gradient (batch_size x max_length x vocab_size).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from config import ModelConfig
+
+PARALLELISMS = ("none", "ddp", "fsdp")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryEstimate:
+    """Bytes on one device."""
+
+    weights: int
+    gradients: int
+    optimizer: int
+    activations: int  # the blocks' saved tensors, the logits, bf16 weight copies
+
+    @property
+    def state(self) -> int:
+        """Weights, gradients and optimizer moments: what parallelism can split."""
+        return self.weights + self.gradients + self.optimizer
+
+    @property
+    def total(self) -> int:
+        return self.state + self.activations
+
+
+def block_parameters(c: ModelConfig) -> int:
+    """Parameters of one transformer block (models/architectures/gpt.py's Block)."""
+    attention = c.dim * c.head_dim * (c.heads + 2 * c.kv_heads) + c.heads * c.head_dim * c.dim
+    return attention + 3 * c.dim * c.mlp_dim + 2 * c.dim
+
+
+def activation_bytes(c: ModelConfig, batch_size: int, precision: str,
+                     checkpointing: bool = False) -> int:
+    """What the forward pass of one micro-batch keeps for the backward pass, in bytes."""
+    tokens = batch_size * c.max_length
+    compute = 4 if precision == "fp32" else 2  # bytes per element in the compute dtype
+    # Per block and token: the two norms' inputs (the residual stream, fp32 under autocast), and
+    # in the compute dtype the norms' outputs, q, k and v (k and v after grouped-query attention
+    # repeats them), the attention output and o_proj's input: 2 + 7 x dim; SwiGLU's gate, up,
+    # silu(gate) and their product: 4 x mlp_dim.
+    block = 2 * c.dim * 4 + (7 * c.dim + 4 * c.mlp_dim) * compute
+    if checkpointing:  # each block's input, plus one block recomputed at a time
+        blocks = c.layers * c.dim * 4 + block
+    else:
+        blocks = c.layers * block
+    # Logits in the compute dtype, their fp32 copy for the loss (none in fp32), the loss's
+    # saved log-probabilities and the logits' gradient.
+    logits = c.vocab_size * (compute + (0 if compute == 4 else 4) + 4 + 4)
+    return tokens * (blocks + logits + 2 * c.dim * 4)  # + the embedding output and final norm
+
+
+def training_memory(c: ModelConfig, params: int, batch_size: int, precision: str,
+                    parallelism: str, devices: int = 1,
+                    checkpointing: bool = False) -> MemoryEstimate:
+    """What one of `devices` devices holds while training `c` (`params` parameters) with AdamW.
+
+    precision: 'bf16', 'fp16' or 'fp32'; parallelism: 'none', 'ddp' or 'fsdp'.
+    """
+    if parallelism not in PARALLELISMS:
+        raise ValueError(f"parallelism must be one of {PARALLELISMS}, got {parallelism!r}")
+    shards = devices if parallelism == "fsdp" else 1
+    half = precision != "fp32"
+    if parallelism == "fsdp":
+        # Weights gathered while a block runs (FSDP also fetches the next block ahead), plus the
+        # embedding/output layer, which the model's root group holds, in the compute dtype.
+        gathered = (2 * block_parameters(c) + c.vocab_size * c.dim) * (2 if half else 4)
+    else:
+        gathered = 2 * params if half else 0  # autocast's bf16 copies of every weight
+    return MemoryEstimate(
+        weights=4 * params // shards,
+        gradients=4 * params // shards,
+        optimizer=8 * params // shards,
+        activations=activation_bytes(c, batch_size, precision, checkpointing) + gathered,
+    )
+
+
+def gigabytes(n_bytes: float) -> str:
+    """4.2e9 -> '4.2', 0.031e9 -> '0.03'."""
+    gb = n_bytes / 1e9
+    return f"{gb:.1f}" if gb >= 1 else f"{gb:.2f}"
+
+
+def memory_table(models: dict[str, tuple[ModelConfig, int, int]]) -> list[str]:
+    """`make summary`'s memory table: name -> (config, parameters, micro-batch size)."""
+    lines = [
+        "Training memory per device, estimated in GB (models/memory.py). State: weights,",
+        "gradients and AdamW's moments, 16 bytes per parameter in fp32 (also with bf16, which",
+        "computes in bf16 but updates fp32 weights). Activations: one micro-batch",
+        "(batch_size x context). One device and DDP hold the whole state on every device; FSDP",
+        "over N devices holds 1/N of it.",
+        "",
+        f"{'':12}{'state':>7}{'activations':>14}{'one device/DDP':>17}{'FSDP bf16, N devices':>25}",
+        f"{'':12}{'':>7}{'bf16':>7}{'fp32':>7}{'bf16':>9}{'fp32':>8}"
+        + "".join(f"{f'N={n}':>8}" for n in (2, 4, 8)) + f"{'batch':>7}",
+    ]
+    lines.append("-" * len(lines[-1]))
+    for name, (config, params, batch) in models.items():
+        ddp = {p: training_memory(config, params, batch, p, "ddp") for p in ("bf16", "fp32")}
+        fsdp = [training_memory(config, params, batch, "bf16", "fsdp", n) for n in (2, 4, 8)]
+        lines.append(f"{name:12}{gigabytes(ddp['bf16'].state):>7}"
+                     f"{gigabytes(activation_bytes(config, batch, 'bf16')):>7}"
+                     f"{gigabytes(activation_bytes(config, batch, 'fp32')):>7}"
+                     f"{gigabytes(ddp['bf16'].total):>9}{gigabytes(ddp['fp32'].total):>8}"
+                     + "".join(f"{gigabytes(e.total):>8}" for e in fsdp) + f"{batch:>7}")
+    lines += [
+        "",
+        "`make train NPROC=N` (training.parallelism 'auto') uses DDP when 'one device/DDP' fits",
+        "in 85% of each device's memory, FSDP when it does not. Less memory: a smaller",
+        "training.batch_size (more gradient_accumulation), or gradient_checkpointing: true.",
+    ]
+    return lines
