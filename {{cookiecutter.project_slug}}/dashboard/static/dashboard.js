@@ -213,6 +213,17 @@ function redraw() {
   redrawCharts();
 }
 
+// New records redraw the page at most twice a second: the browser often shares the machine
+// with the training, and drawing every batch would take time from it.
+const REDRAW_MS = 500;
+let redrawTimer = null;
+
+function scheduleRedraw() {
+  if (redrawTimer === null) {
+    redrawTimer = setTimeout(() => { redrawTimer = null; redraw(); }, REDRAW_MS);
+  }
+}
+
 // ---- wiring ----
 
 function rebuildCharts() {
@@ -253,7 +264,7 @@ socket.on("records", (records) => {
   const hadGpu = state.train.some((r) => r.gpu_mb !== undefined);
   records.forEach(apply);
   if (!hadGpu && records.some((r) => r.gpu_mb !== undefined)) rebuildCharts();
-  else redraw();
+  else scheduleRedraw();
 });
 
 document.querySelectorAll("input[name=xaxis]").forEach((input) =>
