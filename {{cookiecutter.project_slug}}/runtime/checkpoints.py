@@ -357,13 +357,21 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
     info holds: path, step, tokens_seen, val_loss, model_config (dict), config (dict),
     tokenizer_hash.
     """
-    from config import ModelConfig
-    from models.architectures.gpt import GPT  # here, so checkpoint I/O does not need the model
+    from config import ModelConfig, available_architectures
+    from models.build import build_model  # here, so checkpoint I/O does not need the models
 
     path, state = _find_and_load(which, folder, device)
+    saved = state.get("model_config")
+    architecture = saved.get("architecture", "gpt") if isinstance(saved, dict) else "gpt"
+    if architecture not in available_architectures():
+        raise TrainingError(
+            f"{path} holds a {architecture} model, and this project has the code of "
+            f"{' and '.join(available_architectures())} only",
+            f"use it from the {architecture} project that trained it (each project has the code "
+            "of its own architecture)")
     try:
         model_config = ModelConfig(**state["model_config"])
-        model = GPT(model_config)
+        model = build_model(model_config)
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise TrainingError(

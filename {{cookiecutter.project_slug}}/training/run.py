@@ -28,7 +28,7 @@ from training.trainer import Trainer, build_trainer
 
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
 ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
-                     "vocab_size", "tie_embeddings")
+                     "vocab_size", "tie_embeddings", "relative_attention_buckets")
 
 
 def new_archive(folder: Path, suffix: str = "") -> Path:
@@ -159,9 +159,10 @@ def best_on_disk(folder: Path) -> float:
 def print_summary(trainer: Trainer, meta: dict, threads: int) -> None:
     """What is about to be trained, on what, how."""
     t, m = trainer.cfg.training, trainer.model.config
-    tokens_per_step = t.batch_size * t.gradient_accumulation * m.max_length
+    tokens_per_step = t.batch_size * t.gradient_accumulation * trainer.objective.tokens_per_row
     print(f"model: {m.architecture} '{m.preset}' with {trainer.model.num_parameters() / 1e6:.2f}M "
-          f"parameters | context {m.max_length} | vocabulary {m.vocab_size}")
+          f"parameters | context {m.max_length} | vocabulary {m.vocab_size} | objective "
+          f"{trainer.objective.name}")
     print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
           f"tokens | {tokens_per_step:,} tokens per step")
     print(describe(trainer.device, trainer.precision, threads, t.compile,
@@ -203,8 +204,11 @@ def run(cfg: Config, resume: str | None, fresh: bool,
               "Continue with: make resume")
         return 0
     m = trainer.last_metrics
+    extra = "".join(f" | {m[key]:.4f} bits/byte" if key == "val_bpb" else
+                    f" | {key.removeprefix('val_').replace('_', ' ')} {100 * m[key]:.1f}%"
+                    for key in ("val_bpb", "val_mlm_accuracy", "val_span_match") if key in m)
     print(f"Done: {trainer.step} steps in {trainer.elapsed():.0f}s | val loss "
-          f"{m.get('val_loss', float('nan')):.4f} | {m.get('val_bpb', float('nan')):.4f} "
-          f"bits/byte | best val loss {trainer.best_val_loss:.4f}")
+          f"{m.get('val_loss', float('nan')):.4f}{extra} | best val loss "
+          f"{trainer.best_val_loss:.4f}")
     print("Next: make generate   (or make eval, make chat)")
     return 0

@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 from config import Config, ModelConfig, TrainingConfig
 from data.dataset import TrainBatches
 from errors import TrainingError
-from models.architectures.gpt import GPT
+from models.build import build_model as new_model
 from runtime.device import autocast
-from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
+from runtime.objectives import Objective, objective_for
 from training.callbacks.base import Callback
 from training.optimizer import build_optimizer, lr_at
 
@@ -49,11 +50,13 @@ def no_timer(phase: str) -> AbstractContextManager:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, model: torch.nn.Module, batches: TrainBatches,
-                 val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
-                 precision: str, callbacks: list[Callback], tokenizer_hash: str,
+    def __init__(self, cfg: Config, model: torch.nn.Module, objective: Objective,
+                 batches: TrainBatches, val_tokens: np.ndarray, meta: dict[str, Any],
+                 device: torch.device, precision: str, callbacks: list[Callback],
+                 tokenizer_hash: str,
                  timer: Callable[[str], AbstractContextManager] = no_timer) -> None:
         self.cfg = cfg
+        self.objective = objective  # what the model learns; how it is scored (evaluate)
         self.model = model  # the plain module: its state_dict is what checkpoints hold
         # What computes: the same module, or its torch.compile wrapper (same weights).
         self.forward_model = compile_model(model) if cfg.training.compile else model
@@ -162,14 +165,14 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for _ in range(t.gradient_accumulation):
             with self.timer("data"):
-                x, y = self.batches.next_batch()
+                batch = self.batches.next_batch()  # the model's keyword arguments
                 if self.device.type == "cuda":  # overlap the copy with compute
-                    x = x.pin_memory().to(self.device, non_blocking=True)
-                    y = y.pin_memory().to(self.device, non_blocking=True)
+                    batch = {name: tensor.pin_memory().to(self.device, non_blocking=True)
+                             for name, tensor in batch.items()}
                 else:
-                    x, y = x.to(self.device), y.to(self.device)
+                    batch = {name: tensor.to(self.device) for name, tensor in batch.items()}
             with self.timer("forward"), autocast(self.device, self.precision):
-                _, loss = self.forward_model(x, y)
+                _, loss = self.forward_model(**batch)
             with self.timer("backward"):
                 loss = loss / t.gradient_accumulation
                 self.scaler.scale(loss).backward()
@@ -186,30 +189,31 @@ class Trainer:
     # ---- evaluation ----
 
     def evaluate(self) -> dict[str, Any]:
-        """Validation loss, perplexity and bits per byte on the same fixed windows every time."""
-        m = self.model.config
+        """The objective's validation metrics (val_loss first) on the same data every time."""
+        t = self.cfg.training
+        size = (self.meta["val_tokens"], self.meta["val_bytes"]) if "val_bytes" in self.meta \
+            else None  # the text's size, for bits per byte
         with self._out_of_memory_as_error(f"the evaluation of step {self.step}"):
-            loss, _ = evaluate_loss(
-                self.forward_model, self.val_tokens, m.max_length, self.cfg.data.stride,
-                self.cfg.training.batch_size, self.cfg.training.eval_batches, self.device,
-                autocast_ctx=lambda: autocast(self.device, self.precision),
-            )
+            result = self.objective.evaluate(
+                self.forward_model, self.val_tokens, t.batch_size, t.eval_batches, self.device,
+                autocast_ctx=lambda: autocast(self.device, self.precision), text_size=size)
+        loss = result["val_loss"]
         if not math.isfinite(loss):
             raise TrainingError(
                 f"validation loss is {loss} at step {self.step}: the model has diverged",
                 "lower training.learning_rate (e.g. by 3x) or use training.precision 'fp32'; "
                 "resume from the last good checkpoint with `make resume`",
             )
-        bpb = bits_per_byte(loss, self.meta["val_tokens"], self.meta["val_bytes"])
         is_best = loss < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, loss)
-        return {"val_loss": loss, "val_ppl": perplexity(loss), "val_bpb": bpb, "is_best": is_best}
+        metrics = {name: value for name, value in result.items() if name.startswith("val_")}
+        return {**metrics, "is_best": is_best}
 
     # ---- the loop ----
 
     def fit(self) -> None:
         t = self.cfg.training
-        tokens_per_step = t.batch_size * t.gradient_accumulation * self.model.config.max_length
+        tokens_per_step = t.batch_size * t.gradient_accumulation * self.objective.tokens_per_row
         self.start_time = time.perf_counter()
         self.model.train()
         for cb in self.callbacks:
@@ -314,10 +318,11 @@ def _as_tuple(value: Any) -> Any:
 # ---- set-up: from a config to a ready Trainer (train.py, bench.py and the tests use it) ----
 
 
-def build_model(model_config: ModelConfig, cfg: TrainingConfig, device: torch.device) -> GPT:
+def build_model(model_config: ModelConfig, cfg: TrainingConfig,
+                device: torch.device) -> torch.nn.Module:
     """A freshly initialised model (seeded by training.seed) on `device`."""
     torch.manual_seed(cfg.seed)
-    model = GPT(model_config)
+    model = new_model(model_config)
     model.gradient_checkpointing = cfg.gradient_checkpointing
     return model.to(device)
 
@@ -326,17 +331,22 @@ def build_trainer(cfg: Config, model_config: ModelConfig, train_tokens: np.ndarr
                   val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
                   precision: str, callbacks: list[Callback] | None = None,
                   tokenizer_hash: str = "",
-                  timer: Callable[[str], AbstractContextManager] = no_timer) -> Trainer:
-    """The model, its batches and the Trainer, set up the way `make train` runs them.
+                  timer: Callable[[str], AbstractContextManager] = no_timer,
+                  tokenizer: Tokenizer | None = None) -> Trainer:
+    """The model, its objective, its batches and the Trainer, set up the way `make train` runs
+    them.
 
     `meta` is data/processed/meta.json (token and byte counts, for bits per byte); `timer`
-    marks the phases of each step (bench.py times them).
+    marks the phases of each step (bench.py times them); `tokenizer` gives the objective its
+    special tokens (default: cfg.tokenizer.path).
     """
     t = cfg.training
+    objective = objective_for(cfg, model_config, tokenizer)
     model = build_model(model_config, t, device)
-    batches = TrainBatches(train_tokens, t.batch_size, model_config.max_length, t.seed)
-    return Trainer(cfg, model, batches, val_tokens, meta, device, precision, callbacks or [],
-                   tokenizer_hash, timer)
+    batches = TrainBatches(train_tokens, t.batch_size, objective.window, t.seed,
+                           objective.make_batch)
+    return Trainer(cfg, model, objective, batches, val_tokens, meta, device, precision,
+                   callbacks or [], tokenizer_hash, timer)
 
 
 def compile_model(model: torch.nn.Module) -> torch.nn.Module:

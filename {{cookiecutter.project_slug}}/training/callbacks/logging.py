@@ -1,7 +1,9 @@
 """Logging: a progress bar (or plain lines when not on a terminal), logs/metrics.jsonl, TensorBoard.
 
 metrics.jsonl holds one JSON object per line: training lines {"step", "loss", "lr", "tokens",
-"tokens_per_sec", "elapsed"} and evaluation lines {"step", "val_loss", "val_ppl", "val_bpb"}.
+"tokens_per_sec", "elapsed"} and evaluation lines {"step", "val_loss", ...}: whatever the
+objective measures (gpt: val_ppl, val_bpb; bert: val_ppl, val_mlm_accuracy; t5: val_ppl,
+val_span_match).
 On resume, lines after the resumed step are dropped, so the curve continues without a seam.
 """
 
@@ -116,14 +118,18 @@ class LoggingCallback(Callback):
                   f"eta {_duration(eta)}", flush=True)
 
     def on_evaluate(self, trainer: Any, metrics: dict[str, Any]) -> None:
-        record = {"step": trainer.step, "val_loss": round(metrics["val_loss"], 6),
-                  "val_ppl": round(metrics["val_ppl"], 4), "val_bpb": round(metrics["val_bpb"], 6)}
+        # Whatever the objective measures (runtime/objectives.py): val_loss always; gpt adds
+        # val_ppl and val_bpb, bert val_mlm_accuracy, t5 val_span_match.
+        values = {key: value for key, value in metrics.items() if key != "is_best"}
+        record = {"step": trainer.step,
+                  **{key: round(value, 4 if key == "val_ppl" else 6)
+                     for key, value in values.items()}}
         self._write(trainer, record)
         if self.writer is not None:
-            for key in ("val_loss", "val_ppl", "val_bpb"):
-                self.writer.add_scalar(f"val/{key[4:]}", metrics[key], trainer.step)
-        line = (f"eval step {trainer.step}: val loss {metrics['val_loss']:.4f} | "
-                f"ppl {metrics['val_ppl']:.2f} | {metrics['val_bpb']:.4f} bits/byte"
+            for key, value in values.items():
+                self.writer.add_scalar(f"val/{key.removeprefix('val_')}", value, trainer.step)
+        line = (f"eval step {trainer.step}: " + " | ".join(_describe(k, v)
+                                                          for k, v in values.items())
                 + (" (best)" if metrics.get("is_best") else ""))
         if self.bar is not None:
             self.bar.write(line)
@@ -138,6 +144,18 @@ class LoggingCallback(Callback):
         if self.file is not None:
             with contextlib.suppress(OSError):  # already reported by _write
                 self.file.close()
+
+
+def _describe(key: str, value: float) -> str:
+    """'val_loss', 2.1 -> 'val loss 2.1000'; shares as percentages ('mlm accuracy 41.2%')."""
+    if key == "val_bpb":
+        return f"{value:.4f} bits/byte"
+    if key == "val_ppl":
+        return f"ppl {value:.2f}"
+    name = key.removeprefix("val_").replace("_", " ")
+    if key.endswith(("accuracy", "match")):
+        return f"{name} {100 * value:.1f}%"
+    return f"{'val ' if key == 'val_loss' else ''}{name} {value:.4f}"
 
 
 def _duration(seconds: float) -> str:
