@@ -814,10 +814,12 @@ def _syntax_error_detail(error: str, text: str) -> str:
 
 
 def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFIG_PATH,
-                 overridden: Collection[str] = ()) -> Config:
+                 overridden: Collection[str] = (), own_project: bool = True) -> Config:
     """Turn the parsed dict into typed dataclasses, checking keys, types and values.
 
     `overridden`: the "section.key" names set on the command line (errors name the flag then).
+    `own_project`: the config is this project's, so its architecture must be one this project
+    has the code of (compare.py reads other projects' configs with False).
     """
     sections: dict[str, Any] = {}
     model = data.get("model")
@@ -850,8 +852,10 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
                 raise ConfigurationError(
                     f"`{name}.{key}` is a setting of {' and '.join(only)} models, and this one "
                     f"is {architecture}{_where(text, path, name, key, overridden)}",
-                    f"delete it: a {architecture} model has no such setting (a freshly "
-                    f"generated {architecture} llm.config.js shows the ones it has)")
+                    (f"leave out that option: a {architecture} model has no such setting"
+                     if f"{name}.{key}" in overridden else
+                     f"delete it: a {architecture} model has no such setting (a freshly "
+                     f"generated {architecture} llm.config.js shows the ones it has)"))
             if key not in allowed:
                 hint = (
                     "the vocabulary size is set by `tokenizer.vocab_size`; "
@@ -870,15 +874,15 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
             raise ConfigurationError(error.message + _where(text, path, name, key, overridden),
                                      error.suggestion) from None
     config = Config(**sections, path=path)
-    validate(config, text, path, overridden)
+    validate(config, text, path, overridden, own_project)
     return config
 
 
 def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
-             overridden: Collection[str] = ()) -> None:
+             overridden: Collection[str] = (), own_project: bool = True) -> None:
     """Rules that join two sections (each section checks its own values in __post_init__)."""
     architecture, available = cfg.model.architecture, available_architectures()
-    if architecture not in available:
+    if own_project and architecture not in available:
         raise ConfigurationError(
             f"model.architecture is '{architecture}', but this project has the code of "
             f"{' and '.join(available) or 'no architecture'} only (models/architectures/)"
@@ -976,8 +980,9 @@ def _all_keys() -> list[str]:
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH,
-                overrides: dict[str, str] | None = None) -> Config:
-    """Read llm.config.js, apply command-line overrides, and return the typed config."""
+                overrides: dict[str, str] | None = None, own_project: bool = True) -> Config:
+    """Read llm.config.js, apply command-line overrides, and return the typed config
+    (`own_project=False`: another project's, see build_config)."""
     path = str(path)
     file = Path(path)
     if not file.is_file():
@@ -993,7 +998,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH,
                                  "save llm.config.js as UTF-8") from None
     data = parse_config_text(text, path)
     data = apply_overrides(data, overrides or {})
-    return build_config(data, text, path, overridden=set(overrides or {}))
+    return build_config(data, text, path, overridden=set(overrides or {}),
+                        own_project=own_project)
 
 
 def raise_argument_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from config import Config, GenerationConfig, ModelConfig
+from config import BERT_SPECIAL_TOKENS, Config, GenerationConfig, ModelConfig
 from data.dataset import MakeBatch, as_tensors, fixed_windows, next_token_batch
 from tokenizer.load import eot_id, load_tokenizer, pad_token, special_ids, special_token_id
 
@@ -122,13 +122,17 @@ def _next_token(cfg: Config, m: ModelConfig, tokenizer: Tokenizer | None) -> Obj
 # ---- bert: masked tokens ----
 
 
+def bert_special_ids(tokenizer: Tokenizer) -> dict[str, int]:
+    """The ids BERT needs, by name: [CLS], [SEP], [MASK], [PAD], [UNK]."""
+    return {name: special_token_id(tokenizer, name, "BERT's masked-LM objective needs")
+            for name in BERT_SPECIAL_TOKENS}
+
+
 def _masked_lm(cfg: Config, m: ModelConfig, tokenizer: Tokenizer) -> Objective:
     from data.masked_lm import MaskedLM
     from runtime.fill_mask import evaluate_masked_lm, sample_fill
 
-    need = "BERT's masked-LM objective needs"
-    ids = {name: special_token_id(tokenizer, name, need)
-           for name in ("[CLS]", "[SEP]", "[MASK]", "[PAD]", "[UNK]")}
+    ids = bert_special_ids(tokenizer)
     make_batch = MaskedLM(cfg.objective.mask_probability, ids["[CLS]"], ids["[MASK]"],
                           special_ids(tokenizer), tokenizer.get_vocab_size())
     window = m.max_length - 1  # + [CLS] = max_length

@@ -135,7 +135,9 @@ def fill_spans(model: torch.nn.Module, tokenizer: Tokenizer, text: str,
             "mat.' (or run it as text-to-text: make generate ARGS=\"--prompt '...' "
             "--text-to-text\")")
     out = list(generate_seq2seq(model, ids, settings, start_id, (eos_id,), generator=generator))
-    spans = {k: tokenizer.decode(v).strip() for k, v in split_spans(out, sentinel_ids).items()}
+    asked = {int(n) for n in SENTINEL.findall(text)}  # the spans the prompt has blanks for
+    spans = {k: tokenizer.decode(v).strip() for k, v in split_spans(out, sentinel_ids).items()
+             if k in asked}
 
     def replace(match: re.Match) -> str:
         return f"[{spans.get(int(match.group(1)), '')}]"
