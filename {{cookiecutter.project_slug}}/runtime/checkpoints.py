@@ -354,8 +354,8 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
                        device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """Find a checkpoint (best, else latest; or a path) and return (model in eval mode, info).
 
-    info holds: path, step, tokens_seen, val_loss, model_config (dict), config (dict),
-    tokenizer_hash.
+    info holds: path, step, tokens_seen, val_loss, val_bpb, metrics (dict), model_config
+    (dict), config (dict), tokenizer_hash.
     """
     from config import ModelConfig, available_architectures
     from models.build import build_model  # here, so checkpoint I/O does not need the models
@@ -386,6 +386,7 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
         "tokens_seen": state.get("tokens_seen", 0),
         "val_loss": metrics.get("val_loss"),
         "val_bpb": metrics.get("val_bpb"),
+        "metrics": dict(metrics),  # every validation measure of the last evaluation
         "model_config": dataclasses.asdict(model_config),
         "config": state.get("config", {}),
         "tokenizer_hash": state.get("tokenizer_hash"),
