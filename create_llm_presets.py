@@ -27,6 +27,17 @@ CUSTOM_KEYS = ("layers", "heads", "dim", "vocab_size", "max_length")  # the cust
 T5_BUCKETS = 32  # model.relative_attention_buckets of every t5 llm.config.js
 
 
+# tokenizer "auto": each architecture's own kind (the others stay available)
+DEFAULT_TOKENIZERS = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}
+
+
+def tokenizer_type(answers: dict[str, Any]) -> str:
+    """The tokenizer type the answers choose: "auto" is the architecture's own (gpt: bpe,
+    bert: wordpiece, t5: unigram)."""
+    chosen = answers.get("tokenizer", "auto")
+    return DEFAULT_TOKENIZERS[answers.get("model", "gpt")] if chosen == "auto" else chosen
+
+
 def custom_mlp_dim(dim: int, architecture: str = "gpt") -> int:
     """Feed-forward width for a custom model. gpt (SwiGLU) and t5 (gated GELU): 8/3 * dim, the
     usual ratio for a gated block, rounded up to a multiple of 32 (efficient matrix sizes);
@@ -102,9 +113,10 @@ def format_count(n: int) -> str:
 
 class PresetFilters(Extension):
     """`{{ cookiecutter | preset_values }}`, `{{ cookiecutter | model_shape }}`,
-    `{{ shape | parameter_count | format_count }}`."""
+    `{{ shape | parameter_count | format_count }}`, `{{ cookiecutter | tokenizer_type }}`."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         environment.filters.update(preset_values=preset_values, model_shape=model_shape,
-                                   parameter_count=parameter_count, format_count=format_count)
+                                   parameter_count=parameter_count, format_count=format_count,
+                                   tokenizer_type=tokenizer_type)

@@ -37,7 +37,7 @@ MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
 CHOICES = {  # keys whose value must be one of the choices in cookiecutter.json
     "preset": ("nano", "tiny", "small", "base", "custom"),
     "model": ("gpt", "bert", "t5"),
-    "tokenizer": ("bpe", "wordpiece", "unigram"),
+    "tokenizer": ("auto", "bpe", "wordpiece", "unigram"),
 }
 
 
@@ -180,7 +180,10 @@ def validate(context: dict) -> None:
     check_text("author", context["author"], required=False)
     for key in CHOICES:
         check_choice(key, context[key])
-    check_architecture(architecture(context), context["tokenizer"], context["model"])
+    tokenizer = context["tokenizer"]
+    if tokenizer == "auto":  # the architecture's own (create_llm_presets.py: tokenizer_type)
+        tokenizer = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}[context["model"]]
+    check_architecture(architecture(context), tokenizer, context["model"])
 
 
 def report(error: AnswerError) -> None:

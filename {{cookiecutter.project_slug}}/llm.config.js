@@ -58,9 +58,9 @@ module.exports = {
 
   tokenizer: {
 {%- if arch == 'gpt' %}
-    type: '{{ cookiecutter.tokenizer }}',            // 'bpe' (byte-level, lossless), 'wordpiece' or 'unigram'
+    type: '{{ cookiecutter | tokenizer_type }}',            // 'bpe' (byte-level, lossless), 'wordpiece' or 'unigram'
 {%- else %}
-    type: '{{ cookiecutter.tokenizer }}',            // 'wordpiece' (BERT's), 'unigram' (T5's, SentencePiece-style) or 'bpe' (byte-level)
+    type: '{{ cookiecutter | tokenizer_type }}',            // 'wordpiece' (BERT's), 'unigram' (T5's, SentencePiece-style) or 'bpe' (byte-level)
 {%- endif %}
     vocab_size: {{ m.vocab_size }},        // target size; the trained tokenizer's real size is what the model uses
     min_frequency: 2,         // a merge/piece must occur at least this often

@@ -210,5 +210,6 @@ def run(cfg: Config, resume: str | None, fresh: bool,
     print(f"Done: {trainer.step} steps in {trainer.elapsed():.0f}s | val loss "
           f"{m.get('val_loss', float('nan')):.4f}{extra} | best val loss "
           f"{trainer.best_val_loss:.4f}")
-    print("Next: make generate   (or make eval, make chat)")
+    print("Next: make generate   (or make eval" +
+          (", make chat)" if trainer.model.config.architecture != "bert" else ")"))
     return 0
