@@ -27,6 +27,13 @@ CUSTOM_KEYS = ("layers", "heads", "dim", "vocab_size", "max_length")  # the cust
 T5_BUCKETS = 32  # model.relative_attention_buckets of every t5 llm.config.js
 
 
+def answer(answers: dict[str, Any], key: str, default: str) -> str:
+    """An answer; for a choice not yet made (cookiecutter.json's list itself), its default,
+    the first choice."""
+    value = answers.get(key, default)
+    return value[0] if isinstance(value, list) else value
+
+
 # tokenizer "auto": each architecture's own kind (the others stay available)
 DEFAULT_TOKENIZERS = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}
 
@@ -34,8 +41,8 @@ DEFAULT_TOKENIZERS = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}
 def tokenizer_type(answers: dict[str, Any]) -> str:
     """The tokenizer type the answers choose: "auto" is the architecture's own (gpt: bpe,
     bert: wordpiece, t5: unigram)."""
-    chosen = answers.get("tokenizer", "auto")
-    return DEFAULT_TOKENIZERS[answers.get("model", "gpt")] if chosen == "auto" else chosen
+    chosen = answer(answers, "tokenizer", "auto")
+    return DEFAULT_TOKENIZERS[answer(answers, "model", "gpt")] if chosen == "auto" else chosen
 
 
 def custom_mlp_dim(dim: int, architecture: str = "gpt") -> int:
@@ -50,8 +57,8 @@ def custom_mlp_dim(dim: int, architecture: str = "gpt") -> int:
 def preset_values(answers: dict[str, Any]) -> dict[str, Any]:
     """Every value of the chosen preset for the chosen architecture (answers["model"]): gpt's
     numbers with the architecture's own entry on top."""
-    preset = answers["_presets"][answers["preset"]]
-    architecture = answers.get("model", "gpt")
+    preset = answers["_presets"][answer(answers, "preset", "tiny")]
+    architecture = answer(answers, "model", "gpt")
     base = {key: value for key, value in preset.items() if key not in ARCHITECTURES}
     return {**base, **preset.get(architecture, {})}
 
@@ -61,8 +68,8 @@ def model_shape(answers: dict[str, Any]) -> dict[str, Any]:
     plain multi-head attention and the rounded feed-forward width), and its "architecture".
     `answers` is cookiecutter's context: it holds `preset`, `model`, `_presets` and the custom_*
     answers. bert and t5 have no grouped-query attention: their kv_heads is heads."""
-    architecture = answers.get("model", "gpt")
-    if answers["preset"] != "custom":
+    architecture = answer(answers, "model", "gpt")
+    if answer(answers, "preset", "tiny") != "custom":
         values = preset_values(answers)
         shape = {key: int(values[key]) for key in SHAPE_KEYS}
     else:
