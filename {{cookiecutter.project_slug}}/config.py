@@ -830,6 +830,16 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
                 f"unknown section `{name}`{_where(text, path, name)}",
                 f"{_did_you_mean(name, list(SECTIONS))}the sections are: {', '.join(SECTIONS)}",
             )
+    available = available_architectures()
+    if own_project and architecture in ARCHITECTURES and architecture not in available:
+        # Before the sections: a gpt config in a bert project would fail on gpt's keys first.
+        raise ConfigurationError(
+            f"model.architecture is '{architecture}', but this project has the code of "
+            f"{' and '.join(available) or 'no architecture'} only (models/architectures/)"
+            f"{_where(text, path, 'model', 'architecture', overridden)}",
+            f"set architecture: '{available[0]}', or make a {architecture} project: "
+            f"`create-llm my-{architecture} --model {architecture}`" if available else
+            "restore models/architectures/ from git, or make a new project with create-llm")
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise ConfigurationError(
@@ -874,29 +884,21 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
             raise ConfigurationError(error.message + _where(text, path, name, key, overridden),
                                      error.suggestion) from None
     config = Config(**sections, path=path)
-    validate(config, text, path, overridden, own_project)
+    validate(config, text, path, overridden)
     return config
 
 
 def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
-             overridden: Collection[str] = (), own_project: bool = True) -> None:
+             overridden: Collection[str] = ()) -> None:
     """Rules that join two sections (each section checks its own values in __post_init__)."""
-    architecture, available = cfg.model.architecture, available_architectures()
-    if own_project and architecture not in available:
-        raise ConfigurationError(
-            f"model.architecture is '{architecture}', but this project has the code of "
-            f"{' and '.join(available) or 'no architecture'} only (models/architectures/)"
-            f"{_where(text, path, 'model', 'architecture', overridden)}",
-            f"set architecture: '{available[0]}', or make a {architecture} project: "
-            f"`create-llm my-{architecture} --model {architecture}`" if available else
-            "restore models/architectures/ from git, or make a new project with create-llm")
+    architecture = cfg.model.architecture
     special = cfg.tokenizer.special_tokens
     if architecture == "bert" and (special[0] != "[SEP]" or
                                    not set(BERT_SPECIAL_TOKENS) <= set(special)):
         missing = [t for t in BERT_SPECIAL_TOKENS if t not in special]
         raise ConfigurationError(
-            "a bert model needs the special tokens " + ", ".join(BERT_SPECIAL_TOKENS) +
-            ", with [SEP] first (it ends every document)" +
+            "tokenizer.special_tokens of a bert model must hold " +
+            ", ".join(BERT_SPECIAL_TOKENS) + ", with [SEP] first (it ends every document)" +
             (f"; {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
              if missing else "") + _where(text, path, "tokenizer", "special_tokens", overridden),
             "set tokenizer.special_tokens: ['" + "', '".join(BERT_SPECIAL_TOKENS) + "'], then "
@@ -904,14 +906,14 @@ def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
     if architecture == "t5":
         if not any("pad" in token for token in special):
             raise ConfigurationError(
-                "a t5 model needs a padding token in tokenizer.special_tokens (its decoder "
+                "tokenizer.special_tokens of a t5 model must hold a padding token (its decoder "
                 f"starts from it){_where(text, path, 'tokenizer', 'special_tokens', overridden)}",
                 "set tokenizer.special_tokens: ['</s>', '<pad>', '<unk>'], then "
                 "`make tokenizer data`")
         if cfg.tokenizer.sentinel_tokens < 1:
             raise ConfigurationError(
-                "a t5 model needs sentinel tokens (span corruption replaces each hidden span "
-                "with one), and tokenizer.sentinel_tokens is 0"
+                "tokenizer.sentinel_tokens is 0, and a t5 model needs sentinel tokens (span "
+                "corruption replaces each hidden span with one)"
                 f"{_where(text, path, 'tokenizer', 'sentinel_tokens', overridden)}",
                 "set tokenizer.sentinel_tokens: 100, then `make tokenizer data`")
     if architecture == "gpt" and cfg.data.stride > cfg.model.max_length:

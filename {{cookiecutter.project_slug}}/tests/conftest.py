@@ -7,9 +7,15 @@ runs on a laptop CPU in minutes.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import socket
+import subprocess
 import sys
-from collections.abc import Callable
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +31,11 @@ import torch_env  # noqa: E402, F401, I001
 
 import torch  # noqa: E402
 
-from config import ModelConfig  # noqa: E402
+from config import ONLY_FOR, ModelConfig, available_architectures  # noqa: E402
+
+# This project's architecture (a project has the code of one: gpt, bert or t5). Tests that are
+# the same for every architecture build their models and configs for it.
+ARCHITECTURE = available_architectures()[0]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -40,10 +50,35 @@ def _seed() -> None:
 
 @pytest.fixture
 def tiny_model_config() -> ModelConfig:
-    """2 layers, width 32, vocab 256, context 64; 4 query heads sharing 2 k/v heads (GQA)."""
-    return ModelConfig(
-        layers=2, heads=4, kv_heads=2, dim=32, mlp_dim=64, max_length=64, vocab_size=256
-    )
+    """This project's architecture: 2 layers, width 32, vocab 256, context 64; gpt: 4 query heads
+    sharing 2 k/v heads (GQA)."""
+    return ModelConfig(architecture=ARCHITECTURE, layers=2, heads=4, kv_heads=2, dim=32,
+                       mlp_dim=64, max_length=64, vocab_size=256)
+
+
+def applies(section: str, key: str) -> bool:
+    """Whether llm.config.js of this project's architecture has section.key (config.ONLY_FOR)."""
+    return ARCHITECTURE in ONLY_FOR.get((section, key), (ARCHITECTURE,))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> Any:
+    """A tokenizer of exactly 256 tokens with this project's special tokens (and t5's
+    sentinels) first: what an objective needs, built in no time (a word-level vocabulary of
+    made-up words). Pairs with tiny_model_config."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from config import load_config
+
+    special = load_config(PROJECT_ROOT / "llm.config.js").tokenizer.all_special_tokens
+    vocab = {token: i for i, token in enumerate(special)}
+    vocab.update({f"w{i}": i for i in range(len(special), 256)})
+    unk = next(t for t in special if "unk" in t.lower())
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(special)
+    assert tok.get_vocab_size() == 256
+    return tok
 
 
 # ---- a model that has learned something: a 50-token cycle ----
@@ -133,6 +168,7 @@ def make_tiny_config(tmp_path: Path) -> Callable[..., Any]:
             "logging.dir": tmp_path / "logs",
         }
         values = {**TINY_PROJECT_OVERRIDES, **paths, **overrides}
+        values = {key: value for key, value in values.items() if applies(*key.split("."))}
         as_text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
         return load_config(PROJECT_ROOT / "llm.config.js", as_text)
 
@@ -142,7 +178,9 @@ def make_tiny_config(tmp_path: Path) -> Callable[..., Any]:
 def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> None:
     """Write folder/llm.config.js: this project's config with each of `changes` merged into its
     sections, in order, as a plain object literal. model.vocab_size is left out: a run takes it
-    from the trained tokenizer. Tests run the project's code in such a folder (PYTHONPATH)."""
+    from the trained tokenizer; so are the keys this project's architecture does not have (the
+    same changes serve gpt, bert and t5). Tests run the project's code in such a folder
+    (PYTHONPATH)."""
     from config import load_config
 
     data = load_config(PROJECT_ROOT / "llm.config.js").to_dict()
@@ -150,5 +188,52 @@ def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> N
     for change in changes:
         for section, values in change.items():
             data[section].update(values)
+    # Only the keys this architecture's llm.config.js has (a bert config has no kv_heads).
+    data = {section: {key: value for key, value in values.items() if applies(section, key)}
+            for section, values in data.items()}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
+
+
+# ---- serving deploy/replicate/ with cog's own HTTP server (no Docker) ----
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, data: dict | None = None, timeout: float = 120) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(data).encode() if data else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def serve_cog(folder: Path, port: int) -> Iterator[str]:
+    """`python -m cog.server.http` serving folder's predict.py:Runner; yields its base URL once
+    it is ready, and stops it (this process's own child) afterwards."""
+    # cog starts its worker with the `python` on PATH: make it this interpreter.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "COG_PREDICT_TYPE_STUB": "predict.py:Runner", "PORT": str(port),
+           "NO_PROXY": "127.0.0.1", "PATH": path}
+    server = subprocess.Popen([sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
+                              cwd=folder, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if http_json(f"{url}/health-check", timeout=5).get("status") == "READY":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "cog did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -177,15 +177,17 @@ def run(cfg: Config, resume: str | None, fresh: bool,
     device = pick_device(t.device)
     precision = pick_precision(t.precision, device, cfg.model.dim)
     meta, model_config, train_tokens, val_tokens = load_data(cfg)
-    folder = prepare_checkpoint_folder(cfg, resume is not None, fresh)
     callbacks = [
         LoggingCallback(cfg.logging.dir, cfg.logging.progress_bar, cfg.logging.tensorboard),
         CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
                            cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best),
         *(extra_callbacks or []),
     ]
+    # The trainer first: whatever it refuses (a tokenizer without the objective's special
+    # tokens, ...) is refused before a previous run is moved aside.
     trainer = build_trainer(cfg, model_config, train_tokens, val_tokens, meta, device,
                             precision, callbacks, meta["tokenizer_hash"])
+    folder = prepare_checkpoint_folder(cfg, resume is not None, fresh)
     if resume is not None:
         resume_from(trainer, resume, folder)
         if trainer.step >= t.max_steps:
