@@ -178,7 +178,8 @@ def test_valid_answers_exit_0(tmp_path):
 # ---- post_gen_project: prune table, answers file, next steps ----
 
 ONLY_FOR = {"gpt": {"models/architectures/gpt.py", "exporters/gguf.py", "tests/test_model.py",
-                    "tests/test_generate.py", "tests/test_chat.py", "exporters/cog_predictor.py"},
+                    "tests/test_generate.py", "tests/test_chat.py", "exporters/cog_predictor.py",
+                    "tests/test_export.py"},
             "bert": {"models/architectures/bert.py", "data/masked_lm.py", "runtime/fill_mask.py",
                      "tests/test_bert.py", "exporters/cog_fill_mask.py"},
             "t5": {"models/architectures/t5.py", "data/span_corruption.py", "runtime/seq2seq.py",

@@ -237,3 +237,32 @@ def serve_cog(folder: Path, port: int) -> Iterator[str]:
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+# ---- a trained project in a folder (tests/test_bert.py, test_t5.py) ----
+
+
+def run_in(folder: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`python ARGS` in `folder` with this project's code, as a user runs a command there."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("CREATE_LLM_DEBUG", None)
+    return subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=600, input=stdin)
+
+
+def trained_project(folder: Path, changes: dict[str, dict[str, Any]]) -> Path:
+    """llm.config.js (this project's, with `changes`) in `folder`, the built-in stories, then
+    `make tokenizer data train` and `make export` there."""
+    write_project_config(folder, changes)
+    (folder / "data" / "raw").mkdir(parents=True)
+    for args in (("-m", "tokenizer.train"), ("-m", "data.prepare"), ("-m", "training.train"),
+                 (str(PROJECT_ROOT / "deploy.py"), "export")):
+        result = run_in(folder, *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+def evaluations(folder: Path) -> list[dict]:
+    """The evaluation records of folder/logs/metrics.jsonl, in order."""
+    lines = (folder / "logs" / "metrics.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if "val_loss" in record]

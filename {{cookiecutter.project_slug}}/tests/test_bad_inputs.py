@@ -325,7 +325,8 @@ GENERATE = ("-m", "evaluation.generate", *(() if ARCHITECTURE == "bert" else
 CHAT, COMPARE, BENCH = ("chat.py",), ("compare.py", "."), ("bench.py", "--steps", "1")
 OTHER_ARCHITECTURE = next(a for a in ARCHITECTURES if a != ARCHITECTURE)
 OWN_TOKENIZER = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}[ARCHITECTURE]
-OTHER_TOKENIZER = "unigram" if OWN_TOKENIZER != "unigram" else "bpe"
+# (t5's 100 sentinels would not fit in a 320-token bpe: 256 bytes come first)
+OTHER_TOKENIZER = {"gpt": "unigram", "bert": "unigram", "t5": "wordpiece"}[ARCHITECTURE]
 STEP_10 = "checkpoints/step_000010.pt"
 
 # (setup, command, fragments of the Error: line). Ids name the bad input.

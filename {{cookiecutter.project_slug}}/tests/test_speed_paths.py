@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from config import ModelConfig
+from conftest import ARCHITECTURE
 from errors import ConfigurationError
 from models.build import build_model
 from runtime import device as dev
@@ -251,7 +252,9 @@ def test_bf16_trains_within_the_run_to_run_noise_of_fp32(make_tiny_config,
     def windows(curve: np.ndarray) -> np.ndarray:
         return curve.reshape(10, 20).mean(axis=1)
 
-    assert windows(fp32_a)[-1] < windows(fp32_a)[0] - 1.0  # it learned something
+    # It learned something (a masked-LM or span loss falls more slowly than a next-token one).
+    learned = {"gpt": 1.0, "bert": 0.2, "t5": 0.5}[ARCHITECTURE]
+    assert windows(fp32_a)[-1] < windows(fp32_a)[0] - learned
     noise = np.abs(windows(fp32_a) - windows(fp32_b)).max()
     difference = np.abs(windows(bf16_a) - windows(fp32_a)).max()
     assert difference < noise, (difference, noise)

@@ -16,10 +16,7 @@ this project's T5.)
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +26,15 @@ from tokenizers import Tokenizer
 
 import bench
 from config import GenerationConfig, ModelConfig
-from conftest import free_port, http_json, make_cycle_sequence, serve_cog, write_project_config
+from conftest import (
+    evaluations,
+    free_port,
+    http_json,
+    make_cycle_sequence,
+    run_in,
+    serve_cog,
+    trained_project,
+)
 from data.dataset import TrainBatches
 from data.span_corruption import SpanCorruption
 from exporters.hf import hf_state_dict, special_tokens_of, t5_config
@@ -219,7 +224,7 @@ def test_a_tiny_t5_learns_to_write_the_missing_spans(config: ModelConfig) -> Non
     batches = TrainBatches(seq, batch_size=16, window=raw, seed=0, make_batch=make)
     model = T5(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(150):
+    for _ in range(300):
         _, loss = model(**batches.next_batch())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -249,37 +254,19 @@ def test_the_benchmark_counts_encoder_and_decoder_flops_from_the_real_model(
 # ---- 3. a project: train, evaluate, fill in spans, text to text, chat, export ----
 
 
-def run(folder: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(PROJECT), "TOKENIZERS_PARALLELISM": "false"}
-    env.pop("CREATE_LLM_DEBUG", None)
-    return subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True,
-                          text=True, timeout=600, input=stdin)
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A micro T5 project (unigram, built-in stories) trained for 200 steps, exported."""
-    folder = tmp_path_factory.mktemp("t5") / "my-t5"
-    write_project_config(folder, MICRO)
-    (folder / "data" / "raw").mkdir(parents=True)
-    for args in (("-m", "tokenizer.train"), ("-m", "data.prepare"), ("-m", "training.train"),
-                 (str(PROJECT / "deploy.py"), "export")):
-        result = run(folder, *args)
-        assert result.returncode == 0, result.stdout + result.stderr
-    return folder
-
-
-def evaluations(folder: Path) -> list[dict]:
-    lines = (folder / "logs" / "metrics.jsonl").read_text().splitlines()
-    return [r for r in map(json.loads, lines) if "val_loss" in r]
+    return trained_project(tmp_path_factory.mktemp("t5") / "my-t5", MICRO)
 
 
 def test_training_makes_it_write_the_spans(trained: Path) -> None:
     first, last = evaluations(trained)[0], evaluations(trained)[-1]
     assert set(last) >= {"step", "val_loss", "val_ppl", "val_span_match"}
     assert "val_bpb" not in last
-    assert last["val_loss"] < first["val_loss"] - 0.5
-    result = run(trained, "-m", "evaluation.evaluate", "--max-batches", "4", "--json", "e.json")
+    assert last["val_loss"] < first["val_loss"]
+    assert last["val_loss"] < np.log(500) - 1.0  # an untrained model: ~ln(vocabulary)
+    result = run_in(trained, "-m", "evaluation.evaluate", "--max-batches", "4", "--json", "e.json")
     assert result.returncode == 0, result.stderr
     report = json.loads((trained / "e.json").read_text())
     assert report["objective"] == "span-corruption"
@@ -298,23 +285,23 @@ def test_generate_fills_sentinels_and_answers_plain_text(trained: Path) -> None:
     greedy = GenerationConfig(max_new_tokens=24, temperature=0.0, repetition_penalty=1.0)
     written = list(generate_seq2seq(model, ids, greedy, PAD, (EOS,)))
     spans = split_spans(written, [tokenizer.token_to_id(f"<extra_id_{i}>") for i in range(100)])
-    result = run(trained, "-m", "evaluation.generate", "--temperature", "0")
+    result = run_in(trained, "-m", "evaluation.generate", "--temperature", "0")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert "<extra_id_" not in lines[0] and lines[0].startswith("Once upon a time, there was a [")
     for number in (0, 1):
         text = tokenizer.decode(spans.get(number, [])).strip()
         assert f"  <extra_id_{number}>: {text!r}" in lines
-    plain = run(trained, "-m", "evaluation.generate", "--prompt", "Once upon a time",
+    plain = run_in(trained, "-m", "evaluation.generate", "--prompt", "Once upon a time",
                 "--temperature", "0")
     assert plain.returncode == 0 and "tokens/s]" in plain.stderr, plain.stderr
-    uncached = run(trained, "-m", "evaluation.generate", "--prompt", "Once upon a time",
+    uncached = run_in(trained, "-m", "evaluation.generate", "--prompt", "Once upon a time",
                    "--temperature", "0", "--no-cache")
     assert uncached.stdout == plain.stdout
 
 
 def test_chat_is_text_to_text(trained: Path) -> None:
-    result = run(trained, str(PROJECT / "chat.py"), "--temperature", "0", "--max-tokens", "12",
+    result = run_in(trained, str(PROJECT / "chat.py"), "--temperature", "0", "--max-tokens", "12",
                  stdin="The cat <extra_id_0> the mat.\n/save talk.txt\n")
     assert result.returncode == 0, result.stderr
     assert "text to text" in result.stderr and "Traceback" not in result.stderr
@@ -352,7 +339,7 @@ def test_transformers_loads_the_export_and_writes_what_we_write(trained: Path) -
 
 
 def test_gguf_is_refused_with_the_reason(trained: Path) -> None:
-    result = run(trained, str(PROJECT / "deploy.py"), "export", "--format", "gguf")
+    result = run_in(trained, str(PROJECT / "deploy.py"), "export", "--format", "gguf")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "Error: GGUF export is for gpt models, and this one is t5" in result.stderr
     assert "Suggestion: export for transformers instead" in result.stderr
@@ -363,7 +350,7 @@ def test_gguf_is_refused_with_the_reason(trained: Path) -> None:
     (("--top-p", "0"), "generation.top_p must be in [0.000001, 1]"),
 ])
 def test_generate_refuses_clearly(trained: Path, args: tuple, says: str) -> None:
-    result = run(trained, "-m", "evaluation.generate", *args)
+    result = run_in(trained, "-m", "evaluation.generate", *args)
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
     assert len(errors) == 1 and says in errors[0], result.stderr
@@ -379,7 +366,7 @@ def test_the_replicate_predictor_writes_the_spans_over_http(trained: Path,
     pytest.importorskip("transformers")
     folder = tmp_path / "p"
     shutil.copytree(trained, folder)
-    run(folder, str(PROJECT / "deploy.py"), "deploy", "--target", "replicate")
+    run_in(folder, str(PROJECT / "deploy.py"), "deploy", "--target", "replicate")
     target = folder / "deploy" / "replicate"
     with serve_cog(target, free_port()) as url:
         answer = http_json(f"{url}/predictions", {"input": {
