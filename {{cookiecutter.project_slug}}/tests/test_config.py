@@ -31,7 +31,9 @@ def test_the_project_config_loads_with_types() -> None:
     assert cfg.model.architecture == ARCHITECTURE  # the one whose code this project has
     assert isinstance(cfg.training.learning_rate, float)
     assert isinstance(cfg.training.batch_size, int)
-    assert cfg.tokenizer.special_tokens[0] == "<|endoftext|>"
+    # the token that ends every document: gpt's own, bert's [SEP], t5's </s>
+    assert cfg.tokenizer.special_tokens[0] == {"gpt": "<|endoftext|>", "bert": "[SEP]",
+                                               "t5": "</s>"}[ARCHITECTURE]
     assert cfg.model.dim % cfg.model.heads == 0
 
 

@@ -215,7 +215,9 @@ def test_spans_come_from_the_batches_generator_so_resume_repeats_them() -> None:
 
 def test_a_tiny_t5_learns_to_write_the_missing_spans(config: ModelConfig) -> None:
     """On a sequence where each token determines the next, a cut-out span can be recovered
-    exactly: the trained model writes (teacher-forced) nearly every output token right."""
+    from the token before its sentinel. Untrained, ~1 output token in 256 is right; guessing
+    the commonest ones, a few in 100; the trained model writes most of them right (teacher-
+    forced; where a span ends, and so when the next sentinel comes, is random)."""
     torch.manual_seed(0)
     seq = make_cycle_sequence(vocab=256)
     seq = torch.where(seq < 110, seq + 110, seq).numpy().astype(np.uint16)  # no special ids
@@ -234,7 +236,7 @@ def test_a_tiny_t5_learns_to_write_the_missing_spans(config: ModelConfig) -> Non
     with torch.no_grad():
         logits, _ = model(batch["input_ids"], batch["decoder_input_ids"])
     accuracy = (logits.argmax(-1) == batch["labels"]).float().mean().item()
-    assert accuracy > 0.9, accuracy
+    assert accuracy > 0.5, accuracy
 
 
 def test_the_benchmark_counts_encoder_and_decoder_flops_from_the_real_model(
