@@ -66,8 +66,10 @@ def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) 
             "restore the tokenizer it was trained with (tokenizer/tokenizer.json, then "
             "`make data`), or start a new run with `make train ARGS=--fresh`",
         )
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     for key in ARCHITECTURE_KEYS:
-        if saved.get(key) != model_config[key]:
+        # A key a checkpoint predates had its default value then (e.g. t5's buckets).
+        if saved.get(key, defaults[key]) != model_config[key]:
             raise TrainingError(
                 f"cannot resume from {path}: it has model.{key} = {saved.get(key)}, "
                 f"the current config has {model_config[key]}",
