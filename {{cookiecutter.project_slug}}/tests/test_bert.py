@@ -36,7 +36,7 @@ from conftest import (
 )
 from data.dataset import TrainBatches
 from data.masked_lm import MaskedLM
-from exporters.hf import bert_config, hf_state_dict, special_tokens_of
+from exporters.hf import bert_config, check_hf_folder, hf_state_dict, special_tokens_of
 from models.architectures.bert import BERT
 from runtime.checkpoints import load_trained_model
 from runtime.fill_mask import fill_masks
@@ -254,6 +254,7 @@ def test_transformers_loads_the_export_and_fills_masks_like_make_generate(traine
     transformers = pytest.importorskip("transformers")
     hf = trained / "export" / "hf"
     config = json.loads((hf / "config.json").read_text())
+    assert check_hf_folder(hf) == config  # what `make deploy` checks before an upload
     assert config["architectures"] == ["BertForMaskedLM"] and "auto_map" not in config
     theirs = transformers.AutoModelForMaskedLM.from_pretrained(hf).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf)

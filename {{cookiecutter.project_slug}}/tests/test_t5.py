@@ -37,7 +37,7 @@ from conftest import (
 )
 from data.dataset import TrainBatches
 from data.span_corruption import SpanCorruption
-from exporters.hf import hf_state_dict, special_tokens_of, t5_config
+from exporters.hf import check_hf_folder, hf_state_dict, special_tokens_of, t5_config
 from models.architectures.t5 import T5, relative_position_bucket
 from runtime.checkpoints import load_trained_model
 from runtime.seq2seq import generate_seq2seq, split_spans
@@ -315,6 +315,7 @@ def test_transformers_loads_the_export_and_writes_what_we_write(trained: Path) -
     transformers = pytest.importorskip("transformers")
     hf = trained / "export" / "hf"
     config = json.loads((hf / "config.json").read_text())
+    assert check_hf_folder(hf) == config  # what `make deploy` checks before an upload
     assert config["architectures"] == ["T5ForConditionalGeneration"] and "auto_map" not in config
     assert config["feed_forward_proj"] == "gated-gelu" and config["decoder_start_token_id"] == PAD
     theirs = transformers.AutoModelForSeq2SeqLM.from_pretrained(hf).eval()
