@@ -555,6 +555,10 @@ REFUSED = [
                  id="lock-file-cannot-be-created-train"),
     pytest.param(lock_file_is_a_folder, PREPARE,
                  ["cannot create the lock file .llm.lock"], id="lock-file-cannot-be-created-data"),
+    # -- exports --
+    pytest.param(no_setup, ("deploy.py", "export", "--format", "gguf"),
+                 [f"GGUF export is for gpt models, and this one is {ARCHITECTURE}"],
+                 id="export-gguf-of-bert-or-t5", marks=only("bert", "t5")),
     # -- other commands' own inputs --
     pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),

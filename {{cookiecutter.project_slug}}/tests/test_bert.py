@@ -280,13 +280,6 @@ def test_transformers_loads_the_export_and_fills_masks_like_make_generate(traine
     assert "Validation masked-token accuracy" in card
 
 
-def test_gguf_is_refused_with_the_reason(trained: Path) -> None:
-    result = run_in(trained, str(PROJECT / "deploy.py"), "export", "--format", "gguf")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "Error: GGUF export is for gpt models, and this one is bert" in result.stderr
-    assert "Suggestion: export for transformers instead" in result.stderr
-
-
 @pytest.mark.parametrize(("args", "says"), [
     (("--prompt", "No mask here."), "the prompt has no [MASK] token"),
     (("--temperature", "0.5"), "`generation.temperature` is a setting of gpt and t5 models"),

@@ -341,13 +341,6 @@ def test_transformers_loads_the_export_and_writes_what_we_write(trained: Path) -
     assert "Validation spans exactly right" in card
 
 
-def test_gguf_is_refused_with_the_reason(trained: Path) -> None:
-    result = run_in(trained, str(PROJECT / "deploy.py"), "export", "--format", "gguf")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "Error: GGUF export is for gpt models, and this one is t5" in result.stderr
-    assert "Suggestion: export for transformers instead" in result.stderr
-
-
 @pytest.mark.parametrize(("args", "says"), [
     (("--prompt", "w " * 300), "more than the model's context of 64"),
     (("--top-p", "0"), "generation.top_p must be in [0.000001, 1]"),
