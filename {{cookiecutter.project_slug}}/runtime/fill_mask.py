@@ -88,7 +88,10 @@ def sample_fill(model: torch.nn.Module, tokenizer: Tokenizer, prompt: str, mask_
     mask = tokenizer.id_to_token(mask_id)
     if mask not in prompt:
         prompt = f"{prompt} {mask}"
-    return fill_masks(model, tokenizer, prompt, mask_id, cls_id, sep_id, top_k=1).text
+    try:
+        return fill_masks(model, tokenizer, prompt, mask_id, cls_id, sep_id, top_k=1).text
+    except ConfigurationError as error:  # a log line, never the end of a training run
+        return f"(no sample: {error.message})"
 
 
 @torch.no_grad()

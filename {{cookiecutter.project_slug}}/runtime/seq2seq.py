@@ -154,8 +154,11 @@ def sample_spans(model: torch.nn.Module, tokenizer: Tokenizer, prompt: str,
     then continues it)."""
     if not SENTINEL.search(prompt):
         prompt = f"{prompt} <extra_id_0>"
-    return fill_spans(model, tokenizer, prompt, settings, start_id, eos_id, sentinel_ids,
-                      generator).text
+    try:
+        return fill_spans(model, tokenizer, prompt, settings, start_id, eos_id, sentinel_ids,
+                          generator).text
+    except ConfigurationError as error:  # a log line, never the end of a training run
+        return f"(no sample: {error.message})"
 
 
 # ---- evaluation ----
