@@ -1,13 +1,15 @@
 """The size presets as model shapes and parameter counts, without torch: one source for all.
 
-cookiecutter.json's `_presets` holds the numbers. This module turns a set of answers into the
-model shape that the generated llm.config.js gets (a preset's numbers, or the custom_* answers)
-and counts that model's parameters. Its readers:
+cookiecutter.json's `_presets` holds the numbers: each preset's values are gpt's, and its `bert`
+and `t5` entries hold what differs for those architectures (their shapes, learning rates, ...).
+This module turns a set of answers into the values the generated llm.config.js gets (a preset's
+numbers for the chosen architecture, or the custom_* answers) and counts that model's
+parameters. Its readers:
 - cookiecutter, which renders llm.config.js and README.md with the filters below (cookiecutter.json
   names this module in `_extensions`; cookiecutter puts the template folder on sys.path);
 - the create-llm wrapper, which loads this file for `--list-templates` and its summary;
 - the tests, which check every count against the generated project's real model (built on
-  torch's meta device), so the formula cannot drift from the architecture.
+  torch's meta device), for every architecture, so the formulas cannot drift from the models.
 
 Standard library and Jinja only (cookiecutter brings Jinja).
 """
@@ -19,36 +21,92 @@ from typing import Any
 from jinja2 import Environment
 from jinja2.ext import Extension
 
+ARCHITECTURES = ("gpt", "bert", "t5")
 SHAPE_KEYS = ("layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length", "vocab_size")
 CUSTOM_KEYS = ("layers", "heads", "dim", "vocab_size", "max_length")  # the custom_<key> answers
+T5_BUCKETS = 32  # model.relative_attention_buckets of every t5 llm.config.js
 
 
-def custom_mlp_dim(dim: int) -> int:
-    """SwiGLU hidden width for a custom model: 8/3 * dim (the usual ratio) rounded up to a
-    multiple of 32, which keeps matrix multiplications on efficient sizes."""
+def answer(answers: dict[str, Any], key: str, default: str) -> str:
+    """An answer; for a choice not yet made (cookiecutter.json's list itself), its default,
+    the first choice."""
+    value = answers.get(key, default)
+    return value[0] if isinstance(value, list) else value
+
+
+# tokenizer "auto": each architecture's own kind (the others stay available)
+DEFAULT_TOKENIZERS = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}
+
+
+def tokenizer_type(answers: dict[str, Any]) -> str:
+    """The tokenizer type the answers choose: "auto" is the architecture's own (gpt: bpe,
+    bert: wordpiece, t5: unigram)."""
+    chosen = answer(answers, "tokenizer", "auto")
+    return DEFAULT_TOKENIZERS[answer(answers, "model", "gpt")] if chosen == "auto" else chosen
+
+
+def custom_mlp_dim(dim: int, architecture: str = "gpt") -> int:
+    """Feed-forward width for a custom model. gpt (SwiGLU) and t5 (gated GELU): 8/3 * dim, the
+    usual ratio for a gated block, rounded up to a multiple of 32 (efficient matrix sizes);
+    bert: 4 * dim, as in BERT."""
+    if architecture == "bert":
+        return 4 * dim
     return (dim * 8 // 3 + 31) // 32 * 32
 
 
-def model_shape(answers: dict[str, Any]) -> dict[str, int]:
-    """The model sizes that a set of answers gives: the preset's, or the custom_* answers (with
-    plain multi-head attention and the rounded SwiGLU width). `answers` is cookiecutter's
-    context: it holds `preset`, `_presets` and the custom_* answers."""
-    preset = answers["preset"]
-    if preset != "custom":
-        return {key: int(answers["_presets"][preset][key]) for key in SHAPE_KEYS}
-    sizes = {key: int(answers[f"custom_{key}"]) for key in CUSTOM_KEYS}
-    return {**sizes, "kv_heads": sizes["heads"], "mlp_dim": custom_mlp_dim(sizes["dim"])}
+def preset_values(answers: dict[str, Any]) -> dict[str, Any]:
+    """Every value of the chosen preset for the chosen architecture (answers["model"]): gpt's
+    numbers with the architecture's own entry on top."""
+    preset = answers["_presets"][answer(answers, "preset", "tiny")]
+    architecture = answer(answers, "model", "gpt")
+    base = {key: value for key, value in preset.items() if key not in ARCHITECTURES}
+    return {**base, **preset.get(architecture, {})}
 
 
-def parameter_count(shape: dict[str, int]) -> int:
-    """Parameters of the generated project's GPT (models/architectures/gpt.py): a tied embedding,
-    then per block the q/k/v/o projections, SwiGLU's gate/up/down and two RMSNorm weights, and a
-    final RMSNorm. No biases."""
-    dim, heads, kv_heads = shape["dim"], shape["heads"], shape["kv_heads"]
-    head_dim = dim // heads
-    attention = dim * head_dim * (heads + 2 * kv_heads) + heads * head_dim * dim
-    block = attention + 3 * dim * shape["mlp_dim"] + 2 * dim
-    return shape["vocab_size"] * dim + shape["layers"] * block + dim
+def model_shape(answers: dict[str, Any]) -> dict[str, Any]:
+    """The model that a set of answers gives: the preset's shape, or the custom_* answers (with
+    plain multi-head attention and the rounded feed-forward width), and its "architecture".
+    `answers` is cookiecutter's context: it holds `preset`, `model`, `_presets` and the custom_*
+    answers. bert and t5 have no grouped-query attention: their kv_heads is heads."""
+    architecture = answer(answers, "model", "gpt")
+    if answer(answers, "preset", "tiny") != "custom":
+        values = preset_values(answers)
+        shape = {key: int(values[key]) for key in SHAPE_KEYS}
+    else:
+        sizes = {key: int(answers[f"custom_{key}"]) for key in CUSTOM_KEYS}
+        shape = {**sizes, "kv_heads": sizes["heads"],
+                 "mlp_dim": custom_mlp_dim(sizes["dim"], architecture)}
+    if architecture != "gpt":
+        shape["kv_heads"] = shape["heads"]
+    return {**shape, "architecture": architecture}
+
+
+def parameter_count(shape: dict[str, Any]) -> int:
+    """Parameters of the generated project's model of shape["architecture"] (default gpt)."""
+    architecture = shape.get("architecture", "gpt")
+    V, L, d, m = shape["vocab_size"], shape["layers"], shape["dim"], shape["mlp_dim"]
+    if architecture == "bert":
+        # models/architectures/bert.py: word, position and 2 token-type embeddings and their
+        # LayerNorm; per layer q/k/v/o (with biases), 2 LayerNorms, dense up and down (with
+        # biases); the MLM head's dense, LayerNorm and output bias (its matrix is the tied
+        # word embedding).
+        layer = 4 * (d * d + d) + 2 * d * m + m + d + 2 * 2 * d
+        return V * d + shape["max_length"] * d + 2 * d + 2 * d + L * layer + d * d + d + 2 * d + V
+    if architecture == "t5":
+        # models/architectures/t5.py: the shared (tied) embedding; per encoder block q/k/v/o,
+        # gated GELU's three matrices and 2 norms; per decoder block the same plus the
+        # cross-attention's q/k/v/o and a third norm; a relative position bias (buckets x
+        # heads) in each stack's first block, and each stack's final norm. No biases.
+        encoder = 4 * d * d + 3 * d * m + 2 * d
+        decoder = 8 * d * d + 3 * d * m + 3 * d
+        return V * d + L * (encoder + decoder) + 2 * T5_BUCKETS * shape["heads"] + 2 * d
+    # models/architectures/gpt.py: a tied embedding, then per block the q/k/v/o projections,
+    # SwiGLU's gate/up/down and two RMSNorm weights, and a final RMSNorm. No biases.
+    heads, kv_heads = shape["heads"], shape["kv_heads"]
+    head_dim = d // heads
+    attention = d * head_dim * (heads + 2 * kv_heads) + heads * head_dim * d
+    block = attention + 3 * d * m + 2 * d
+    return V * d + L * block + d
 
 
 def format_count(n: int) -> str:
@@ -61,9 +119,11 @@ def format_count(n: int) -> str:
 
 
 class PresetFilters(Extension):
-    """`{{ cookiecutter | model_shape }}`, `{{ shape | parameter_count | format_count }}`."""
+    """`{{ cookiecutter | preset_values }}`, `{{ cookiecutter | model_shape }}`,
+    `{{ shape | parameter_count | format_count }}`, `{{ cookiecutter | tokenizer_type }}`."""
 
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
-        environment.filters.update(model_shape=model_shape, parameter_count=parameter_count,
-                                   format_count=format_count)
+        environment.filters.update(preset_values=preset_values, model_shape=model_shape,
+                                   parameter_count=parameter_count, format_count=format_count,
+                                   tokenizer_type=tokenizer_type)

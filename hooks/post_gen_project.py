@@ -1,8 +1,9 @@
 """Finish the generated project (runs as a script inside it, stdlib only).
 
 1. Prune: remove the files that the chosen options do not need (LICENSE when the license is
-   "None"; each plugin's files when it was not chosen), and tool caches (__pycache__,
-   .ruff_cache) a template checkout may hold.
+   "None"; the files of the architectures not chosen, ARCHITECTURE_FILES; each plugin's files
+   when it was not chosen, PLUGIN_FILES), and tool caches (__pycache__, .ruff_cache) a template
+   checkout may hold.
 2. Write `.cookiecutter.json`: the answers, so the project can be regenerated or updated with
        cookiecutter --replay-file my-llm/.cookiecutter.json <template> -o elsewhere
    The file has cookiecutter's replay format, {"cookiecutter": {answers}}. It holds the public
@@ -30,6 +31,31 @@ CACHE_DIRS = ("__pycache__", ".ruff_cache", ".pytest_cache")
 REMOTE_TEMPLATE = re.compile(r"^(gh|gl|bb):|^[a-z][a-z0-9+.-]*://|^git@")
 
 
+# The files of one architecture only: a project keeps those of its own (`model`) and loses the
+# others, so a bert project has no gpt.py, and no chat.py (an encoder cannot chat).
+ARCHITECTURE_FILES = {
+    "models/architectures/gpt.py": ("gpt",),
+    "models/architectures/bert.py": ("bert",),
+    "models/architectures/t5.py": ("t5",),
+    "data/masked_lm.py": ("bert",),
+    "data/span_corruption.py": ("t5",),
+    "runtime/sampling.py": ("gpt", "t5"),
+    "runtime/fill_mask.py": ("bert",),
+    "runtime/seq2seq.py": ("t5",),
+    "exporters/gguf.py": ("gpt",),
+    "exporters/cog_predictor.py": ("gpt",),
+    "exporters/cog_fill_mask.py": ("bert",),
+    "exporters/cog_text2text.py": ("t5",),
+    "chat.py": ("gpt", "t5"),
+    "tests/test_model.py": ("gpt",),
+    "tests/test_generate.py": ("gpt",),
+    "tests/test_chat.py": ("gpt",),
+    "tests/test_export.py": ("gpt",),  # LlamaForCausalLM, GGUF (bert, t5: their own test file)
+    "tests/test_bert.py": ("bert",),
+    "tests/test_t5.py": ("t5",),
+}
+
+
 # The files of each plugin: a project keeps those of the plugins it was created with.
 PLUGIN_FILES = {
     "wandb": ["plugins/wandb.py", "tests/test_plugin_wandb.py"],
@@ -46,6 +72,8 @@ def chosen_plugins(answers: dict) -> set:
 def pruned_paths(answers: dict) -> list[str]:
     """The paths (relative to the project, '/'-separated) these answers do not need."""
     paths = ["LICENSE"] if answers["license"] == "None" else []
+    model = answers.get("model", "gpt")
+    paths += [path for path, models in ARCHITECTURE_FILES.items() if model not in models]
     chosen = chosen_plugins(answers)
     for name, files in PLUGIN_FILES.items():
         if name not in chosen:

@@ -27,14 +27,17 @@ MAX_SLUG_LENGTH = 64
 # The generated project's config.py holds the same limits (ModelConfig, TokenizerConfig); a test
 # checks on a table of answers that this hook accepts exactly what that code accepts.
 MIN_CONTEXT, MAX_CONTEXT = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
-# Byte-level BPE starts from 256 byte symbols plus the 3 special tokens; fewer cannot be trained.
-MIN_VOCAB_BPE, MIN_VOCAB_OTHER, MAX_VOCAB = 259, 64, 1 << 24
+# Byte-level BPE starts from 256 byte symbols plus the special tokens (gpt 3, bert 5, t5 3 and 100
+# sentinels); wordpiece and unigram from 64 plus the sentinels. Fewer cannot be trained.
+SPECIAL_TOKENS = {"gpt": 3, "bert": 5, "t5": 3 + 100}
+SENTINELS = {"gpt": 0, "bert": 0, "t5": 100}
+MIN_VOCAB_BYTES, MIN_VOCAB_OTHER, MAX_VOCAB = 256, 64, 1 << 24
 MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
 
 CHOICES = {  # keys whose value must be one of the choices in cookiecutter.json
     "preset": ("nano", "tiny", "small", "base", "custom"),
-    "model": ("gpt",),
-    "tokenizer": ("bpe", "wordpiece", "unigram"),
+    "model": ("gpt", "bert", "t5"),
+    "tokenizer": ("auto", "bpe", "wordpiece", "unigram"),
 }
 
 
@@ -125,7 +128,7 @@ def whole_number(key: str, value: object) -> int:
 
 def architecture(context: dict) -> dict:
     """The model sizes this answer set produces: the preset's numbers, or the custom_* answers."""
-    preset = context["preset"]
+    preset, model = context["preset"], context.get("model", "gpt")
     if preset == "custom":
         heads = whole_number("heads", context["custom_heads"])
         return {
@@ -136,13 +139,18 @@ def architecture(context: dict) -> dict:
             "max_length": whole_number("max_length", context["custom_max_length"]),
             "vocab_size": whole_number("vocab_size", context["custom_vocab_size"]),
         }
-    numbers = context["_presets"][preset]
+    # gpt's numbers, with the chosen architecture's own entry on top (create_llm_presets.py).
+    numbers = {**context["_presets"][preset], **context["_presets"][preset].get(model, {})}
     keys = ("layers", "heads", "kv_heads", "dim", "max_length", "vocab_size")
-    return {key: whole_number(f"preset {preset}: {key}", numbers[key]) for key in keys}
+    shape = {key: whole_number(f"preset {preset}: {key}", numbers[key]) for key in keys}
+    if model != "gpt":  # bert and t5: plain multi-head attention
+        shape["kv_heads"] = shape["heads"]
+    return shape
 
 
-def check_architecture(arch: dict, tokenizer: str = "bpe") -> None:
-    """Sizes the GPT cannot be built with (see models/architectures/gpt.py in the project)."""
+def check_architecture(arch: dict, tokenizer: str = "bpe", model: str = "gpt") -> None:
+    """Sizes the model cannot be built with (see models/architectures/<model>.py in the
+    project)."""
     layers, heads, kv_heads, dim = arch["layers"], arch["heads"], arch["kv_heads"], arch["dim"]
     for key, value, limit in (("layers", layers, MAX_LAYERS), ("heads", heads, MAX_HEADS),
                               ("dim", dim, MAX_DIM)):
@@ -158,7 +166,7 @@ def check_architecture(arch: dict, tokenizer: str = "bpe") -> None:
             "channels).",
             f"Use {hint}, or a number of heads that divides {dim}.",
         )
-    if (dim // heads) % 2:
+    if model == "gpt" and (dim // heads) % 2:
         raise AnswerError(
             f"the head size dim / heads = {dim // heads} is odd; rotary position embeddings "
             "rotate channels in pairs.",
@@ -172,10 +180,13 @@ def check_architecture(arch: dict, tokenizer: str = "bpe") -> None:
             f"max_length {arch['max_length']} is outside {MIN_CONTEXT}..{MAX_CONTEXT:,} tokens.",
             "Choose a context length like 256 or 1024.",
         )
-    min_vocab = MIN_VOCAB_BPE if tokenizer == "bpe" else MIN_VOCAB_OTHER
+    special = SPECIAL_TOKENS[model]
+    min_vocab = (MIN_VOCAB_BYTES + special if tokenizer == "bpe"
+                 else MIN_VOCAB_OTHER + SENTINELS[model])
     if not min_vocab <= arch["vocab_size"] <= MAX_VOCAB:
-        why = (" (byte-level BPE alone needs 256 byte symbols plus 3 special tokens)"
-               if tokenizer == "bpe" else "")
+        why = (f" (byte-level BPE alone needs 256 byte symbols plus {special} special tokens)"
+               if tokenizer == "bpe" else
+               f" (64 plus {SENTINELS[model]} sentinel tokens)" if SENTINELS[model] else "")
         raise AnswerError(
             f"vocab_size {arch['vocab_size']} is outside {min_vocab}..{MAX_VOCAB:,}{why}.",
             "Choose a vocabulary size like 8192 or 32000.",
@@ -191,7 +202,10 @@ def validate(context: dict) -> None:
     for key in CHOICES:
         check_choice(key, context[key])
     plugin_names(context["plugins"])
-    check_architecture(architecture(context), context["tokenizer"])
+    tokenizer = context["tokenizer"]
+    if tokenizer == "auto":  # the architecture's own (create_llm_presets.py: tokenizer_type)
+        tokenizer = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}[context["model"]]
+    check_architecture(architecture(context), tokenizer, context["model"])
 
 
 def report(error: AnswerError) -> None:

@@ -1,7 +1,7 @@
 """Bake the template with pytest-cookies and check what comes out.
 
-Matrix: every preset x every tokenizer (they change llm.config.js), with the independent
-license answer cycled through the rows, so the suite stays fast.
+Matrix: every preset x every architecture (they change llm.config.js and the file set), with the
+tokenizer and license answers cycled through the rows, so the suite stays fast.
 
     .venv/bin/python -m pytest tests/test_bake.py -q
 """
@@ -33,17 +33,31 @@ from create_llm.presets import template_presets
 
 TEMPLATE = cookiecutter_json()
 PRESETS = TEMPLATE["preset"]
+MODELS = TEMPLATE["model"]
 TOKENIZERS = TEMPLATE["tokenizer"]
 LICENSES = TEMPLATE["license"]
 # Plugins are independent of the model: cycled through the rows, like the license.
 PLUGINS = ["", "wandb", "huggingface,synthex", "wandb,huggingface,synthex", "synthex"]
 ALL_PLUGINS = "wandb,huggingface,synthex"
 MATRIX = [
-    (preset, tokenizer, license, plugins)
-    for (preset, tokenizer), license, plugins in zip(
-        itertools.product(PRESETS, TOKENIZERS), itertools.cycle(LICENSES),
-        itertools.cycle(PLUGINS), strict=False)
+    (preset, model, tokenizer, license, plugins)
+    for (preset, model), tokenizer, license, plugins in zip(
+        itertools.product(PRESETS, MODELS), itertools.cycle(TOKENIZERS),
+        itertools.cycle(LICENSES), itertools.cycle(PLUGINS), strict=False)
 ]
+# What each architecture's llm.config.js has that the others do not (config.py's ONLY_FOR).
+OWN_KEYS = {
+    "gpt": {"model": {"kv_heads", "rope_theta", "tie_embeddings"}, "data": {"stride"},
+            "generation": {"temperature", "top_p", "repetition_penalty", "max_new_tokens"},
+            "deployment": {"gguf_type"}},
+    "bert": {"objective": {"mask_probability"}},
+    "t5": {"model": {"relative_attention_buckets", "relative_attention_max_distance"},
+           "tokenizer": {"sentinel_tokens"}, "objective": {"noise_density", "mean_span_length"},
+           "generation": {"temperature", "top_p", "repetition_penalty", "max_new_tokens"}},
+}
+SPECIAL_TOKENS = {"gpt": ["<|endoftext|>", "<|pad|>", "<|unk|>"],
+                  "bert": ["[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]"],
+                  "t5": ["</s>", "<pad>", "<unk>"]}
 # Preset keys that describe the preset rather than set a value of llm.config.js.
 HARDWARE_KEYS = {"min_ram_gb", "device", "runs_on_cpu", "expected_time", "target_params"}
 LEFTOVER_MARKERS = ("{{", "}}", "{%", "%}")
@@ -81,10 +95,11 @@ def bake(cookies, **extra):
     return result.project_path
 
 
-@pytest.mark.parametrize("preset, tokenizer, license, plugins", MATRIX)
-def test_bake_matrix(cookies, tmp_path, preset, tokenizer, license, plugins):
-    project = bake(cookies, preset=preset, tokenizer=tokenizer, license=license, plugins=plugins)
-    context = rendered_context(preset=preset, tokenizer=tokenizer, license=license,
+@pytest.mark.parametrize("preset, model, tokenizer, license, plugins", MATRIX)
+def test_bake_matrix(cookies, tmp_path, preset, model, tokenizer, license, plugins):
+    project = bake(cookies, preset=preset, model=model, tokenizer=tokenizer, license=license,
+                   plugins=plugins)
+    context = rendered_context(preset=preset, model=model, tokenizer=tokenizer, license=license,
                                plugins=plugins)
 
     # Exactly the expected files, and no tool cache copied from a template checkout.
@@ -96,16 +111,38 @@ def test_bake_matrix(cookies, tmp_path, preset, tokenizer, license, plugins):
         for marker in LEFTOVER_MARKERS:
             assert marker not in text, f"{marker!r} left in {name}"
 
-    # llm.config.js parses and carries the preset's numbers.
+    # Exactly the architecture's own code: no other model file, no chat for an encoder.
+    files = tree_files(project)
+    assert {f"models/architectures/{m}.py" for m in MODELS} & files == \
+        {f"models/architectures/{model}.py"}
+    assert ("chat.py" in files) == (model != "bert")
+    assert ("exporters/gguf.py" in files) == (model == "gpt")
+
+    # llm.config.js parses and carries the preset's numbers for this architecture.
     config = parse_llm_config(project / "llm.config.js")
-    arch = template_presets().model_shape({**TEMPLATE, "preset": preset})
-    model = config["model"]
-    assert model["preset"] == preset and model["architecture"] == "gpt"
+    answers = {**TEMPLATE, "preset": preset, "model": model}
+    arch = template_presets().model_shape(answers)
+    section = config["model"]
+    assert section["preset"] == preset and section["architecture"] == model
     for key in ("layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length"):
-        assert model[key] == arch[key], key
-    assert config["tokenizer"]["type"] == tokenizer
+        if key == "kv_heads" and model != "gpt":
+            assert key not in section  # bert and t5: plain multi-head attention
+            continue
+        assert section[key] == arch[key], key
+    assert config["tokenizer"]["type"] == template_presets().tokenizer_type(
+        {"model": model, "tokenizer": tokenizer})
     assert config["tokenizer"]["vocab_size"] == arch["vocab_size"]
-    numbers = TEMPLATE["_presets"][preset]
+    assert config["tokenizer"]["special_tokens"] == SPECIAL_TOKENS[model]
+    owners: dict[tuple[str, str], set[str]] = {}
+    for owner, sections in OWN_KEYS.items():
+        for name, keys in sections.items():
+            for key in keys:
+                owners.setdefault((name, key), set()).add(owner)
+    for (name, key), who in owners.items():  # only the knobs that work for this architecture
+        assert (key in config.get(name, {})) == (model in who), (model, name, key)
+    if model == "t5":
+        assert config["tokenizer"]["sentinel_tokens"] == 100
+    numbers = template_presets().preset_values(answers)
     for key, value in numbers.items():
         if key in HARDWARE_KEYS or key in arch:
             continue
@@ -225,5 +262,26 @@ def test_baked_project_passes_its_own_tests(cookies):
     project = bake(cookies, preset="nano", plugins=ALL_PLUGINS)
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                             cwd=project, capture_output=True, text=True, check=False)
+    tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
+    assert result.returncode == 0, tail
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", [m for m in MODELS if m != "gpt"])
+def test_baked_bert_and_t5_pass_their_architecture_s_tests(cookies, model):
+    """bert and t5 nano bakes run what is theirs (the gpt bake above runs the whole suite; the
+    rest of the suite is the same code for every architecture): their own test file (parity
+    with transformers, objective, generate, chat, export, Replicate), a resume that equals an
+    uninterrupted run, the bad-input cases of their architecture, and ruff."""
+    project = bake(cookies, preset="nano", model=model)
+    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
+                          cwd=project, capture_output=True, text=True, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"tests/test_{model}.py",
+         "tests/test_training.py::test_resume_equals_an_uninterrupted_run",
+         "tests/test_bad_inputs.py", "-k",
+         f"test_{model} or resume_equals or architecture or mask or sentinel or {model}"],
+        cwd=project, capture_output=True, text=True, check=False)
     tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
     assert result.returncode == 0, tail

@@ -50,17 +50,21 @@ def test_list_templates_shows_computed_parameter_counts():
     result = runner.invoke(cli.app, ["--list-templates"], env={"COLUMNS": "200"})
     assert result.exit_code == 0
     presets = template_presets()
-    for preset in ("nano", "tiny", "small", "base"):
-        shape = presets.model_shape({**cookiecutter_json(), "preset": preset})
-        count = presets.format_count(presets.parameter_count(shape))
-        assert preset in result.output and count in result.output
-    assert "1.07M" in result.output and "10.1M" in result.output  # nano ~1M, tiny ~10M
+    tables = result.output.split("create-llm templates: --model ")[1:]
+    assert [table.split()[0] for table in tables] == cookiecutter_json()["model"]
+    for model, table in zip(cookiecutter_json()["model"], tables, strict=True):
+        for preset in ("nano", "tiny", "small", "base"):
+            answers = {**cookiecutter_json(), "preset": preset, "model": model}
+            count = presets.format_count(presets.parameter_count(presets.model_shape(answers)))
+            assert preset in table and count in table, (model, preset, count)
+    assert "1.07M" in tables[0] and "10.1M" in tables[0]  # gpt nano ~1M, tiny ~10M
+    assert "111M" in tables[1] and "60.6M" in tables[2]  # BERT-base's shape, T5-small's
     assert not Path("my-llm").exists()
 
 
 @pytest.mark.parametrize("args", [
     ["x", "--template", "huge"],
-    ["x", "--model", "bert"],
+    ["x", "--model", "lstm"],
     ["x", "--tokenizer", "sentencepiece"],
     ["x", "license=GPL"],
     ["x", "preset=huge"],
@@ -132,26 +136,29 @@ def test_template_braces_in_answers_are_refused():
 def test_prompts_ask_only_for_what_no_flag_set(monkeypatch):
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
     result = invoke("--skip-install", "--no-git",
-                    input="my-proj\nnano\nunigram\nwandb, synthex\n")
+                    input="my-proj\nnano\nbert\nunigram\nwandb, synthex\n")
     assert result.exit_code == 0, result.output
-    assert "What is your project named?" in result.output and "Plugins" in result.output
+    assert "What is your project named?" in result.output and "Architecture" in result.output
+    assert "Plugins" in result.output
     answers = answers_of(Path("my-proj"))
-    assert (answers["preset"], answers["tokenizer"]) == ("nano", "unigram")
+    assert (answers["preset"], answers["model"], answers["tokenizer"]) == \
+        ("nano", "bert", "unigram")
+    assert "architecture: 'bert'" in Path("my-proj/llm.config.js").read_text(encoding="utf-8")
     assert answers["plugins"] == "wandb,synthex"
     assert Path("my-proj/plugins/synthex.py").is_file()
 
-    result = invoke("other", "-t", "small", "--plugins", "", "--skip-install", "--no-git",
-                    input="wordpiece\n")
+    result = invoke("other", "-t", "small", "--model", "t5", "--plugins", "", "--skip-install",
+                    "--no-git", input="wordpiece\n")
     assert result.exit_code == 0, result.output
     assert "project named" not in result.output and "Model size" not in result.output
-    assert "Plugins" not in result.output
+    assert "Architecture" not in result.output and "Plugins" not in result.output
     assert answers_of(Path("other"))["tokenizer"] == "wordpiece"
 
 
 def test_a_mistyped_plugin_is_asked_again(monkeypatch):
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
-    result = invoke("p", "-t", "nano", "--tokenizer", "bpe", "--skip-install", "--no-git",
-                    input="wandbb\nwandb\n")
+    result = invoke("p", "-t", "nano", "--model", "gpt", "--tokenizer", "bpe", "--skip-install",
+                    "--no-git", input="wandbb\nwandb\n")
     assert result.exit_code == 0, result.output
     assert "'wandbb' is not a plugin. Did you mean wandb?" in result.output
     assert answers_of(Path("p"))["plugins"] == "wandb"
@@ -159,8 +166,8 @@ def test_a_mistyped_plugin_is_asked_again(monkeypatch):
 
 def test_custom_prompts_for_its_sizes(monkeypatch):
     monkeypatch.setattr(cli, "stdin_is_tty", lambda: True)
-    result = invoke("mine", "-t", "custom", "--tokenizer", "bpe", "--dim", "256",
-                    "--skip-install", "--no-git", input="\n4\n8\n4096\n128\n")
+    result = invoke("mine", "-t", "custom", "--model", "gpt", "--tokenizer", "bpe", "--dim",
+                    "256", "--skip-install", "--no-git", input="\n4\n8\n4096\n128\n")
     assert result.exit_code == 0, result.output
     answers = answers_of(Path("mine"))
     assert (answers["custom_layers"], answers["custom_heads"], answers["custom_dim"]) == \

@@ -119,7 +119,7 @@ def test_kv_heads_must_divide_heads(pre):
 
 def test_model_choice_is_checked(pre):
     with pytest.raises(pre.AnswerError, match="not a valid model"):
-        pre.validate({**rendered_context(), "model": "bert"})
+        pre.validate({**rendered_context(), "model": "lstm"})
 
 
 @pytest.mark.parametrize("key", ["project_name", "description", "author"])
@@ -197,26 +197,45 @@ PLUGIN_FILES = {
     "synthex": {"plugins/synthex.py", "data/synthex_prompts.txt", "tests/test_plugin_synthex.py"},
 }
 ALL_PLUGINS = "wandb,huggingface,synthex"
+ONLY_FOR = {"gpt": {"models/architectures/gpt.py", "exporters/gguf.py", "tests/test_model.py",
+                    "tests/test_generate.py", "tests/test_chat.py", "exporters/cog_predictor.py",
+                    "tests/test_export.py"},
+            "bert": {"models/architectures/bert.py", "data/masked_lm.py", "runtime/fill_mask.py",
+                     "tests/test_bert.py", "exporters/cog_fill_mask.py"},
+            "t5": {"models/architectures/t5.py", "data/span_corruption.py", "runtime/seq2seq.py",
+                   "tests/test_t5.py", "exporters/cog_text2text.py"}}
 
 
-def test_prune_removes_exactly_what_the_answers_do_not_need(post, tmp_path):
+def architecture_files_pruned(model: str) -> set[str]:
+    others = set().union(*(paths for name, paths in ONLY_FOR.items() if name != model))
+    # chat.py: an encoder cannot chat; sampling.py: the token sampler gpt and t5 share.
+    return others | ({"chat.py", "runtime/sampling.py"} if model == "bert" else set())
+
+
+@pytest.mark.parametrize("model", cookiecutter_json()["model"])
+def test_prune_removes_exactly_what_the_answers_do_not_need(post, tmp_path, model):
+    others = architecture_files_pruned(model)
     for license_name in cookiecutter_json()["license"]:
-        answers = rendered_context(license=license_name, plugins=ALL_PLUGINS)
-        assert post.pruned_paths(answers) == (["LICENSE"] if license_name == "None" else [])
-    for chosen in ("", "wandb", "huggingface,synthex", " synthex , wandb"):
-        names = {name.strip() for name in chosen.split(",") if name.strip()}
-        expected = set().union(*(files for name, files in PLUGIN_FILES.items()
-                                 if name not in names))
-        assert set(post.pruned_paths(rendered_context(plugins=chosen))) == expected, chosen
-    for path in post.pruned_paths(rendered_context(license="None")):
+        answers = rendered_context(license=license_name, model=model, plugins=ALL_PLUGINS)
+        expected = others | ({"LICENSE"} if license_name == "None" else set())
+        assert set(post.pruned_paths(answers)) == expected
+    for path in post.pruned_paths(rendered_context(license="None", model=model)):
         assert (PROJECT_TEMPLATE / path).exists(), f"stale path {path}"
     project = tmp_path / "project"
-    project.mkdir()
-    (project / "LICENSE").write_text("MIT")
-    (project / "README.md").write_text("kept")
-    post.prune(str(project), post.pruned_paths(rendered_context(license="None",
-                                                                 plugins=ALL_PLUGINS)))
+    for path in [*post.pruned_paths(rendered_context(license="None", model=model)),
+                 "README.md"]:
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text("x")
+    post.prune(str(project), post.pruned_paths(rendered_context(license="None", model=model)))
     assert tree_files(project) == {"README.md"}
+
+
+@pytest.mark.parametrize("chosen", ["", "wandb", "huggingface,synthex", " synthex , wandb"])
+def test_the_plugins_not_chosen_lose_their_files(post, chosen):
+    names = {name.strip() for name in chosen.split(",") if name.strip()}
+    expected = set().union(*(files for name, files in PLUGIN_FILES.items() if name not in names))
+    pruned = set(post.pruned_paths(rendered_context(plugins=chosen)))
+    assert pruned == expected | architecture_files_pruned("gpt")
 
 
 def test_tool_caches_from_a_template_checkout_are_removed(post, tmp_path):
@@ -256,6 +275,9 @@ def run_post_hook(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Compl
     project = tmp_path / "my-llm"
     project.mkdir()
     module = render_hook("post_gen_project", rendered_context(plugins=ALL_PLUGINS), tmp_path)
+    for path in module.pruned_paths(rendered_context()):  # the files it removes are there
+        (project / path).parent.mkdir(parents=True, exist_ok=True)
+        (project / path).write_text("x")
     return run_hook_script(module, project, env), project
 
 

@@ -18,7 +18,8 @@ What is measured (warm-up excluded, several repeats, medians):
   optimizer (a copy of the step with a timer between the phases); MFU = achieved FLOP/s over a
   matmul peak measured here, in the dtype the step computes in; peak memory.
 - data preparation: MB/s of `data.prepare.prepare` on a generated corpus (what `make data` runs).
-- generation: tokens/s for 256 new tokens with and without the KV cache (`make generate`'s path).
+- generation: tokens/s for 256 new tokens with and without the KV cache (`make generate`'s path:
+  gpt's text, t5's decoder; bert does not generate: it fills in its masks in one pass).
 
 Timings move with whatever else the machine is doing: compare numbers from one run (`--compare`
 interleaves the two setups for that reason), and close other programs for absolute figures.
@@ -46,10 +47,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
-from config import Config, GenerationConfig, ModelConfig, add_config_arguments, load_config
+from config import (
+    ONLY_FOR,
+    Config,
+    GenerationConfig,
+    ModelConfig,
+    add_config_arguments,
+    load_config,
+)
 from errors import ConfigurationError, run_cli
-from models.architectures.gpt import GPT
 from models.presets import PRESETS, SHAPE_KEYS, count_parameters
 from runtime.device import (
     describe,
@@ -57,7 +65,6 @@ from runtime.device import (
     pick_precision,
     set_threads,
 )
-from runtime.sampling import generate_tokens
 from training.optimizer import lr_at
 from training.trainer import Trainer, build_model, build_trainer
 
@@ -111,7 +118,8 @@ def matmul_peak(device: torch.device, precision: str, repeats: int = 5) -> float
     return 2 * n**3 / median_time(lambda: a @ b, device, repeats)
 
 
-def flops_per_token(config: ModelConfig, params: int) -> int:
+def flops_per_token(config: ModelConfig, params: int,
+                    lengths: tuple[int, int, int] | None = None) -> float:
     """Training FLOPs per token: 6 * params + 12 * layers * dim * context.
 
     6 * params: each weight does one multiply-add (2 FLOPs) per token in the forward pass and
@@ -122,10 +130,26 @@ def flops_per_token(config: ModelConfig, params: int) -> int:
     context although causal attention needs only half (PaLM's convention, also nanoGPT's).
     Gradient checkpointing's recomputation is not counted: MFU counts the model's FLOPs, not the
     extra work a memory-saving choice adds.
+
+    bert: the same, its position and token-type embeddings being lookups too (attention is
+    bidirectional, so all of the context is really computed). t5 (`lengths` = (text tokens per
+    row, encoder input S, decoder output T)): per row, 6 * (encoder blocks' params * S +
+    (decoder blocks' params + the tied output matrix) * T) + 12 * layers * dim * (S^2 + T^2 +
+    T * S) for its self-attentions and cross-attention, spread over the row's text tokens.
     """
-    if not config.tie_embeddings:
-        params -= config.vocab_size * config.dim  # embed_tokens: a lookup, not a matmul
-    return 6 * params + 12 * config.layers * config.dim * config.max_length
+    c = config
+    if c.architecture == "t5" and lengths is not None:
+        raw, S, T = lengths
+        encoder = c.layers * (4 * c.dim**2 + 3 * c.dim * c.mlp_dim + 2 * c.dim) + c.dim
+        decoder = c.layers * (8 * c.dim**2 + 3 * c.dim * c.mlp_dim + 3 * c.dim) + c.dim
+        per_row = 6 * (encoder * S + (decoder + c.vocab_size * c.dim) * T) + \
+            12 * c.layers * c.dim * (S * S + T * T + T * S)
+        return per_row / raw
+    if c.architecture == "bert":
+        params -= (c.max_length + 2) * c.dim  # position and token-type lookups
+    elif not c.tie_embeddings:
+        params -= c.vocab_size * c.dim  # embed_tokens: a lookup, not a matmul
+    return 6 * params + 12 * c.layers * c.dim * c.max_length
 
 
 # ---- training ----
@@ -168,11 +192,13 @@ class PhaseTimer:
 
 
 def make_trainer(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
-                 device: torch.device, precision: str) -> tuple[Trainer, PhaseTimer]:
-    """The model and Trainer of `make train` (training/trainer.py build_trainer), on `tokens`."""
+                 device: torch.device, precision: str,
+                 tokenizer: Tokenizer | None = None) -> tuple[Trainer, PhaseTimer]:
+    """The model and Trainer of `make train` (training/trainer.py build_trainer), on `tokens`
+    (`tokenizer`: the special tokens of bert's and t5's objectives)."""
     timer = PhaseTimer(device)
     trainer = build_trainer(cfg, model_config, tokens, tokens, {}, device, precision,
-                            tokenizer_hash="bench", timer=timer)
+                            tokenizer_hash="bench", timer=timer, tokenizer=tokenizer)
     trainer.model.train()
     return trainer, timer
 
@@ -203,14 +229,14 @@ def peak_memory(device: torch.device, rss_before: float | None) -> dict[str, Any
 
 
 def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
-                   device: torch.device, precision: str, args: argparse.Namespace
-                   ) -> dict[str, Any]:
+                   device: torch.device, precision: str, args: argparse.Namespace,
+                   tokenizer: Tokenizer | None = None) -> dict[str, Any]:
     t = cfg.training
-    tokens_per_step = t.batch_size * t.gradient_accumulation * model_config.max_length
     rss_before = peak_rss_mb()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    trainer, timer = make_trainer(cfg, model_config, tokens, device, precision)
+    trainer, timer = make_trainer(cfg, model_config, tokens, device, precision, tokenizer)
+    tokens_per_step = t.batch_size * t.gradient_accumulation * trainer.objective.tokens_per_row
     warmup = args.warmup + (3 if t.compile else 0)  # compiling happens in the first steps
     time_steps(trainer, warmup)
 
@@ -224,7 +250,7 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
     if args.compare:
         plain = dataclasses.replace(cfg, training=dataclasses.replace(
             t, compile=False, gradient_checkpointing=False))
-        setups["fp32"] = make_trainer(plain, model_config, tokens, device, "fp32")[0]
+        setups["fp32"] = make_trainer(plain, model_config, tokens, device, "fp32", tokenizer)[0]
         time_steps(setups["fp32"], args.warmup)
     step_times: dict[str, list[float]] = {name: [] for name in setups}
     for r in range(args.repeats):
@@ -235,7 +261,10 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
     split = {name: statistics.median(p[name] for p in phases) for name in phases[0]}
 
     params = trainer.model.num_parameters()
-    per_token = flops_per_token(model_config, params)
+    batch = trainer.batches.next_batch()  # the shapes of one row (t5: input and output)
+    lengths = (trainer.objective.tokens_per_row, batch["input_ids"].shape[1],
+               batch["labels"].shape[1]) if "decoder_input_ids" in batch else None
+    per_token = flops_per_token(model_config, params, lengths)
     tokens_per_sec = tokens_per_step / step_time
     peak = matmul_peak(device, precision)
     result = {
@@ -246,7 +275,9 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
         "step_seconds_repeats": step_times["fast"],
         "split_seconds": split,
         "flops_per_token": per_token,
-        "flops_formula": "6 * params + 12 * layers * dim * context",
+        "flops_formula": "6 * params + 12 * layers * dim * context" if lengths is None else
+                         "t5: 6 * (encoder * S + decoder * T) + 12 * layers * dim * (S^2 + T^2 + "
+                         "S * T), per text token",
         "achieved_flops": per_token * tokens_per_sec,
         "matmul_peak_flops": peak,
         "matmul_peak_dtype": precision,
@@ -322,7 +353,7 @@ def bench_data(cfg: Config, size_mb: float, repeats: int) -> dict[str, Any]:
         overrides = {"data.raw_dir": str(raw), "data.val_path": "",
                      "data.processed_dir": str(Path(tmp) / "processed"),
                      "tokenizer.path": tokenizer_path, "model.max_length": "8",
-                     "data.stride": "8"}
+                     **({"data.stride": "8"} if cfg.model.architecture == "gpt" else {})}
         config_path = str(Path(cfg.path).resolve())  # the child runs in the project folder
         command = [sys.executable, "-c", PREPARE_TIMER, config_path, json.dumps(overrides),
                    str(small), str((raw / "stories.txt").stat().st_size)]
@@ -343,26 +374,65 @@ def bench_data(cfg: Config, size_mb: float, repeats: int) -> dict[str, Any]:
 # ---- generation ----
 
 
-def bench_generation(model: GPT, new_tokens: int, repeats: int) -> dict[str, Any]:
-    """Tokens/s of greedy generation from one token, with and without the KV cache.
+def bench_generation(model: torch.nn.Module, new_tokens: int, repeats: int,
+                     start_id: int = 0) -> dict[str, Any] | None:
+    """Tokens/s of greedy generation, with and without the KV cache: gpt from one token, t5's
+    decoder for a 16-token input (from `start_id`, its start token). None for bert, which
+    does not generate (it fills in all its masks in one pass).
 
     The model is used as `make generate` uses it: float32 weights, no autocast.
     """
+    if model.config.architecture == "bert":
+        return None
     model.eval()
     times: dict[bool, list[float]] = {True: [], False: []}
     greedy = GenerationConfig(max_new_tokens=new_tokens, temperature=0.0, repetition_penalty=1.0)
     warm_up = dataclasses.replace(greedy, max_new_tokens=8)
+
+    def generate(settings: GenerationConfig, use_cache: bool) -> int:
+        if model.config.architecture == "t5":
+            from runtime.seq2seq import generate_seq2seq
+
+            tokens = generate_seq2seq(model, list(range(16)), settings, start_id,
+                                      use_cache=use_cache)
+        else:
+            from runtime.sampling import generate_tokens
+
+            tokens = generate_tokens(model, [0], settings, use_cache=use_cache)
+        return len(list(tokens))
+
     for use_cache in times:
-        list(generate_tokens(model, [0], warm_up, use_cache=use_cache))
+        generate(warm_up, use_cache)
     for r in range(repeats):
         for use_cache in ((True, False) if r % 2 == 0 else (False, True)):
             start = time.perf_counter()
-            n = len(list(generate_tokens(model, [0], greedy, use_cache=use_cache)))
+            n = generate(greedy, use_cache)
             times[use_cache].append(n / (time.perf_counter() - start))
     cached, uncached = statistics.median(times[True]), statistics.median(times[False])
     return {"new_tokens": new_tokens, "kv_cache_tokens_per_sec": cached,
             "no_cache_tokens_per_sec": uncached, "kv_cache_speedup": cached / uncached,
             "repeats": {"kv_cache": times[True], "no_cache": times[False]}}
+
+
+def objective_tokenizer(cfg: Config, vocab_size: int,
+                        size_mb: float = 1.0) -> tuple[Tokenizer | None, str]:
+    """The tokenizer bert's and t5's objectives take their special tokens from: the project's
+    (when its vocabulary fits the model's), else a throwaway one trained on generated stories
+    (in memory: nothing is left behind). gpt needs none."""
+    if cfg.model.architecture == "gpt":
+        return None, ""
+    from tokenizer.load import load_tokenizer
+
+    if Path(cfg.tokenizer.path).is_file():
+        tokenizer = load_tokenizer(cfg.tokenizer.path)
+        if tokenizer.get_vocab_size() <= vocab_size:
+            return tokenizer, "trained tokenizer"
+    from data.sample import generate_corpus
+    from tokenizer.train import train_tokenizer
+
+    return (train_tokenizer(generate_corpus(size_mb, cfg.data.seed), cfg.tokenizer,
+                            show_progress=False),
+            f"a throwaway {cfg.tokenizer.type} tokenizer (none trained yet)")
 
 
 # ---- putting it together ----
@@ -373,17 +443,20 @@ def load_bench_config(args: argparse.Namespace) -> Config:
     explicit = {dest.removeprefix("override:"): value for dest, value in vars(args).items()
                 if dest.startswith("override:") and value is not None}
     overrides: dict[str, str] = {}
+    architecture = load_config(args.config).model.architecture
+    has = lambda key: architecture in ONLY_FOR.get(("model", key), (architecture,))  # noqa: E731
     if args.preset:
         if args.preset not in PRESETS:
             raise ConfigurationError(f"unknown preset '{args.preset}'",
                                      f"use one of: {', '.join(PRESETS)}")
         shape = PRESETS[args.preset]
         overrides = {f"model.{key}": str(shape[key]) for key in SHAPE_KEYS
-                     if key != "vocab_size"}
+                     if key != "vocab_size" and has(key)}  # bert, t5: no kv_heads
         overrides["model.preset"] = args.preset
         overrides["tokenizer.vocab_size"] = str(shape["vocab_size"])
     overrides.update(explicit)
-    if "model.max_length" in overrides and "data.stride" not in explicit:
+    if "model.max_length" in overrides and "data.stride" not in explicit and \
+            architecture == "gpt":  # (bert and t5 have no stride)
         overrides["data.stride"] = overrides["model.max_length"]  # stride <= context
     return load_config(args.config, overrides)
 
@@ -458,6 +531,9 @@ def print_report(report: dict[str, Any]) -> None:
         row("once running (large corpora)", f"{d['mb_per_sec_running']:.1f} MB/s, after "
             f"{d['startup_seconds']:.1f} s of start-up")
     g = report.get("generation")
+    if "generation" in report and g is None:
+        print("\ngeneration: none to time (bert fills in all its [MASK]s in one forward pass; "
+              "that speed is `make eval`'s)")
     if g:
         print(f"\ngeneration ({g['new_tokens']} new tokens, greedy, float32 weights like "
               "make generate)")
@@ -528,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
     model_config = dataclasses.replace(cfg.model, vocab_size=vocab_size)
     precision = pick_precision(t.precision, device, model_config.dim)
     tokens, data_source = training_tokens(cfg, vocab_size)
+    tokenizer, _ = objective_tokenizer(cfg, vocab_size)
     print(f"Fast path: {describe(device, precision, threads, t.compile, t.gradient_checkpointing)}"
           f" (training.precision: '{t.precision}')")
 
@@ -536,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     model = None
     if "train" not in skip:
         print("Timing training steps...", flush=True)
-        training = bench_training(cfg, model_config, tokens, device, precision, args)
+        training = bench_training(cfg, model_config, tokens, device, precision, args, tokenizer)
         model = training.pop("_trainer").model
         report["training"] = training
         report["model"]["params"] = training["params"]
@@ -545,7 +622,12 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         if model is None:
             model = build_model(model_config, t, device)
-        report["generation"] = bench_generation(model, args.new_tokens, args.repeats)
+        start = 0
+        if model_config.architecture == "t5":  # its decoder starts from the padding token
+            from runtime.objectives import t5_special_ids
+
+            start = t5_special_ids(cfg, tokenizer)["start"]
+        report["generation"] = bench_generation(model, args.new_tokens, args.repeats, start)
     if "data" not in skip:
         print(f"Timing data preparation ({args.data_mb:g} MB of generated stories)...",
               flush=True)

@@ -17,6 +17,10 @@ The answer ends where the model writes the next "User:" (or "Model:") line or it
 token. When the transcript no longer fits in the model's context window, the oldest turns are
 left out of what the model sees (the /save transcript keeps them all).
 
+A t5 model chats as text to text (TextToTextSession): each message is the encoder's input and
+the answer is what the decoder writes; it does not see the earlier turns. (A bert model cannot
+chat: an encoder fills in [MASK]s; `make generate` does that.)
+
 Commands: /help, /reset, /temperature X, /top_k N, /top_p X, /max_tokens N, /save FILE (/save!
 FILE replaces a file), /quit.
 Ctrl+C during an answer stops it; Ctrl+C or Ctrl+D at the prompt quits.
@@ -36,7 +40,7 @@ import argparse
 import dataclasses
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -257,6 +261,15 @@ class ChatSession:
         self.dropped = first
         return ids
 
+    def tokens(self, ids: list[int]) -> Iterator[int]:
+        """The answer's tokens, as the model writes them after `ids`."""
+        return generate_tokens(self.model, ids, self.settings, stop_ids=(self.eot,),
+                               generator=self.generator)
+
+    def context_of_answer(self, ids: list[int]) -> list[int]:
+        """The tokens the answer's text follows (decoders join pieces by their neighbours)."""
+        return ids
+
     def reply(self, user: str, write: Callable[[str], None]) -> tuple[str, bool]:
         """Generate the answer to `user`, calling write() with each new piece of text.
 
@@ -264,7 +277,7 @@ class ChatSession:
         in the history, as it is in the transcript on screen.
         """
         ids = self.prompt(user)
-        stream = TextStream(self.tokenizer, ids)
+        stream = TextStream(self.tokenizer, self.context_of_answer(ids))
         stop = StopAtMarkers(self.markers)
         pieces: list[str] = []
         started = False  # the model's first token usually starts with a space: do not show it
@@ -279,8 +292,7 @@ class ChatSession:
                 write(text)
 
         interrupted = False
-        tokens = generate_tokens(self.model, ids, self.settings, stop_ids=(self.eot,),
-                                 generator=self.generator)
+        tokens = self.tokens(ids)
         try:
             for token in tokens:
                 show(stop.push(stream.push(token)))
@@ -358,6 +370,34 @@ class ChatSession:
         return f"Saved {turns} turn{'s' if turns != 1 else ''} to {path}"
 
 
+class TextToTextSession(ChatSession):
+    """t5: each message is the encoder's input and the answer is the decoder's output (text to
+    text). The model sees the message alone, not the conversation: it was not trained on
+    transcripts. /save still writes the whole conversation."""
+
+    def __init__(self, model: torch.nn.Module, tokenizer: Tokenizer, cfg: Config,
+                 seed: int | None = None, project_paths: ProjectPaths | None = None) -> None:
+        from runtime.objectives import t5_special_ids
+
+        self.ids = t5_special_ids(cfg, tokenizer)
+        super().__init__(model, tokenizer, self.ids["eos"], cfg.generation, seed, project_paths)
+
+    def prompt(self, user: str) -> list[int]:
+        # The message and the end-of-text token, as in training; a message longer than the
+        # encoder's context keeps its end.
+        ids = encode(self.tokenizer, user)[-(self.max_length - 1):]
+        return [*ids, self.eot]
+
+    def tokens(self, ids: list[int]) -> Iterator[int]:
+        from runtime.seq2seq import generate_seq2seq
+
+        return generate_seq2seq(self.model, ids, self.settings, self.ids["start"], (self.eot,),
+                                generator=self.generator)
+
+    def context_of_answer(self, ids: list[int]) -> list[int]:
+        return []  # the decoder starts a new text
+
+
 # ---- the terminal ----
 
 
@@ -425,13 +465,19 @@ def describe_model(model: torch.nn.Module, info: dict, device: torch.device) -> 
     preset = info["model_config"].get("preset", "custom")
     val = info.get("val_loss")
     val_text = f"val loss {val:.3f}" if val is not None else "val loss not measured yet"
-    return (f"Loaded {info['path']}: gpt '{preset}', {model.num_parameters() / 1e6:.2f}M "
-            f"parameters, trained {info['step']:,} steps, {val_text} ({device.type})")
+    return (f"Loaded {info['path']}: {model.config.architecture} '{preset}', "
+            f"{model.num_parameters() / 1e6:.2f}M parameters, trained {info['step']:,} steps, "
+            f"{val_text} ({device.type})")
 
 
 BASE_MODEL_NOTE = ("This is a base model: it continues text and is not instruction-tuned, so it "
                    "carries on the User:/Model: transcript rather than following instructions. "
                    "/help lists the commands.")
+TEXT_TO_TEXT_NOTE = ("This is a T5 model: each message is its input and its answer is its output "
+                     "(text to text); it does not see the earlier turns. Trained on span "
+                     "corruption only, it answers with its guesses for the blanks of the input: "
+                     "write <extra_id_0> where text is missing ('The cat <extra_id_0> the "
+                     "mat.'). /help lists the commands.")
 
 
 def run_chat(session: ChatSession, console: Console) -> None:
@@ -495,12 +541,21 @@ def main(argv: list[str] | None = None) -> int:
     if device.type == "cpu":
         set_threads(cfg.training.threads)
     model, info = load_trained_model(args.checkpoint, folder, device)
+    if model.config.architecture == "bert":
+        raise ConfigurationError(
+            "a BERT model cannot chat: it is an encoder, which fills in [MASK] tokens and does "
+            "not write text", "fill in masks with `make generate ARGS=\"--prompt 'The [MASK] "
+            "sat on the mat.'\"`")
     tokenizer, _ = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
-    session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer), cfg.generation,
-                          args.seed, ProjectPaths.of(cfg))
+    if model.config.architecture == "t5":
+        session: ChatSession = TextToTextSession(model, tokenizer, cfg, args.seed,
+                                                 ProjectPaths.of(cfg))
+    else:
+        session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer),
+                              cfg.generation, args.seed, ProjectPaths.of(cfg))
     console = Console(interactive=sys.stdin.isatty() and sys.stdout.isatty())
     console.info(describe_model(model, info, device))
-    console.info(BASE_MODEL_NOTE)
+    console.info(TEXT_TO_TEXT_NOTE if model.config.architecture == "t5" else BASE_MODEL_NOTE)
     try:
         run_chat(session, console)
     except BrokenPipeError:  # `python chat.py < prompts.txt | head`: the reader has gone

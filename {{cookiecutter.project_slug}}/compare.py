@@ -1,4 +1,5 @@
-"""Compare trained models side by side: size, training, loss, bits per byte, speed, generations.
+"""Compare trained models side by side: size, training, loss, bits per byte (or accuracy), speed,
+generations.
 
     make compare ARGS=". ../other-llm"             # = python compare.py . ../other-llm
     python compare.py . checkpoints/step_000200.pt  # this project's best vs an earlier step
@@ -13,6 +14,15 @@ text), or --text FILE. Each model re-tokenizes that text with its own tokenizer,
 token and perplexity are only comparable between models that share a tokenizer. Bits per byte
 spreads the loss over the UTF-8 bytes of the same text, so it is fair across tokenizers: the
 winner is the model with the lowest validation bits per byte (never the training loss).
+
+bert and t5 models are scored by their own objective (runtime/objectives.py): the loss and
+accuracy on the tokens hidden from them (masked-lm) or the spans cut out (span-corruption). Two
+of them are ranked by that loss only when they share a tokenizer (then the same tokens are
+hidden); models with different objectives are never ranked, since their losses measure different
+tasks, but are shown side by side. Their "generations" fill in the prompt's [MASK] or
+<extra_id_N> blanks (one is added at the end of a prompt without any). A model of an
+architecture this project has no code for is scored by its own project's code (compare.py run
+there, in a child process).
 
 The report: a table, the same prompts' generations side by side (fixed seed), and the loss
 curves of every run (from its logs/metrics.jsonl) in one PNG; --markdown and --json write it all
@@ -31,7 +41,9 @@ import functools
 import itertools
 import json
 import shutil
+import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -42,13 +54,18 @@ import numpy as np
 import torch
 from tokenizers import Tokenizer
 
-from config import Config, GenerationConfig, load_config, raise_argument_error
+from config import (
+    Config,
+    GenerationConfig,
+    available_architectures,
+    load_config,
+    raise_argument_error,
+)
 from data.splits import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
 from runtime.checkpoints import find_checkpoint, is_sharded, load_checkpoint, load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
-from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
-from runtime.sampling import generate_tokens
+from runtime.objectives import Objective, objective_for
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash, tokenizer_of
 
 # ---- which models: project folders and checkpoint files ----
@@ -99,13 +116,13 @@ def resolve_run(argument: str) -> Run:
                 f"{argument} is not a project folder (no llm.config.js in it or above it)",
                 "pass the folder of a project made by create-llm, or a checkpoint file in one",
             )
-        config = load_config(project / "llm.config.js")
+        config = load_config(project / "llm.config.js", own_project=False)
         folder = path if path != project else project / config.checkpoints.dir
         checkpoint = find_checkpoint("auto", folder, prefer="best")
         label = path.name if path == project else f"{project.name}/{path.name}"
         return Run(label, checkpoint.resolve(), project, config)
     project = find_project(path.parent) or _project_by_tokenizer(path)
-    config = load_config(project / "llm.config.js")
+    config = load_config(project / "llm.config.js", own_project=False)
     return Run(f"{project.name}/{path.stem}", path, project, config)
 
 
@@ -115,7 +132,7 @@ def _project_by_tokenizer(checkpoint: Path) -> Path:
     try:
         state = load_checkpoint(checkpoint, weights=False, mmap=True)
         trained_with = state.get("tokenizer_hash")
-        config = load_config(here / "llm.config.js")
+        config = load_config(here / "llm.config.js", own_project=False)
         if trained_with and trained_with == tokenizer_hash(here / config.tokenizer.path):
             return here
     except Exception:  # any failure means "not this project": say so below
@@ -199,9 +216,10 @@ def text_from_file(path: str, max_bytes: int) -> EvalText:
 # ---- scoring one model ----
 
 
-def score(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, text: EvalText, stride: int,
-          device: torch.device, precision: str) -> dict[str, float]:
-    """Loss, perplexity and bits per byte of the model on the text, in its own tokens."""
+def score(model: torch.nn.Module, objective: Objective, tokenizer: Tokenizer, eot: int,
+          text: EvalText, device: torch.device, precision: str) -> dict[str, Any]:
+    """The model's objective's measures on the text, in its own tokens: gpt's loss, perplexity
+    and bits per byte; bert's and t5's loss, perplexity and accuracy (runtime/objectives.py)."""
     ids: list[int] = []
     for encoding in tokenizer.encode_batch(text.documents, add_special_tokens=False):
         ids += encoding.ids + [eot]  # documents end with end-of-text, as in training data
@@ -209,21 +227,23 @@ def score(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, text: EvalText
         raise DataError(f"the text to score ({text.source}) is empty",
                         "give a longer text with --text FILE")
     tokens = np.asarray(ids, dtype=np.int64)
-    # A short text gets a shorter window rather than no score at all.
-    max_length = min(model.config.max_length, len(tokens) - 1)
-    loss, scored = evaluate_loss(model, tokens, max_length, min(stride, max_length),
-                                 batch_size=8, max_batches=None, device=device,
-                                 autocast_ctx=lambda: autocast(device, precision))
-    if scored == 0:
+    metrics = objective.evaluate(model, tokens, 8, None, device,
+                                 autocast_ctx=lambda: autocast(device, precision),
+                                 text_size=(len(tokens), text.num_bytes))
+    if metrics["scored_tokens"] == 0:
         raise DataError(f"no tokens could be scored in {text.source}",
                         "give a longer text with --text FILE")
-    return {"val_loss": loss, "perplexity": perplexity(loss), "eval_tokens": len(tokens),
-            "bits_per_byte": bits_per_byte(loss, len(tokens), text.num_bytes)}
+    accuracy = metrics.get("val_mlm_accuracy", metrics.get("val_span_match"))
+    return {"val_loss": metrics["val_loss"], "perplexity": metrics["val_ppl"],
+            "bits_per_byte": metrics.get("val_bpb"), "accuracy": accuracy,
+            "eval_tokens": len(tokens)}
 
 
 def generate_samples(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, prompts: list[str],
                      settings: GenerationConfig, seed: int) -> tuple[list[str], float]:
-    """Each prompt's continuation (the same seed for every model), and tokens per second."""
+    """gpt: each prompt's continuation (the same seed for every model), and tokens per second."""
+    from runtime.sampling import generate_tokens
+
     warm_up = dataclasses.replace(settings, max_new_tokens=4)
     list(generate_tokens(model, [eot], warm_up))  # outside the timing
     texts, count, seconds = [], 0, 0.0
@@ -242,19 +262,35 @@ def generate_samples(model: torch.nn.Module, tokenizer: Tokenizer, eot: int, pro
     return texts, count / max(seconds, 1e-9)
 
 
+def fill_samples(model: torch.nn.Module, objective: Objective, prompts: list[str],
+                 settings: GenerationConfig, seed: int) -> list[str]:
+    """bert and t5: each prompt with its blanks filled in ([MASK], <extra_id_N>; a prompt
+    without one gets one at its end)."""
+    return [objective.sample(model, prompt, settings, torch.Generator().manual_seed(seed))
+            for prompt in prompts]
+
+
 def evaluate_run(run: Run, text: EvalText, prompts: list[str], settings: GenerationConfig,
                  seed: int, device: torch.device) -> dict[str, Any]:
     model, info = load_trained_model(str(run.checkpoint), run.checkpoint.parent, device)
     tokenizer, _ = tokenizer_of(run.checkpoint, info["tokenizer_hash"], run.tokenizer_path)
     eot = eot_id(tokenizer, run.config.tokenizer)
     precision = pick_precision("auto", device, model.config.dim)
-    metrics = score(model, tokenizer, eot, text, run.config.data.stride, device, precision)
-    generations, speed = generate_samples(model, tokenizer, eot, prompts, settings, seed)
+    objective = objective_for(run.config, model.config, tokenizer)
+    metrics = score(model, objective, tokenizer, eot, text, device, precision)
+    speed = None
+    if objective.continues_prompt:
+        generations, speed = generate_samples(model, tokenizer, eot, prompts, settings, seed)
+    else:
+        generations = fill_samples(model, objective, prompts, settings, seed)
     result = {
         "label": run.label,
         "checkpoint": str(run.checkpoint),
         "project": str(run.project),
+        "architecture": model.config.architecture,
+        "objective": objective.name,
         "tokenizer": f"{run.config.tokenizer.type} {tokenizer.get_vocab_size()}",
+        "tokenizer_hash": info["tokenizer_hash"],
         "parameters": model.num_parameters(),
         "steps": info["step"],
         "tokens_seen": info["tokens_seen"],
@@ -268,14 +304,69 @@ def evaluate_run(run: Run, text: EvalText, prompts: list[str], settings: Generat
     return result
 
 
+def evaluate_elsewhere(run: Run, text: EvalText, prompts: list[str],
+                       settings: GenerationConfig, seed: int, device: str) -> dict[str, Any]:
+    """evaluate_run with the code of the run's own project, in a child process there: a project
+    has the code of its own architecture only, so a bert model is scored by its bert project's
+    code (its compare.py), even from a gpt project."""
+    request = {"run": str(run.checkpoint), "label": run.label, "documents": text.documents,
+               "bytes": text.num_bytes, "source": text.source, "prompts": prompts,
+               "settings": dataclasses.asdict(settings), "seed": seed, "device": device}
+    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
+        path = Path(folder) / "request.json"
+        path.write_text(json.dumps(request), encoding="utf-8")
+        result = subprocess.run([sys.executable, str(run.project / "compare.py"), "--score-one",
+                                 str(path)], cwd=run.project, capture_output=True, text=True)
+        if result.returncode != 0 or not (Path(folder) / "result.json").is_file():
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            raise TrainingError(
+                f"could not score it with its own project's code ({run.project}): "
+                f"{(lines or ['no output'])[-1][:200]}",
+                f"check that `make eval` works in {run.project}")
+        return json.loads((Path(folder) / "result.json").read_text(encoding="utf-8"))
+
+
+def score_one(request_path: str) -> None:
+    """The child side of evaluate_elsewhere: score one run, write result.json beside the
+    request."""
+    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
+    run = resolve_run(request["run"])
+    run.label = request["label"]
+    text = EvalText(request["documents"], request["bytes"], request["source"])
+    device = pick_device(request["device"])
+    result = evaluate_run(run, text, request["prompts"], GenerationConfig(**request["settings"]),
+                          request["seed"], device)
+    (Path(request_path).parent / "result.json").write_text(json.dumps(result), encoding="utf-8")
+
+
 # ---- the report ----
 
 
-def pick_winner(results: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Lowest bits per byte on the shared text (comparable across tokenizers)."""
+def ranking(results: list[dict[str, Any]]) -> tuple[str | None, str]:
+    """(the measure the models are ranked by, or None; why). gpt models: bits per byte on the
+    shared text (comparable across tokenizers). bert or t5 models: the loss, but only when they
+    share one tokenizer (then the same tokens are hidden from each). Models with different
+    objectives are never ranked by loss: their losses measure different tasks."""
     if len(results) < 2:
-        return None
-    return min(results, key=lambda r: r["bits_per_byte"])
+        return None, "Only one model: nothing to compare it with."
+    objectives = sorted({r["objective"] for r in results})
+    if len(objectives) > 1:
+        return None, (f"Not ranked: these models learn different objectives "
+                      f"({', '.join(objectives)}), so their losses measure different tasks and "
+                      "no number here compares them; they are shown side by side.")
+    if objectives[0] == "next-token":
+        return "bits_per_byte", "validation bits per byte"
+    if len({r["tokenizer_hash"] for r in results}) > 1:
+        return None, (f"Not ranked: these {objectives[0]} models have different tokenizers, so "
+                      "they hide different tokens of the text and their losses are not "
+                      "comparable; they are shown side by side.")
+    return "val_loss", f"validation {objectives[0]} loss"
+
+
+def pick_winner(results: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The best model by ranking()'s measure (lower is better), or None."""
+    key, _ = ranking(results)
+    return None if key is None else min(results, key=lambda r: r[key])
 
 
 def _human(n: float) -> str:
@@ -287,45 +378,64 @@ def _human(n: float) -> str:
 
 COLUMNS = ["run", "parameters", "steps", "tokens seen", "tokenizer", "val loss", "perplexity",
            "bits/byte", "gen tok/s"]
+# With bert or t5 models among them: what each learns, and its accuracy (masked tokens right,
+# spans exactly right), before the speed.
+OBJECTIVE_COLUMNS = [*COLUMNS[:1], "objective", *COLUMNS[1:-1], "accuracy", COLUMNS[-1]]
+TEXT_COLUMNS = {"run", "tokenizer", "objective"}
+
+
+def columns(results: list[dict[str, Any]]) -> list[str]:
+    return COLUMNS if all(r["objective"] == "next-token" for r in results) else OBJECTIVE_COLUMNS
+
+
+def _number(value: float | None, text: str) -> str:
+    return "-" if value is None else text.format(value)
 
 
 def table_rows(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> list[list[str]]:
-    return [[r["label"] + (" *" if r is winner else ""), _human(r["parameters"]),
-             f"{r['steps']:,}", _human(r["tokens_seen"]), r["tokenizer"], f"{r['val_loss']:.4f}",
-             f"{r['perplexity']:.2f}", f"{r['bits_per_byte']:.4f}",
-             f"{r['generation_tokens_per_sec']:,.0f}"] for r in results]
+    rows = []
+    for r in results:
+        cells = {"run": r["label"] + (" *" if r is winner else ""), "objective": r["objective"],
+                 "parameters": _human(r["parameters"]), "steps": f"{r['steps']:,}",
+                 "tokens seen": _human(r["tokens_seen"]), "tokenizer": r["tokenizer"],
+                 "val loss": f"{r['val_loss']:.4f}", "perplexity": f"{r['perplexity']:.2f}",
+                 "bits/byte": _number(r["bits_per_byte"], "{:.4f}"),
+                 "accuracy": _number(r["accuracy"] and 100 * r["accuracy"], "{:.1f}%"),
+                 "gen tok/s": _number(r["generation_tokens_per_sec"], "{:,.0f}")}
+        rows.append([cells[name] for name in columns(results)])
+    return rows
 
 
-def text_table(rows: list[list[str]]) -> str:
-    widths = [max(len(row[i]) for row in [COLUMNS, *rows]) for i in range(len(COLUMNS))]
+def text_table(rows: list[list[str]], names: list[str] = COLUMNS) -> str:
+    widths = [max(len(row[i]) for row in [names, *rows]) for i in range(len(names))]
     # Text columns to the left, numbers to the right.
     lines = []
-    for row in [COLUMNS, *rows]:
-        cells = [c.ljust(w) if i in (0, 4) else c.rjust(w)
+    for row in [names, *rows]:
+        cells = [c.ljust(w) if names[i] in TEXT_COLUMNS else c.rjust(w)
                  for i, (c, w) in enumerate(zip(row, widths, strict=True))]
         lines.append("  ".join(cells).rstrip())
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 
-def markdown_table(rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |",
-             "|" + "|".join(["---"] + ["---:"] * 3 + ["---"] + ["---:"] * 4) + "|"]
+def markdown_table(rows: list[list[str]], names: list[str] = COLUMNS) -> str:
+    lines = ["| " + " | ".join(names) + " |",
+             "|" + "|".join("---" if name in TEXT_COLUMNS else "---:" for name in names) + "|"]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
 def winner_line(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> str:
-    if winner is None:
-        return "Only one model: nothing to compare it with."
-    second = min((r for r in results if r is not winner), key=lambda r: r["bits_per_byte"])
-    best = f"{winner['bits_per_byte']:.4f}"
-    if f"{second['bits_per_byte']:.4f}" == best:  # e.g. best.pt and the step file it copies
-        return (f"Winner (*): {winner['label']}, with {best} validation bits per byte, tied "
-                f"with {second['label']}.")
-    gap = second["bits_per_byte"] - winner["bits_per_byte"]
-    return (f"Winner (*): {winner['label']}, with {best} validation bits per byte "
-            f"({gap:.4f} fewer than {second['label']}).")
+    key, why = ranking(results)
+    if key is None or winner is None:
+        return why
+    second = min((r for r in results if r is not winner), key=lambda r: r[key])
+    best = f"{winner[key]:.4f}"
+    if f"{second[key]:.4f}" == best:  # e.g. best.pt and the step file it copies
+        return f"Winner (*): {winner['label']}, with {best} {why}, tied with {second['label']}."
+    gap = second[key] - winner[key]
+    return (f"Winner (*): {winner['label']}, with {best} {why} ({gap:.4f} less than "
+            f"{second['label']}).")
 
 
 def side_by_side(labels: list[str], texts: list[str], width: int) -> str:
@@ -346,7 +456,8 @@ def side_by_side(labels: list[str], texts: list[str], width: int) -> str:
 
 
 def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, float]]]:
-    """(step, training loss) and (step, validation bits per byte) from a metrics.jsonl."""
+    """(step, training loss) and (step, validation bits per byte; bert and t5, which have none:
+    validation loss) from a metrics.jsonl."""
     train, val = [], []
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
@@ -355,12 +466,12 @@ def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, f
             continue  # a line cut short by a crash
         if "loss" in record:
             train.append((record["step"], record["loss"]))
-        if "val_bpb" in record:
-            val.append((record["step"], record["val_bpb"]))
+        if "val_bpb" in record or "val_loss" in record:
+            val.append((record["step"], record.get("val_bpb", record.get("val_loss"))))
     return train, val
 
 
-def plot_curves(runs: list[Run], path: Path) -> list[str]:
+def plot_curves(runs: list[Run], path: Path, only_gpt: bool = True) -> list[str]:
     """Training loss and validation bits per byte of every run, in one PNG. Returns the labels
     of runs without logs."""
     import matplotlib
@@ -380,8 +491,9 @@ def plot_curves(runs: list[Run], path: Path) -> list[str]:
         if val:
             right.plot(*zip(*val, strict=True), marker="o", markersize=3, label=run.label)
     left.set(title="training loss (nats per token)", xlabel="step", ylabel="loss")
-    right.set(title="validation bits per byte (each run's own validation data)", xlabel="step",
-              ylabel="bits per byte")
+    right.set(title="validation bits per byte (each run's own validation data)" if only_gpt else
+              "validation: gpt bits per byte; bert, t5 loss (own data)", xlabel="step",
+              ylabel="bits per byte" if only_gpt else "bits per byte / loss")
     for axes in (left, right):
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[0]:
@@ -398,9 +510,9 @@ def markdown_report(results: list[dict[str, Any]], winner: dict[str, Any] | None
                     markdown_path: Path) -> str:
     parts = ["# Model comparison", "",
              f"Scored on {text.num_bytes:,} bytes of {text.source}, re-tokenized by each model's "
-             "own tokenizer. Loss and perplexity are per token (comparable only between models "
-             "that share a tokenizer); bits per byte is comparable across tokenizers.", "",
-             markdown_table(table_rows(results, winner)), "", winner_line(results, winner), ""]
+             f"own tokenizer. {how_to_read(results)}", "",
+             markdown_table(table_rows(results, winner), columns(results)), "",
+             winner_line(results, winner), ""]
     if plot is not None:
         try:
             relative = plot.resolve().relative_to(markdown_path.resolve().parent)
@@ -441,6 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--score-one", metavar="REQUEST", help=argparse.SUPPRESS)
     parser.error = functools.partial(raise_argument_error, parser)  # type: ignore[method-assign]
     return parser
 
@@ -457,7 +570,11 @@ def score_runs(runs: list[Run], text: EvalText, prompts: list[str],
     for i, run in enumerate(runs, 1):
         print(f"  [{i}/{len(runs)}] {run.label}: {run.checkpoint}", file=sys.stderr, flush=True)
         try:
-            results.append(evaluate_run(run, text, prompts, settings, seed, device))
+            if run.config.model.architecture in available_architectures():
+                results.append(evaluate_run(run, text, prompts, settings, seed, device))
+            else:  # a model this project has no code for: scored by its own project's
+                results.append(evaluate_elsewhere(run, text, prompts, settings, seed,
+                                                  device_name))
         except TrainingError as error:  # name the run the problem belongs to
             raise TrainingError(f"{run.label}: {error.message}", error.suggestion) from None
     return results
@@ -466,16 +583,24 @@ def score_runs(runs: list[Run], text: EvalText, prompts: list[str],
 def print_comparison(results: list[dict[str, Any]], winner: dict[str, Any] | None,
                      prompts: list[str], temperature: float, seed: int) -> None:
     print()
-    print(text_table(table_rows(results, winner)))
+    print(text_table(table_rows(results, winner), columns(results)))
     print()
     print(winner_line(results, winner))
-    print("Loss and perplexity are per token of each model's own tokenizer; bits per byte is "
-          "measured on the same bytes, so it is the fair comparison.")
+    print(how_to_read(results))
     width = shutil.get_terminal_size((120, 24)).columns
     labels = [r["label"] for r in results]
     for i, prompt in enumerate(prompts):
         print(f"\n=== Prompt: {prompt!r} (seed {seed}, temperature {temperature}) ===\n")
         print(side_by_side(labels, [r["generations"][i] for r in results], width))
+
+
+def how_to_read(results: list[dict[str, Any]]) -> str:
+    text = ("Loss and perplexity are per token of each model's own tokenizer; bits per byte is "
+            "measured on the same bytes, so it is the fair comparison.")
+    if all(r["objective"] == "next-token" for r in results):
+        return text
+    return (text + " bert's loss and accuracy are on its hidden tokens (masked-lm), t5's on the "
+            "spans cut out of the text (span-corruption): each objective's own measures.")
 
 
 def write_file(path: Path, text: str) -> None:
@@ -486,6 +611,9 @@ def write_file(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.score_one:  # the child process of evaluate_elsewhere
+        score_one(args.score_one)
+        return 0
     if not args.runs:
         raise ConfigurationError("no models to compare",
                                  "name project folders or checkpoints, e.g. "
@@ -510,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
     plot = None
     if not args.no_plot:
         plot = Path(args.plot)
-        missing = plot_curves(runs, plot)
+        missing = plot_curves(runs, plot, columns(results) == COLUMNS)
         print(f"\nLoss curves: {plot}")
         if missing:
             print(f"(no metrics.jsonl for {', '.join(missing)}: not in the plot)")

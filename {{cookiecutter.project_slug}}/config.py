@@ -42,8 +42,14 @@ DEFAULT_CONFIG_PATH = "llm.config.js"
 # first checks every field's type (and that numbers are finite); rules that join two sections
 # are in `validate` below.
 
-# Architectures with a file in models/architectures/. Add yours here when you add one.
-ARCHITECTURES = ("gpt",)
+# The architectures this template knows, each one file in models/architectures/: gpt
+# (decoder-only, next token), bert (encoder-only, masked tokens), t5 (encoder-decoder, corrupted
+# spans). A project keeps the file of its own architecture only (create-llm removes the others).
+ARCHITECTURES = ("gpt", "bert", "t5")
+ARCHITECTURE_FILES = Path(__file__).resolve().parent / "models" / "architectures"
+# The special tokens BERT's objective and its Hugging Face export need, by these names; the
+# first ends every document, as tokenizer.special_tokens[0] does for every architecture.
+BERT_SPECIAL_TOKENS = ("[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]")
 TOKENIZER_TYPES = ("bpe", "wordpiece", "unigram")
 PARALLELISMS = ("auto", "none", "ddp", "fsdp")
 # Sizes beyond these are typos, not models: refuse them before torch tries to allocate them.
@@ -82,6 +88,11 @@ def _check_fields(obj: Any, section: str) -> None:
                   f"write {section}.{f.name} as plain UTF-8 text")
 
 
+def available_architectures() -> tuple[str, ...]:
+    """The architectures whose file this project has (create-llm keeps only the chosen one)."""
+    return tuple(name for name in ARCHITECTURES if (ARCHITECTURE_FILES / f"{name}.py").is_file())
+
+
 def has_lone_surrogate(text: str) -> bool:
     """Python's stand-in for bytes that were not valid UTF-8 (e.g. from a terminal or a command
     line in another encoding): such text cannot be tokenized or written as UTF-8."""
@@ -97,31 +108,41 @@ def _positive(obj: Any, section: str, *keys: str) -> None:
 @dataclass
 class ModelConfig:
     architecture: str = "gpt"
-    """Which file in models/architectures/ builds the model ('gpt': decoder-only, Llama-style)."""
+    """Which file in models/architectures/ builds the model: 'gpt' (decoder-only, Llama-style),
+    'bert' (encoder-only, masked-LM) or 't5' (encoder-decoder, span corruption)."""
     preset: str = "custom"
     """The size preset these numbers came from (informational only)."""
     layers: int = 4
-    """Number of transformer blocks."""
+    """Number of transformer blocks (t5: in the encoder, and as many in the decoder)."""
     heads: int = 4
-    """Attention (query) heads. dim / heads is the head size; it must be even for RoPE."""
+    """Attention (query) heads. dim / heads is the head size (gpt: it must be even, for RoPE)."""
     kv_heads: int = 4
-    """Key/value heads. Equal to heads: plain multi-head attention; fewer: grouped-query attention
-    (each k/v head is shared by heads / kv_heads query heads: a smaller KV cache)."""
+    """gpt: key/value heads. Equal to heads: plain multi-head attention; fewer: grouped-query
+    attention (each k/v head is shared by heads / kv_heads query heads: a smaller KV cache).
+    bert and t5 always use plain multi-head attention (kv_heads = heads)."""
     dim: int = 128
     """Model width: the size of every token's vector in the residual stream."""
     mlp_dim: int = 352
-    """Hidden width of the SwiGLU feed-forward block (about 8/3 * dim)."""
+    """Hidden width of the feed-forward block (gpt: SwiGLU, about 8/3 * dim; bert: GELU, 4 * dim;
+    t5: gated GELU, about 2-8/3 * dim)."""
     max_length: int = 256
-    """Context length in tokens: the longest sequence the model sees at once."""
+    """Context length in tokens: the longest sequence the model sees at once (t5: the encoder's
+    input; its decoder writes up to generation.max_new_tokens)."""
     dropout: float = 0.0
     """Dropout on attention weights and on each residual branch, in training only. 0 trains
     fastest and is best for short runs."""
     rope_theta: float = 10000.0
-    """Base of the rotary position embedding frequencies."""
+    """gpt: base of the rotary position embedding frequencies."""
     norm_eps: float = 1e-5
-    """Epsilon of every RMSNorm (written explicitly: torch's default differs from Llama's)."""
+    """Epsilon of every normalisation (gpt: RMSNorm 1e-5; bert: LayerNorm 1e-12; t5: its RMS
+    LayerNorm 1e-6), written explicitly: torch's defaults differ from the Hugging Face models'."""
     tie_embeddings: bool = True
-    """Use the token embedding matrix as the output projection too (saves vocab_size * dim)."""
+    """gpt: use the token embedding matrix as the output projection too (saves vocab_size * dim).
+    bert and t5 always tie them (as their Hugging Face classes do)."""
+    relative_attention_buckets: int = 32
+    """t5: how many buckets of query-key distance get their own learned attention bias."""
+    relative_attention_max_distance: int = 128
+    """t5: distances from here on share the last bucket."""
     vocab_size: int = 0
     """Size of the tokenizer's vocabulary. Not in llm.config.js: filled in from the trained
     tokenizer. 0 means "not known yet"; the model refuses to be built with it."""
@@ -129,8 +150,19 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _check_fields(self, "model")
         fail = functools.partial(_fail, "model")
+        if self.architecture not in ARCHITECTURES:
+            fail("architecture", f"is '{self.architecture}', but the architectures are: "
+                 f"{', '.join(ARCHITECTURES)}",
+                 f"{_did_you_mean(self.architecture, list(ARCHITECTURES))}set architecture: "
+                 f"'{(available_architectures() or ARCHITECTURES)[0]}'")
+        if self.architecture != "gpt":
+            # Plain multi-head attention and tied embeddings, always (see the fields above);
+            # build_config refuses these keys in a bert or t5 llm.config.js.
+            self.kv_heads, self.tie_embeddings = self.heads, True
         limits = {"layers": MAX_LAYERS, "heads": MAX_HEADS, "kv_heads": MAX_HEADS, "dim": MAX_DIM,
-                  "mlp_dim": 4 * MAX_DIM, "max_length": MAX_LENGTH, "vocab_size": MAX_VOCAB}
+                  "mlp_dim": 4 * MAX_DIM, "max_length": MAX_LENGTH, "vocab_size": MAX_VOCAB,
+                  "relative_attention_buckets": 1024,
+                  "relative_attention_max_distance": MAX_LENGTH}
         for key, limit in limits.items():
             value = getattr(self, key)
             if value <= 0 and key != "vocab_size":
@@ -146,14 +178,11 @@ class ModelConfig:
         if self.max_length < MIN_LENGTH:
             fail("max_length", f"({self.max_length}) must be at least {MIN_LENGTH} tokens",
                  "use a context of 256-2048 tokens")
-        if self.architecture not in ARCHITECTURES:
-            fail("architecture", f"is '{self.architecture}', but the available ones are: "
-                 f"{', '.join(ARCHITECTURES)}", "set architecture: 'gpt'")
         if self.dim % self.heads:
             fail("dim", f"({self.dim}) must be divisible by model.heads ({self.heads})",
                  f"use heads = {max(1, self.dim // 64)} (a head size of 64) or another divisor "
                  "of dim")
-        if self.head_dim % 2:
+        if self.architecture == "gpt" and self.head_dim % 2:
             fail("heads", f"({self.heads}) gives an odd head size {self.head_dim} (dim / heads);"
                  " rotary position embeddings need an even one",
                  "choose heads so that dim / heads is even, e.g. a head size of 32 or 64")
@@ -168,7 +197,14 @@ class ModelConfig:
                  "use rope_theta: 10000.0 (Llama 3 uses 500000.0 for long contexts)")
         if not 0 < self.norm_eps <= 0.1:  # a huge eps flattens every activation to ~0
             fail("norm_eps", f"must be in (0, 0.1], got {self.norm_eps}",
-                 "use norm_eps: 1e-5 (or 1e-6)")
+                 "use norm_eps: 1e-5 (gpt), 1e-12 (bert) or 1e-6 (t5)")
+        if self.relative_attention_buckets < 4 or self.relative_attention_buckets % 2:
+            fail("relative_attention_buckets", f"must be an even number >= 4, got "
+                 f"{self.relative_attention_buckets}", "use 32 (T5's own value)")
+        if self.relative_attention_max_distance <= self.relative_attention_buckets // 2:
+            fail("relative_attention_max_distance", f"({self.relative_attention_max_distance}) "
+                 f"must be more than half of relative_attention_buckets "
+                 f"({self.relative_attention_buckets})", "use 128 (T5's own value)")
 
     @property
     def head_dim(self) -> int:
@@ -190,6 +226,9 @@ class TokenizerConfig:
     """Special tokens; the first one is appended to the end of every document."""
     path: str = "tokenizer/tokenizer.json"
     """Where the trained tokenizer is written."""
+    sentinel_tokens: int = 0
+    """t5: how many sentinel tokens <extra_id_0>, <extra_id_1>, ... follow the special tokens.
+    Span corruption replaces each hidden span of text with one of them (T5 has 100)."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "tokenizer")
@@ -200,12 +239,26 @@ class TokenizerConfig:
         if not self.special_tokens:
             _fail("tokenizer", "special_tokens", "must hold at least the end-of-text token",
                   "use ['<|endoftext|>', '<|pad|>', '<|unk|>']")
+        if not 0 <= self.sentinel_tokens <= 1000:
+            _fail("tokenizer", "sentinel_tokens", f"must be between 0 and 1000, got "
+                  f"{self.sentinel_tokens}", "use 100 (T5's own number)")
         # Byte-level BPE starts from its 256 byte symbols plus the special tokens.
-        minimum = 256 + len(self.special_tokens) if self.type == "bpe" else 64
+        minimum = 256 + len(self.all_special_tokens) if self.type == "bpe" else \
+            64 + self.sentinel_tokens
         if not minimum <= self.vocab_size <= MAX_VOCAB:
             _fail("tokenizer", "vocab_size", f"({self.vocab_size}) must be between {minimum} and "
                   f"{MAX_VOCAB:,}", "use 2048-8192 for small models, 32000 or more for large ones")
         _positive(self, "tokenizer", "min_frequency")
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """special_tokens, then the sentinels: every token the tokenizer must keep whole."""
+        return [*self.special_tokens, *sentinel_names(self.sentinel_tokens)]
+
+
+def sentinel_names(count: int) -> list[str]:
+    """T5's sentinel tokens: <extra_id_0>, <extra_id_1>, ..."""
+    return [f"<extra_id_{i}>" for i in range(count)]
 
 
 @dataclass
@@ -312,6 +365,32 @@ class TrainingConfig:
             _fail("training", "parallelism", f"is '{self.parallelism}'",
                   f"{_did_you_mean(self.parallelism, list(PARALLELISMS))}use 'auto', 'none', "
                   "'ddp' or 'fsdp'")
+
+
+@dataclass
+class ObjectiveConfig:
+    """What bert and t5 learn from their text (gpt learns the next token: nothing to set)."""
+
+    mask_probability: float = 0.15
+    """bert: the share of tokens hidden in each sequence; of those, 80% become [MASK], 10% a
+    random token and 10% stay as they are (BERT's rule), and the model predicts them all."""
+    noise_density: float = 0.15
+    """t5: the share of tokens removed from the encoder's input, in spans, each span replaced by
+    one sentinel token; the decoder writes the removed spans back."""
+    mean_span_length: float = 3.0
+    """t5: the average length of a removed span, in tokens."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "objective")
+        if not 0 < self.mask_probability <= 0.5:
+            _fail("objective", "mask_probability", f"must be in (0, 0.5], got "
+                  f"{self.mask_probability}", "use 0.15 (BERT's own value)")
+        if not 0 < self.noise_density <= 0.5:
+            _fail("objective", "noise_density", f"must be in (0, 0.5], got {self.noise_density}",
+                  "use 0.15 (T5's own value)")
+        if not 1 <= self.mean_span_length <= 64:
+            _fail("objective", "mean_span_length", f"must be between 1 and 64, got "
+                  f"{self.mean_span_length}", "use 3.0 (T5's own value)")
 
 
 @dataclass
@@ -576,6 +655,7 @@ class Config:
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -597,6 +677,7 @@ SECTIONS: dict[str, type] = {
     "tokenizer": TokenizerConfig,
     "data": DataConfig,
     "training": TrainingConfig,
+    "objective": ObjectiveConfig,
     "checkpoints": CheckpointConfig,
     "logging": LoggingConfig,
     "generation": GenerationConfig,
@@ -610,6 +691,27 @@ SECTIONS: dict[str, type] = {
 REQUIRED_SECTIONS = ("model", "tokenizer", "data", "training")
 # Keys set by code, never by the file.
 INTERNAL_KEYS = {("model", "vocab_size")}
+# Keys only some architectures have. A bert or t5 llm.config.js has no such key (and refuses one):
+# a knob that changes nothing must not look as if it did.
+ONLY_FOR = {
+    ("model", "kv_heads"): ("gpt",),
+    ("model", "rope_theta"): ("gpt",),
+    ("model", "tie_embeddings"): ("gpt",),
+    ("model", "relative_attention_buckets"): ("t5",),
+    ("model", "relative_attention_max_distance"): ("t5",),
+    ("tokenizer", "sentinel_tokens"): ("t5",),
+    ("objective", "mask_probability"): ("bert",),
+    ("objective", "noise_density"): ("t5",),
+    ("objective", "mean_span_length"): ("t5",),
+    # bert fills in masks in one pass (generation.top_k: how many candidates to show); it does
+    # not sample tokens one after another.
+    ("generation", "max_new_tokens"): ("gpt", "t5"),
+    ("generation", "temperature"): ("gpt", "t5"),
+    ("generation", "top_p"): ("gpt", "t5"),
+    ("generation", "repetition_penalty"): ("gpt", "t5"),
+    ("data", "stride"): ("gpt",),  # bert and t5 are scored on windows that do not overlap
+    ("deployment", "gguf_type"): ("gpt",),  # llama.cpp files: gpt only (see exporters/gguf.py)
+}
 
 
 # ---- reading the file ----
@@ -750,18 +852,32 @@ def _syntax_error_detail(error: str, text: str) -> str:
 
 
 def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFIG_PATH,
-                 overridden: Collection[str] = ()) -> Config:
+                 overridden: Collection[str] = (), own_project: bool = True) -> Config:
     """Turn the parsed dict into typed dataclasses, checking keys, types and values.
 
     `overridden`: the "section.key" names set on the command line (errors name the flag then).
+    `own_project`: the config is this project's, so its architecture must be one this project
+    has the code of (compare.py reads other projects' configs with False).
     """
     sections: dict[str, Any] = {}
+    model = data.get("model")
+    architecture = model.get("architecture", "gpt") if isinstance(model, dict) else "gpt"
     for name in data:
         if name not in SECTIONS:
             raise ConfigurationError(
                 f"unknown section `{name}`{_where(text, path, name)}",
                 f"{_did_you_mean(name, list(SECTIONS))}the sections are: {', '.join(SECTIONS)}",
             )
+    available = available_architectures()
+    if own_project and architecture in ARCHITECTURES and architecture not in available:
+        # Before the sections: a gpt config in a bert project would fail on gpt's keys first.
+        raise ConfigurationError(
+            f"model.architecture is '{architecture}', but this project has the code of "
+            f"{' and '.join(available) or 'no architecture'} only (models/architectures/)"
+            f"{_where(text, path, 'model', 'architecture', overridden)}",
+            f"set architecture: '{available[0]}', or make a {architecture} project: "
+            f"`create-llm my-{architecture} --model {architecture}`" if available else
+            "restore models/architectures/ from git, or make a new project with create-llm")
     for name in REQUIRED_SECTIONS:
         if name not in data:
             raise ConfigurationError(
@@ -776,8 +892,18 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
                 f"write it as `{name}: {{ key: value, ... }}`",
             )
         types = _field_types(cls)
-        allowed = [k for k in types if (name, k) not in INTERNAL_KEYS]
+        allowed = [k for k in types if (name, k) not in INTERNAL_KEYS
+                   and architecture in ONLY_FOR.get((name, k), (architecture,))]
         for key in values:
+            only = ONLY_FOR.get((name, key), ())
+            if only and architecture not in only and architecture in ARCHITECTURES:
+                raise ConfigurationError(
+                    f"`{name}.{key}` is a setting of {' and '.join(only)} models, and this one "
+                    f"is {architecture}{_where(text, path, name, key, overridden)}",
+                    (f"leave out that option: a {architecture} model has no such setting"
+                     if f"{name}.{key}" in overridden else
+                     f"delete it: a {architecture} model has no such setting (a freshly "
+                     f"generated {architecture} llm.config.js shows the ones it has)"))
             if key not in allowed:
                 hint = (
                     "the vocabulary size is set by `tokenizer.vocab_size`; "
@@ -803,7 +929,32 @@ def build_config(data: dict[str, Any], text: str = "", path: str = DEFAULT_CONFI
 def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
              overridden: Collection[str] = ()) -> None:
     """Rules that join two sections (each section checks its own values in __post_init__)."""
-    if cfg.data.stride > cfg.model.max_length:
+    architecture = cfg.model.architecture
+    special = cfg.tokenizer.special_tokens
+    if architecture == "bert" and (special[0] != "[SEP]" or
+                                   not set(BERT_SPECIAL_TOKENS) <= set(special)):
+        missing = [t for t in BERT_SPECIAL_TOKENS if t not in special]
+        raise ConfigurationError(
+            "tokenizer.special_tokens of a bert model must hold " +
+            ", ".join(BERT_SPECIAL_TOKENS) + ", with [SEP] first (it ends every document)" +
+            (f"; {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing"
+             if missing else "") + _where(text, path, "tokenizer", "special_tokens", overridden),
+            "set tokenizer.special_tokens: ['" + "', '".join(BERT_SPECIAL_TOKENS) + "'], then "
+            "`make tokenizer data`")
+    if architecture == "t5":
+        if not any("pad" in token for token in special):
+            raise ConfigurationError(
+                "tokenizer.special_tokens of a t5 model must hold a padding token (its decoder "
+                f"starts from it){_where(text, path, 'tokenizer', 'special_tokens', overridden)}",
+                "set tokenizer.special_tokens: ['</s>', '<pad>', '<unk>'], then "
+                "`make tokenizer data`")
+        if cfg.tokenizer.sentinel_tokens < 1:
+            raise ConfigurationError(
+                "tokenizer.sentinel_tokens is 0, and a t5 model needs sentinel tokens (span "
+                "corruption replaces each hidden span with one)"
+                f"{_where(text, path, 'tokenizer', 'sentinel_tokens', overridden)}",
+                "set tokenizer.sentinel_tokens: 100, then `make tokenizer data`")
+    if architecture == "gpt" and cfg.data.stride > cfg.model.max_length:
         raise ConfigurationError(
             f"data.stride ({cfg.data.stride}) must be between 1 and model.max_length "
             f"({cfg.model.max_length}){_where(text, path, 'data', 'stride', overridden)}",
@@ -869,8 +1020,9 @@ def _all_keys() -> list[str]:
 
 
 def load_config(path: str | Path = DEFAULT_CONFIG_PATH,
-                overrides: dict[str, str] | None = None) -> Config:
-    """Read llm.config.js, apply command-line overrides, and return the typed config."""
+                overrides: dict[str, str] | None = None, own_project: bool = True) -> Config:
+    """Read llm.config.js, apply command-line overrides, and return the typed config
+    (`own_project=False`: another project's, see build_config)."""
     path = str(path)
     file = Path(path)
     if not file.is_file():
@@ -886,7 +1038,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH,
                                  "save llm.config.js as UTF-8") from None
     data = parse_config_text(text, path)
     data = apply_overrides(data, overrides or {})
-    return build_config(data, text, path, overridden=set(overrides or {}))
+    return build_config(data, text, path, overridden=set(overrides or {}),
+                        own_project=own_project)
 
 
 def raise_argument_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:

@@ -1,7 +1,8 @@
-{%- set p = cookiecutter._presets[cookiecutter.preset] -%}
+{%- set p = cookiecutter | preset_values -%}
 {%- set m = cookiecutter | model_shape -%}
 {%- set plugins = cookiecutter.plugins.replace(' ', '').split(',') | reject('equalto', '') | list -%}
 {%- set training_plugins = plugins | reject('equalto', 'synthex') | list -%}
+{%- set arch = cookiecutter.model -%}
 // llm.config.js — the one configuration of this project.
 //
 // Contract: this file is ONE object literal after `module.exports =`, holding plain values only
@@ -13,25 +14,67 @@
 //   make train ARGS="--training.max_steps 300 --training.learning_rate 0.001"
 module.exports = {
   model: {
+{%- if arch == 'gpt' %}
     architecture: 'gpt',      // decoder-only, Llama-style (RMSNorm, RoPE, SwiGLU, tied embeddings)
+{%- elif arch == 'bert' %}
+    architecture: 'bert',     // encoder-only, BERT (post-LN, learned positions, GELU): learns by filling in [MASK]s
+{%- else %}
+    architecture: 't5',       // encoder-decoder, T5 v1.1 layers (RMS LayerNorm, relative position buckets, gated GELU)
+{%- endif %}
     preset: '{{ cookiecutter.preset }}',         // the size preset these numbers came from (informational)
+{%- if arch == 't5' %}
+    layers: {{ m.layers }},                // blocks in the encoder, and as many in the decoder
+    heads: {{ m.heads }},                 // attention heads; dim / heads = head size
+{%- elif arch == 'bert' %}
+    layers: {{ m.layers }},                // transformer layers
+    heads: {{ m.heads }},                 // attention heads; dim / heads = head size
+{%- else %}
     layers: {{ m.layers }},                // transformer blocks
     heads: {{ m.heads }},                 // attention heads; dim / heads = head size, must be even
     kv_heads: {{ m.kv_heads }},              // key/value heads (< heads = grouped-query attention); divides heads
+{%- endif %}
     dim: {{ m.dim }},                 // model width (embedding size)
+{%- if arch == 'gpt' %}
     mlp_dim: {{ m.mlp_dim }},             // hidden width of the SwiGLU feed-forward block
     max_length: {{ m.max_length }},          // context length in tokens
+{%- elif arch == 'bert' %}
+    mlp_dim: {{ m.mlp_dim }},             // hidden width of the GELU feed-forward block (BERT: 4 x dim)
+    max_length: {{ m.max_length }},          // tokens per sequence, [CLS] included (learned positions: at most this many)
+{%- else %}
+    mlp_dim: {{ m.mlp_dim }},             // hidden width of the gated-GELU feed-forward block
+    max_length: {{ m.max_length }},          // tokens of the encoder's input (the decoder writes up to generation.max_new_tokens)
+{%- endif %}
     dropout: 0.0,             // 0 is best for short runs and fastest on CPU; try 0.1 for long runs on small data
+{%- if arch == 'gpt' %}
     rope_theta: 10000.0,      // RoPE base frequency
     norm_eps: 1e-5,           // RMSNorm epsilon
     tie_embeddings: true,     // share the input embedding and output projection (saves vocab * dim params)
+{%- elif arch == 'bert' %}
+    norm_eps: 1e-12,          // LayerNorm epsilon (BERT's); the MLM decoder always shares the word embeddings
+{%- else %}
+    norm_eps: 1e-6,           // epsilon of T5's LayerNorm (an RMS norm); input and output embeddings are always shared
+    relative_attention_buckets: 32,       // learned attention biases, one per bucket of query-key distance
+    relative_attention_max_distance: 128, // distances from here on share the last bucket
+{%- endif %}
   },
 
   tokenizer: {
-    type: '{{ cookiecutter.tokenizer }}',            // 'bpe' (byte-level, lossless), 'wordpiece' or 'unigram'
+{%- if arch == 'gpt' %}
+    type: '{{ cookiecutter | tokenizer_type }}',            // 'bpe' (byte-level, lossless), 'wordpiece' or 'unigram'
+{%- else %}
+    type: '{{ cookiecutter | tokenizer_type }}',            // 'wordpiece' (BERT's), 'unigram' (T5's, SentencePiece-style) or 'bpe' (byte-level)
+{%- endif %}
     vocab_size: {{ m.vocab_size }},        // target size; the trained tokenizer's real size is what the model uses
     min_frequency: 2,         // a merge/piece must occur at least this often
+{%- if arch == 'gpt' %}
     special_tokens: ['<|endoftext|>', '<|pad|>', '<|unk|>'],  // the first one ends every document
+{%- elif arch == 'bert' %}
+    // [SEP] ends every document, [CLS] starts every sequence, [MASK] is what the model fills in
+    special_tokens: ['[SEP]', '[CLS]', '[MASK]', '[PAD]', '[UNK]'],
+{%- else %}
+    special_tokens: ['</s>', '<pad>', '<unk>'],  // </s> ends every document (and every input and output); <pad> starts the decoder
+    sentinel_tokens: 100,     // <extra_id_0> ... <extra_id_99>: each stands for a span cut out of the input
+{%- endif %}
     path: 'tokenizer/tokenizer.json',  // where `make tokenizer` writes it
   },
 
@@ -40,7 +83,9 @@ module.exports = {
     processed_dir: 'data/processed',  // where `make data` writes train.bin, val.bin and meta.json
     val_split: 0.05,          // fraction of documents held out for validation
     val_path: '',             // or a separate file/folder for validation ('' = split from raw_dir)
+{%- if arch == 'gpt' %}
     stride: {{ m.max_length }},             // evaluation window stride in tokens (<= max_length)
+{%- endif %}
     sample_size_mb: 5,        // size of the built-in story corpus used when raw_dir is empty
     seed: 1337,               // seed for the sample corpus and the train/val split
   },
@@ -68,6 +113,18 @@ module.exports = {
     parallelism: 'auto',      // `make train NPROC=N`: 'ddp' (a model copy per GPU), 'fsdp' (sharded) or 'auto' (ddp while a copy fits)
   },
 
+{%- if arch == 'bert' %}
+  objective: {
+    mask_probability: 0.15,   // share of each sequence's tokens hidden: 80% become [MASK], 10% a random token, 10% stay; the model predicts them
+  },
+
+{% elif arch == 't5' %}
+  objective: {
+    noise_density: 0.15,      // share of each input's tokens cut out, in spans, each span replaced by a sentinel; the decoder writes them back
+    mean_span_length: 3.0,    // average length of a cut-out span, in tokens
+  },
+
+{% endif -%}
   checkpoints: {
     dir: 'checkpoints',       // where checkpoints are written
     save_interval: {{ p.save_interval }},       // save every N steps (and always at the end)
@@ -120,19 +177,37 @@ module.exports = {
 {%- endif %}
 
   generation: {
+{%- if arch == 'gpt' %}
     prompt: 'Once upon a time',  // default prompt for `make generate`
     max_new_tokens: 200,      // tokens to generate
     temperature: 0.8,         // 0 = greedy; higher = more random
     top_k: 50,                // sample from the k most likely tokens (0 = off)
     top_p: 0.95,              // nucleus sampling: smallest set with this total probability (1 = off)
     repetition_penalty: 1.1,  // > 1 discourages repeating tokens already in the context
+{%- elif arch == 'bert' %}
+    prompt: 'Once upon a time, there was a little [MASK].',  // `make generate` fills in each [MASK]
+    top_k: 5,                 // candidates shown for each [MASK], with their probabilities
+{%- else %}
+    prompt: 'Once upon a time, there was a <extra_id_0> who lived in a <extra_id_1>.',  // `make generate` fills in each sentinel (no sentinel: text-to-text)
+    max_new_tokens: 64,       // longest output, in tokens
+    temperature: 0.0,         // 0 = greedy (the likeliest output); higher = more random
+    top_k: 50,                // sample from the k most likely tokens (0 = off)
+    top_p: 0.95,              // nucleus sampling: smallest set with this total probability (1 = off)
+    repetition_penalty: 1.0,  // > 1 discourages repeating tokens already in the output
+{%- endif %}
   },
 
   deployment: {
     checkpoint: 'auto',       // what `make export` exports: 'auto' (best, else latest), 'best', 'latest' or a .pt path
+{%- if arch == 'gpt' %}
     export_dir: 'export',     // export/hf/ (Hugging Face folder) and export/gguf/ (llama.cpp, Ollama)
+{%- else %}
+    export_dir: 'export',     // export/hf/: the Hugging Face folder
+{%- endif %}
     dtype: 'fp32',            // Hugging Face weights: 'fp32' (exact), 'bf16' or 'fp16' (half the size)
+{%- if arch == 'gpt' %}
     gguf_type: 'f16',         // GGUF weights (ARGS="--format gguf"): 'f32', 'f16' or 'q8_0' (8-bit)
+{%- endif %}
     repo_id: '',              // `make deploy`: your Hugging Face repository, e.g. 'your-name/{{ cookiecutter.project_slug }}'
     private: true,            // create that repository as private
     replicate_model: '',      // `make deploy ARGS="--target replicate"`: e.g. 'your-name/{{ cookiecutter.project_slug }}'

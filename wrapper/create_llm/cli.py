@@ -91,7 +91,10 @@ def show_templates(value: bool) -> None:
 
         from create_llm.presets import presets_table
 
-        Console().print(presets_table(template_context()))
+        console, context = Console(), template_context()
+        for model in context["model"]:  # every architecture's presets, computed counts
+            console.print(presets_table(context, model))
+            console.print()
         raise typer.Exit()
 
 
@@ -325,8 +328,10 @@ def print_summary(project: Path, answers: dict[str, Any], context: dict[str, Any
 
     console = Console(highlight=False, soft_wrap=True)
     preset = answers.get("preset", context["preset"][0])
-    info = context["_presets"][preset]
-    shape = template_presets().model_shape({**context, **answers, "preset": preset})
+    chosen = {**context, **answers, "preset": preset,
+              "model": answers.get("model", context["model"][0])}
+    info = template_presets().preset_values(chosen)
+    shape = template_presets().model_shape(chosen)
     where = display_path(project)
     console.print(f"\n[bold green]Success![/] Created {project.name} at {where}\n")
     console.print(f"  Size      {preset}: {describe(shape)}")
@@ -439,9 +444,12 @@ def main(
         "-t", "--template", help="Model size preset (see --list-templates).",
         show_default=False)] = None,
     model: Annotated[ModelName | None, typer.Option(
-        help="Architecture (gpt: decoder-only, Llama-style).", show_default=False)] = None,
+        help="Architecture: gpt (decoder-only, writes text), bert (encoder-only, fills in "
+             "[MASK]s), t5 (encoder-decoder, fills in spans, text to text).",
+        show_default=False)] = None,
     tokenizer: Annotated[TokenizerName | None, typer.Option(
-        help="Tokenizer type.", show_default=False)] = None,
+        help="Tokenizer type (auto: the architecture's own, bpe / wordpiece / unigram).",
+        show_default=False)] = None,
     plugins: Annotated[str | None, typer.Option(
         help="Plugins, comma-separated: wandb (Weights & Biases), huggingface (push to the "
              "Hub after training), synthex (synthetic data from a chat API). Default: none.",

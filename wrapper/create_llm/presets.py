@@ -25,22 +25,29 @@ def template_presets() -> ModuleType:
     return module
 
 
-def describe(shape: dict[str, int]) -> str:
-    """One line a user can picture: '10.1M parameters (6 layers, width 320, ...)'."""
+def describe(shape: dict[str, Any]) -> str:
+    """One line a user can picture: '10.1M parameters (gpt, 6 layers, width 320, ...)'."""
     presets = template_presets()
+    layers = (f"{shape['layers']} encoder + {shape['layers']} decoder layers"
+              if shape.get("architecture") == "t5" else f"{shape['layers']} layers")
     return (
-        f"{presets.format_count(presets.parameter_count(shape))} parameters ({shape['layers']} "
-        f"layers, width {shape['dim']}, {shape['heads']} heads, context {shape['max_length']:,}, "
-        f"vocabulary {shape['vocab_size']:,})"
+        f"{presets.format_count(presets.parameter_count(shape))} parameters "
+        f"({shape.get('architecture', 'gpt')}, {layers}, width {shape['dim']}, {shape['heads']} "
+        f"heads, context {shape['max_length']:,}, vocabulary {shape['vocab_size']:,})"
     )
 
 
-def presets_table(context: dict[str, Any]) -> Any:
-    """A rich Table of every preset, for `create-llm --list-templates`."""
+TITLES = {"gpt": "gpt (decoder-only, writes text)", "bert": "bert (encoder-only, masked-LM)",
+          "t5": "t5 (encoder-decoder, span corruption)"}
+
+
+def presets_table(context: dict[str, Any], model: str = "gpt") -> Any:
+    """A rich Table of every preset of one architecture, for `create-llm --list-templates`."""
     from rich.table import Table  # lazy: only this flag needs it
 
     presets = template_presets()
-    table = Table(title="create-llm templates", title_justify="left")
+    table = Table(title=f"create-llm templates: --model {TITLES.get(model, model)}",
+                  title_justify="left")
     table.add_column("template", no_wrap=True)
     table.add_column("parameters")
     table.add_column("layers x width", no_wrap=True)
@@ -48,13 +55,15 @@ def presets_table(context: dict[str, Any]) -> Any:
     table.add_column("CPU", no_wrap=True)
     table.add_column("hardware")
     table.add_column("expected training time")
-    for preset, info in context["_presets"].items():  # _presets is in size order
-        shape = presets.model_shape({**context, "preset": preset})
+    for preset in context["_presets"]:  # _presets is in size order
+        answers = {**context, "preset": preset, "model": model}
+        info, shape = presets.preset_values(answers), presets.model_shape(answers)
         count = presets.format_count(presets.parameter_count(shape))
         if preset == "custom":
             count = f"yours ({count} with the defaults)"
+        layers = f"{shape['layers']}+{shape['layers']}" if model == "t5" else str(shape["layers"])
         table.add_row(
-            preset, count, f"{shape['layers']} x {shape['dim']}", f"{shape['max_length']:,}",
+            preset, count, f"{layers} x {shape['dim']}", f"{shape['max_length']:,}",
             "yes" if info["runs_on_cpu"] else "no",
             f"{info['device']}; {info['min_ram_gb']} GB RAM or more", info["expected_time"],
         )

@@ -1,8 +1,9 @@
 """Batches of token windows for training and evaluation, read from data/processed/*.bin.
 
     tokens = load_split("data/processed", "train")            # data/splits.py: np.memmap
-    batches = TrainBatches(tokens, batch_size=16, max_length=256, seed=1337)
-    x, y = batches.next_batch()          # (16, 256) int64 each; y is x shifted left by one
+    batches = TrainBatches(tokens, batch_size=16, window=257, seed=1337)   # gpt: next token
+    batch = batches.next_batch()   # {"idx": (16, 256), "targets": (16, 256)}: targets = idx
+                                   # shifted left by one (bert, t5: data/masked_lm.py, ...)
     state = batches.state_dict()                               # goes into the checkpoint
     for x, y in eval_windows(load_split("data/processed", "val"), 256, stride=256):
         ...                                                    # every val token scored once
@@ -14,7 +15,7 @@ only the bytes it needs, so a corpus larger than RAM trains fine.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import chain, islice
 
 import numpy as np
@@ -22,38 +23,59 @@ import torch
 
 from data.splits import check_enough_tokens
 
+# An objective's batch maker: windows (B, window) int64 and the random generator -> the model's
+# keyword arguments as arrays, e.g. {"idx": x, "targets": y} for gpt.
+MakeBatch = Callable[[np.ndarray, np.random.Generator], dict[str, np.ndarray]]
+
+
+def next_token_batch(windows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """gpt's objective: predict each next token. idx = window[:, :-1], targets = window[:, 1:]
+    (targets[:, t] is the token that follows idx[:, t]). Draws nothing from rng."""
+    return {"idx": windows[:, :-1], "targets": windows[:, 1:]}  # (B, T) each
+
 
 class TrainBatches:
-    """Random windows of max_length + 1 tokens; deterministic given the seed, and resumable.
+    """Random windows of `window` tokens, turned into training batches; deterministic given the
+    seed, and resumable.
 
     A window starts anywhere in the data (windows may cross document boundaries: the end-of-text
-    token between documents tells the model where one story ends).
+    token between documents tells the model where one story ends). `make_batch` is the
+    objective: it turns the windows (B, window) into the model's inputs, drawing any random
+    choices it makes (which tokens to mask, which spans to drop) from this same generator, so
+    one state_dict() holds everything a resumed run needs to get the same batches.
+    next_token_batch (gpt) is above; data/masked_lm.py (bert) and data/span_corruption.py (t5)
+    hold the others.
 
     With several processes (`make train NPROC=N`, rank = 0 .. N-1), every process draws the same
-    batch_size x N window starts from the same generator and keeps its own slice of batch_size:
-    the processes read disjoint shares of one global batch, which is exactly the batch one
-    process with batch_size x N would read. The generator's state is the same everywhere, so one
-    state in the checkpoint resumes every process, with any number of processes.
+    batch_size x N windows (and the objective's choices for all of them) from the same
+    generator and keeps its own slice of batch_size rows: the processes read disjoint shares of
+    one global batch, which is exactly the batch one process with batch_size x N would read. The
+    generator's state is the same everywhere, so one state in the checkpoint resumes every
+    process, with any number of processes.
     """
 
-    def __init__(self, tokens: np.memmap, batch_size: int, max_length: int, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
-        check_enough_tokens(len(tokens), batch_size * world_size, max_length, "train")
+    def __init__(self, tokens: np.memmap, batch_size: int, window: int, seed: int,
+                 make_batch: MakeBatch | None = None, rank: int = 0,
+                 world_size: int = 1) -> None:
+        check_enough_tokens(len(tokens), batch_size * world_size, window - 1, "train")
         self.tokens = tokens
         self.batch_size = batch_size
-        self.max_length = max_length
+        self.window = window
+        self.make_batch = make_batch or next_token_batch
         self.rank, self.world_size = rank, world_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.offsets = np.arange(max_length + 1)  # positions inside one window
+        self.offsets = np.arange(window)  # positions inside one window
 
-    def next_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, T) input ids, y: (B, T) the ids that follow each position. CPU int64."""
-        starts = self.rng.integers(0, len(self.tokens) - self.max_length,
-                                   size=self.batch_size * self.world_size)
-        starts = starts[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]  # (B,)
-        # One vectorised gather from the memmap: (B, 1) + (T+1,) -> (B, T+1) indices.
-        window = torch.from_numpy(self.tokens[starts[:, None] + self.offsets].astype(np.int64))
-        return window[:, :-1].contiguous(), window[:, 1:].contiguous()  # (B, T), (B, T)
+    def next_batch(self) -> dict[str, torch.Tensor]:
+        """This process's share of the next global batch: the model's keyword arguments, CPU
+        int64 tensors."""
+        rows = self.batch_size * self.world_size  # the global batch
+        starts = self.rng.integers(0, len(self.tokens) - self.window + 1, size=rows)
+        # One vectorised gather from the memmap: (rows, 1) + (window,) -> (rows, window) indices.
+        windows = self.tokens[starts[:, None] + self.offsets].astype(np.int64)
+        batch = self.make_batch(windows, self.rng)  # choices for every row: generators in step
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        return as_tensors({name: array[mine] for name, array in batch.items()})
 
     def state_dict(self) -> dict:
         """The random generator's exact state as plain Python ints (torch.load-safe)."""
@@ -69,6 +91,22 @@ class TrainBatches:
             "state": {"state": int(state["state"]), "inc": int(state["inc"])},
             "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"]),
         }
+
+
+def as_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+    """numpy arrays -> contiguous torch tensors (sharing memory where they can)."""
+    return {name: torch.from_numpy(np.ascontiguousarray(array)) for name, array in batch.items()}
+
+
+def fixed_windows(tokens: np.ndarray, window: int, max_windows: int | None = None,
+                  batch_size: int = 8) -> Iterator[np.ndarray]:
+    """Non-overlapping windows (B, window) from the start of a split, always the same ones: the
+    evaluation data of bert and t5, whose objectives then hide tokens with a fixed seed."""
+    check_enough_tokens(len(tokens), 1, window - 1, "val")
+    starts = islice(range(0, len(tokens) - window + 1, window), max_windows)
+    offsets = np.arange(window)
+    while batch := list(islice(starts, batch_size)):
+        yield np.asarray(tokens[np.asarray(batch)[:, None] + offsets], dtype=np.int64)
 
 
 def eval_windows(tokens: np.memmap, max_length: int, stride: int,

@@ -1,11 +1,14 @@
-"""Evaluate a trained checkpoint: loss, perplexity, bits per byte, speed, sample generations.
+"""Evaluate a trained checkpoint on the validation split, with its objective's measures, its speed,
+and samples of what it does.
 
     make eval                                  # = python -m evaluation.evaluate (best checkpoint)
     python -m evaluation.evaluate --checkpoint checkpoints/step_000500.pt --json logs/eval.json
     python -m evaluation.evaluate --max-batches 0     # the whole validation split
 
-Bits per byte is comparable across tokenizers; loss and perplexity only between models that
-share a tokenizer.
+gpt: loss, perplexity and bits per byte of the next token (bits per byte is comparable across
+tokenizers; loss and perplexity only between models that share a tokenizer). bert: loss,
+perplexity and accuracy on the hidden tokens. t5: loss and perplexity of the output spans, and
+the share of spans it writes exactly right. runtime/objectives.py has what each one means.
 """
 
 from __future__ import annotations
@@ -21,42 +24,47 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tokenizers import Tokenizer
 
 from config import GenerationConfig, add_config_arguments, config_from_args
 from data.splits import load_split, read_meta
 from errors import run_cli
 from runtime.checkpoints import load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
-from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
-from runtime.sampling import generate_tokens
+from runtime.objectives import Objective, objective_for
 from tokenizer.load import tokenizer_of
 
+LABELS = {"val_loss": "val loss", "val_ppl": "perplexity", "val_bpb": "bits per byte",
+          "val_mlm_accuracy": "mlm accuracy", "val_span_match": "span match"}
 
-def sample(model: torch.nn.Module, tokenizer: Tokenizer, settings: GenerationConfig,
-           count: int) -> tuple[list[str], float | None]:
-    """`count` continuations of settings.prompt (seeds 0, 1, ...), and tokens per second."""
-    texts, rate = [], None
-    ids = tokenizer.encode(settings.prompt).ids
+
+def sample(model: torch.nn.Module, objective: Objective, settings: GenerationConfig,
+           count: int) -> tuple[list[str], float]:
+    """`count` samples of what the model does with settings.prompt (seeds 0, 1, ...), and how
+    many of them it makes per second."""
+    texts, started = [], time.perf_counter()
     for i in range(count):
-        start = time.perf_counter()
-        generator = torch.Generator().manual_seed(i)
-        new = list(generate_tokens(model, ids, settings, generator=generator))
-        rate = len(new) / max(time.perf_counter() - start, 1e-9)
-        texts.append(settings.prompt + tokenizer.decode(new))
-    return texts, rate
+        generator = torch.Generator(device=next(model.parameters()).device).manual_seed(i)
+        text = objective.sample(model, settings.prompt, settings, generator)
+        texts.append(settings.prompt + text if objective.continues_prompt else text)
+    return texts, count / max(time.perf_counter() - started, 1e-9)
 
 
 def print_results(results: dict[str, Any]) -> None:
     print(f"checkpoint:     {results['checkpoint']} (step {results['step']})")
-    print(f"parameters:     {results['parameters'] / 1e6:.2f}M")
-    print(f"val loss:       {results['val_loss']:.4f} over {results['scored_tokens']:,} tokens")
-    print(f"perplexity:     {results['perplexity']:.2f}")
-    print(f"bits per byte:  {results['bits_per_byte']:.4f}")
+    print(f"model:          {results['architecture']}, {results['parameters'] / 1e6:.2f}M "
+          f"parameters, objective {results['objective']}")
+    for key, label in LABELS.items():
+        if key in results["metrics"]:
+            value = results["metrics"][key]
+            shown = f"{100 * value:.1f}%" if key in ("val_mlm_accuracy", "val_span_match") \
+                else f"{value:.4f}" if key != "val_ppl" else f"{value:.2f}"
+            print(f"{label + ':':<16}{shown}")
+    print(f"scored tokens:  {results['scored_tokens']:,}")
     print(f"eval speed:     {results['eval_tokens_per_sec']:,.0f} tokens/s ({results['device']}, "
           f"{results['precision']})")
-    if results.get("generation_tokens_per_sec") is not None:
-        print(f"generation:     {results['generation_tokens_per_sec']:,.0f} tokens/s")
+    if results["samples"]:
+        print(f"samples:        {len(results['samples'])}, "
+              f"{1 / max(results['samples_per_sec'], 1e-9):.2f}s each")
     for i, text in enumerate(results["samples"], 1):
         print(f"\n--- sample {i} ---\n{text}")
 
@@ -83,31 +91,31 @@ def main(argv: list[str] | None = None) -> int:
                                              cfg.tokenizer.path)
     meta = read_meta(cfg.data.processed_dir, str(tokenizer_path))
     val_tokens = load_split(cfg.data.processed_dir, "val")
-    max_length = model.config.max_length
+    objective = objective_for(cfg, model.config, tokenizer)
 
     start = time.perf_counter()
-    loss, scored = evaluate_loss(
-        model, val_tokens, max_length, min(cfg.data.stride, max_length),
-        cfg.training.batch_size, args.max_batches or None, device,
-        autocast_ctx=lambda: autocast(device, precision))
+    metrics = objective.evaluate(
+        model, val_tokens, cfg.training.batch_size, args.max_batches or None, device,
+        autocast_ctx=lambda: autocast(device, precision),
+        text_size=(meta["val_tokens"], meta["val_bytes"]))
     seconds = time.perf_counter() - start
-    samples, rate = sample(model, tokenizer, cfg.generation, args.samples)
+    samples, rate = sample(model, objective, cfg.generation, args.samples)
+    scored = metrics.pop("scored_tokens")
     results = {
         "checkpoint": info["path"],
         "step": info["step"],
+        "architecture": model.config.architecture,
+        "objective": objective.name,
         "parameters": model.num_parameters(),
-        "val_loss": loss,
-        "perplexity": perplexity(loss),
-        "bits_per_byte": bits_per_byte(loss, meta["val_tokens"], meta["val_bytes"]),
+        "metrics": metrics,
         "scored_tokens": scored,
         "eval_tokens_per_sec": scored / max(seconds, 1e-9),
         "device": device.type,
         "precision": precision,
         "threads": threads,
         "samples": samples,
+        "samples_per_sec": rate,
     }
-    if rate is not None:
-        results["generation_tokens_per_sec"] = rate
     print_results(results)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

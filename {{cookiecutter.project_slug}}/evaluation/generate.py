@@ -1,8 +1,12 @@
-"""Generate text with a trained model, streamed to the terminal as it is produced.
+"""Use a trained model from the command line: gpt writes text after a prompt, streamed as it is
+produced; bert fills in the prompt's [MASK]s; t5 fills in the prompt's <extra_id_N> spans, or
+answers a plain input (text to text).
 
     python -m evaluation.generate                                  # the prompt in llm.config.js
-    python -m evaluation.generate --prompt "Once upon a time" --max-new-tokens 300
+    python -m evaluation.generate --prompt "Once upon a time" --max-new-tokens 300     # gpt
     python -m evaluation.generate --prompt "The" --temperature 0   # greedy: always the likeliest
+    python -m evaluation.generate --prompt "The [MASK] sat on the mat." --top-k 5      # bert
+    python -m evaluation.generate --prompt "The cat <extra_id_0> the mat."              # t5
     python -m evaluation.generate --checkpoint checkpoints/step_001000.pt --seed 1
     make generate ARGS="--prompt 'Hello'"
 
@@ -10,8 +14,9 @@ Defaults come from the `generation` section of llm.config.js; the checkpoint is 
 newest step checkpoint. A base model continues text: it does not answer questions.
 
 The sampling itself (temperature, top-k, top-p, repetition penalty, the KV cache, contexts
-longer than model.max_length) is `generate_tokens` in runtime/sampling.py, which chat.py,
-compare.py and training's sample generations use too.
+longer than model.max_length) is `generate_tokens` in runtime/sampling.py (gpt), which chat.py,
+compare.py and training's sample generations use too; t5's decoding is runtime/seq2seq.py, bert's
+mask filling runtime/fill_mask.py.
 """
 
 from __future__ import annotations
@@ -23,13 +28,15 @@ import torch_env  # noqa: F401  (first: settings that must precede `import torch
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from config import add_config_arguments, config_from_args
+import torch
+from tokenizers import Tokenizer
+
+from config import Config, add_config_arguments, config_from_args
 from errors import run_cli
 from runtime.checkpoints import load_trained_model
 from runtime.device import pick_device, set_threads
-from runtime.sampling import generate_tokens
 from tokenizer.load import eot_id, tokenizer_of
 
 # ---- streaming text ----
@@ -79,7 +86,8 @@ SAMPLING_OPTIONS = {
     "prompt": ("--prompt", "text to continue"),
     "max_new_tokens": ("--max-new-tokens", "how many tokens to generate"),
     "temperature": ("--temperature", "0 = greedy; higher = more random"),
-    "top_k": ("--top-k", "sample among the k likeliest tokens (0 = off)"),
+    "top_k": ("--top-k", "sample among the k likeliest tokens (0 = off; bert: how many "
+                         "candidates to show for each [MASK])"),
     "top_p": ("--top-p", "nucleus sampling mass (1 = off)"),
     "repetition_penalty": ("--repetition-penalty", "> 1 discourages repeats"),
 }
@@ -94,10 +102,78 @@ def add_sampling_options(parser: argparse.ArgumentParser, keys: Iterable[str] = 
                             metavar="VALUE", help=f"{help_text} (default: generation.{key})")
 
 
+# ---- what each architecture does with the prompt ----
+
+
+def write_text(model: torch.nn.Module, tokenizer: Tokenizer, cfg: Config,
+               args: argparse.Namespace) -> None:
+    """gpt: stream the prompt's continuation."""
+    from runtime.sampling import generate_tokens
+
+    g = cfg.generation
+    eot = eot_id(tokenizer, cfg.tokenizer)
+    prompt_ids = tokenizer.encode(g.prompt, add_special_tokens=False).ids or [eot]
+    print(g.prompt, end="", flush=True)
+    tokens = generate_tokens(model, prompt_ids, g, use_cache=not args.no_cache,
+                             stop_ids=(eot,), seed=args.seed)
+    stream_out(tokens, TextStream(tokenizer, prompt_ids))
+
+
+def fill_masks(model: torch.nn.Module, tokenizer: Tokenizer, cfg: Config,
+               args: argparse.Namespace) -> None:
+    """bert: the prompt with its [MASK]s filled in, and each mask's likeliest tokens."""
+    from runtime.fill_mask import fill_masks as fill
+    from runtime.objectives import bert_special_ids
+
+    ids = bert_special_ids(tokenizer)
+    fills = fill(model, tokenizer, cfg.generation.prompt, ids["[MASK]"], ids["[CLS]"],
+                 ids["[SEP]"], top_k=max(1, cfg.generation.top_k))
+    print(fills.text)
+    for i, candidates in enumerate(fills.candidates, 1):
+        shown = "  ".join(f"{c.text!r} {c.probability:.3f}" for c in candidates)
+        print(f"  [MASK] {i}: {shown}")
+
+
+def write_output(model: torch.nn.Module, tokenizer: Tokenizer, cfg: Config,
+                 args: argparse.Namespace) -> None:
+    """t5: the prompt's sentinels filled in; a prompt without one: the output, streamed."""
+    from runtime.objectives import t5_special_ids
+    from runtime.seq2seq import SENTINEL, encode_input, fill_spans, generate_seq2seq
+
+    g, ids = cfg.generation, t5_special_ids(cfg, tokenizer)
+    generator = torch.Generator(device=next(model.parameters()).device).manual_seed(args.seed) \
+        if args.seed is not None else None
+    if SENTINEL.search(g.prompt):
+        spans = fill_spans(model, tokenizer, g.prompt, g, ids["start"], ids["eos"],
+                           ids["sentinels"], generator)
+        print(spans.text)
+        for number, text in spans.spans.items():
+            print(f"  <extra_id_{number}>: {text!r}")
+        return
+    input_ids = encode_input(tokenizer, g.prompt, ids["eos"], model.config.max_length)
+    tokens = generate_seq2seq(model, input_ids, g, ids["start"], (ids["eos"],),
+                              use_cache=not args.no_cache, generator=generator)
+    stream_out(tokens, TextStream(tokenizer, []))
+
+
+def stream_out(tokens: Iterator[int], stream: TextStream) -> None:
+    """Print tokens as text as they come, then how fast they came (on stderr)."""
+    started, count = time.perf_counter(), 0
+    for token in tokens:
+        print(stream.push(token), end="", flush=True)
+        count += 1
+    print(stream.flush())
+    elapsed = time.perf_counter() - started
+    print(f"[{count} tokens in {elapsed:.1f}s, {count / max(elapsed, 1e-9):.1f} tokens/s]",
+          file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m evaluation.generate",
-        description="Generate text from a trained model (defaults: generation in llm.config.js).",
+        description="Use the trained model on a prompt (defaults: generation in llm.config.js): "
+                    "gpt continues it, bert fills its [MASK]s, t5 fills its <extra_id_N> spans "
+                    "or answers it.",
     )
     add_sampling_options(parser)
     parser.add_argument("--seed", type=int, help="make sampling reproducible")
@@ -108,29 +184,22 @@ def main(argv: list[str] | None = None) -> None:
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
-    g = cfg.generation
 
     device = pick_device(cfg.training.device)
     if device.type == "cpu":
         set_threads(cfg.training.threads)
     model, info = load_trained_model(args.checkpoint, cfg.checkpoints.dir, device)
     tokenizer, _ = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
-    eot = eot_id(tokenizer, cfg.tokenizer)
-    prompt_ids = tokenizer.encode(g.prompt, add_special_tokens=False).ids or [eot]
-
-    print(f"[{info['path']}, step {info.get('step', '?')}, {device.type}, "
-          f"{'no cache' if args.no_cache else 'KV cache'}]", file=sys.stderr)
-    print(g.prompt, end="", flush=True)
-    stream = TextStream(tokenizer, prompt_ids)
-    started, count = time.perf_counter(), 0
-    for token in generate_tokens(model, prompt_ids, g, use_cache=not args.no_cache,
-                                 stop_ids=(eot,), seed=args.seed):
-        print(stream.push(token), end="", flush=True)
-        count += 1
-    print(stream.flush())
-    elapsed = time.perf_counter() - started
-    print(f"[{count} tokens in {elapsed:.1f}s, {count / max(elapsed, 1e-9):.1f} tokens/s]",
-          file=sys.stderr)
+    architecture = model.config.architecture
+    cached = "" if architecture == "bert" else ", no cache" if args.no_cache else ", KV cache"
+    print(f"[{info['path']}, step {info.get('step', '?')}, {architecture}, {device.type}"
+          f"{cached}]", file=sys.stderr)
+    if architecture == "bert":
+        fill_masks(model, tokenizer, cfg, args)
+    elif architecture == "t5":
+        write_output(model, tokenizer, cfg, args)
+    else:
+        write_text(model, tokenizer, cfg, args)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,23 @@
-"""A trained checkpoint -> a Hugging Face folder that `transformers` loads as LlamaForCausalLM.
+"""A trained checkpoint -> a Hugging Face folder that `transformers` loads with no custom code:
+gpt as LlamaForCausalLM, bert as BertForMaskedLM, t5 as T5ForConditionalGeneration.
 
     python deploy.py export                      # make export -> export/hf/
     python deploy.py export --dtype bf16         # half the size (fp32 is exact)
 
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer    # gpt
     model = AutoModelForCausalLM.from_pretrained("export/hf")      # no trust_remote_code
     tokenizer = AutoTokenizer.from_pretrained("export/hf")
+    # bert: AutoModelForMaskedLM, pipeline("fill-mask");
+    # t5: AutoModelForSeq2SeqLM, pipeline("text2text-generation")
 
 The folder holds config.json, model.safetensors, generation_config.json, tokenizer.json,
-tokenizer_config.json and README.md (the model card, exporters/card.py). models/architectures/gpt.py
-already uses Llama's math and tensor names, so the weights only gain a `model.` prefix and the
-logits are identical in fp32. Only the Python packages every project has are needed here
-(torch, safetensors, tokenizers): transformers is for whoever loads the folder.
+tokenizer_config.json and README.md (the model card, exporters/card.py). models/architectures/
+already uses each Hugging Face class's math and tensor names, so the weights are renamed at most
+(gpt: a `model.` prefix; bert: `bert.` and `cls.predictions.`; t5: none) and the logits are
+identical in fp32. The tokenizer gets the template its Hugging Face class applies: bert adds
+[CLS] ... [SEP] around a text, t5 ends it with </s>, as in training. Only the Python packages
+every project has are needed here (torch, safetensors, tokenizers): transformers is for whoever
+loads the folder.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from typing import Any
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tokenizers import Tokenizer
+from tokenizers import Tokenizer, processors
 
 from config import GenerationConfig, ModelConfig
 from errors import DeploymentError
@@ -62,8 +68,10 @@ def special_tokens_of(tokenizer: Tokenizer, names: list[str]) -> SpecialTokens:
             "export with the tokenizer the model was trained with (or run `make tokenizer` "
             "and retrain)",
         )
-    pad = next((n for n in names if "pad" in n and tokenizer.token_to_id(n) is not None), names[0])
-    unk = next((n for n in names if "unk" in n and tokenizer.token_to_id(n) is not None), None)
+    pad = next((n for n in names if "pad" in n.lower() and tokenizer.token_to_id(n) is not None),
+               names[0])
+    unk = next((n for n in names if "unk" in n.lower() and tokenizer.token_to_id(n) is not None),
+               None)
     return SpecialTokens(names[0], eos_id, pad, tokenizer.token_to_id(pad), unk)
 
 
@@ -103,18 +111,88 @@ def llama_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -
     }
 
 
-def generation_config(special: SpecialTokens, g: GenerationConfig) -> dict[str, Any]:
-    """The project's `generation` settings, so `model.generate()` samples the way ours does."""
+def bert_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> dict[str, Any]:
+    """config.json for transformers' BertForMaskedLM with exactly our model's shape."""
+    return {
+        "architectures": ["BertForMaskedLM"],
+        "model_type": "bert",
+        "vocab_size": mc.vocab_size,
+        "hidden_size": mc.dim,
+        "num_hidden_layers": mc.layers,
+        "num_attention_heads": mc.heads,
+        "intermediate_size": mc.mlp_dim,
+        "hidden_act": "gelu",  # exact (erf) GELU, as in models/architectures/bert.py
+        "hidden_dropout_prob": mc.dropout,
+        "attention_probs_dropout_prob": mc.dropout,
+        "max_position_embeddings": mc.max_length,
+        "type_vocab_size": 2,
+        "layer_norm_eps": mc.norm_eps,
+        "initializer_range": 0.02,
+        "position_embedding_type": "absolute",
+        "tie_word_embeddings": True,  # the MLM decoder is the word embedding matrix
+        "pad_token_id": special.pad_id,
+        "torch_dtype": DTYPE_NAMES[dtype],
+    }
+
+
+def t5_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> dict[str, Any]:
+    """config.json for transformers' T5ForConditionalGeneration with exactly our model's shape:
+    gated GELU (v1.1's feed-forward), tied embeddings and the output scaled by d_model^-0.5."""
+    return {
+        "architectures": ["T5ForConditionalGeneration"],
+        "model_type": "t5",
+        "vocab_size": mc.vocab_size,
+        "d_model": mc.dim,
+        "d_kv": mc.head_dim,
+        "d_ff": mc.mlp_dim,
+        "num_layers": mc.layers,
+        "num_decoder_layers": mc.layers,
+        "num_heads": mc.heads,
+        "relative_attention_num_buckets": mc.relative_attention_buckets,
+        "relative_attention_max_distance": mc.relative_attention_max_distance,
+        "dropout_rate": mc.dropout,
+        "layer_norm_epsilon": mc.norm_eps,
+        "initializer_factor": 1.0,
+        "feed_forward_proj": "gated-gelu",
+        "is_encoder_decoder": True,
+        "tie_word_embeddings": True,  # also tells transformers to scale by d_model^-0.5
+        "use_cache": True,
+        "pad_token_id": special.pad_id,
+        "eos_token_id": special.eos_id,
+        "decoder_start_token_id": special.pad_id,  # T5's decoder starts from the padding token
+        "torch_dtype": DTYPE_NAMES[dtype],
+    }
+
+
+def hf_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> dict[str, Any]:
+    """config.json of the architecture's Hugging Face class."""
+    if mc.architecture == "bert":
+        return bert_config(mc, special, dtype)
+    if mc.architecture == "t5":
+        return t5_config(mc, special, dtype)
+    return llama_config(mc, special, dtype)
+
+
+def generation_config(special: SpecialTokens, g: GenerationConfig,
+                      architecture: str = "gpt") -> dict[str, Any]:
+    """The project's `generation` settings, so `model.generate()` samples the way ours does
+    (none for bert: it does not generate)."""
+    if architecture == "bert":
+        return {"pad_token_id": special.pad_id}
     sampled = g.temperature > 0
     settings = {"do_sample": sampled, "temperature": g.temperature, "top_k": g.top_k,
                 "top_p": g.top_p} if sampled else {"do_sample": False}
+    if architecture == "t5":
+        return {"decoder_start_token_id": special.pad_id, "eos_token_id": special.eos_id,
+                "pad_token_id": special.pad_id, "max_new_tokens": g.max_new_tokens,
+                "repetition_penalty": g.repetition_penalty, **settings}
     return {"bos_token_id": special.eos_id, "eos_token_id": special.eos_id,
             "pad_token_id": special.pad_id, "max_new_tokens": g.max_new_tokens,
             "repetition_penalty": g.repetition_penalty, **settings}
 
 
-def tokenizer_config(special: SpecialTokens, tokenizer: Tokenizer,
-                     max_length: int) -> dict[str, Any]:
+def tokenizer_config(special: SpecialTokens, tokenizer: Tokenizer, max_length: int,
+                     architecture: str = "gpt") -> dict[str, Any]:
     """tokenizer_config.json: the generic fast tokenizer over our tokenizer.json.
 
     "PreTrainedTokenizerFast", not transformers 5's own "TokenizersBackend": 4.x and llama.cpp's
@@ -131,10 +209,56 @@ def tokenizer_config(special: SpecialTokens, tokenizer: Tokenizer,
               "clean_up_tokenization_spaces": False, "added_tokens_decoder": added}
     if special.unk is not None:
         config["unk_token"] = special.unk
+    if architecture == "bert":  # no bos or eos: [CLS] and [SEP], and the [MASK] it fills in
+        for key in ("bos_token", "eos_token", "add_bos_token", "add_eos_token"):
+            config.pop(key)
+        config.update(cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]")
+    if architecture == "t5":  # no bos; </s> ends every input (the tokenizer's template adds it)
+        for key in ("bos_token", "add_bos_token", "add_eos_token"):
+            config.pop(key)
+        sentinels = [t.content for t in tokenizer.get_added_tokens_decoder().values()
+                     if t.content.startswith("<extra_id_")]
+        config["additional_special_tokens"] = sentinels
     return config
 
 
+def hf_tokenizer(tokenizer: Tokenizer, architecture: str, special: SpecialTokens) -> Tokenizer:
+    """The tokenizer as its Hugging Face class expects it: what tokenizer(text) gives is what
+    the model was trained on. bert: [CLS] text [SEP] (a pair: [CLS] a [SEP] b [SEP], b of token
+    type 1); t5: text </s>. gpt: unchanged (no beginning-of-text token)."""
+    if architecture == "gpt":
+        return tokenizer
+    tok = Tokenizer.from_str(tokenizer.to_str())  # a copy: the project's tokenizer stays as is
+    if architecture == "bert":
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        tok.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    else:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"$A {special.eos}", pair=f"$A {special.eos} $B {special.eos}",
+            special_tokens=[(special.eos, special.eos_id)])
+    return tok
+
+
 # ---- the weights ----
+
+
+def hf_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torch.Tensor]:
+    """Our weights under the Hugging Face class's names (tied copies left out)."""
+    architecture = model.config.architecture
+    if architecture == "gpt":
+        return llama_state_dict(model, dtype)
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if architecture == "bert":
+            if name == "head.decoder.weight":  # the word embeddings (tied)
+                continue
+            name = f"cls.predictions.{name[5:]}" if name.startswith("head.") else f"bert.{name}"
+        state[name] = tensor.detach().to("cpu", DTYPES[dtype]).contiguous().clone()
+    if architecture == "bert":  # transformers ties the decoder's bias to this one
+        state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"].clone()
+    return state
 
 
 def llama_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torch.Tensor]:
@@ -174,14 +298,16 @@ def write_hf_folder(model: torch.nn.Module, tokenizer: Tokenizer, special: Speci
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        write_json(tmp / "config.json", llama_config(model.config, special, dtype))
-        write_json(tmp / "generation_config.json", generation_config(special, generation))
-        save_file(llama_state_dict(model, dtype), str(tmp / "model.safetensors"),
+        architecture = model.config.architecture
+        write_json(tmp / "config.json", hf_config(model.config, special, dtype))
+        write_json(tmp / "generation_config.json",
+                   generation_config(special, generation, architecture))
+        save_file(hf_state_dict(model, dtype), str(tmp / "model.safetensors"),
                   metadata={"format": "pt"})  # transformers expects the "pt" marker
         (tmp / "model.safetensors").chmod(0o644)  # safetensors writes it owner-only (0600)
-        tokenizer.save(str(tmp / "tokenizer.json"))
+        hf_tokenizer(tokenizer, architecture, special).save(str(tmp / "tokenizer.json"))
         write_json(tmp / "tokenizer_config.json",
-                   tokenizer_config(special, tokenizer, model.config.max_length))
+                   tokenizer_config(special, tokenizer, model.config.max_length, architecture))
         if card:
             (tmp / "README.md").write_text(card, encoding="utf-8")
         _replace_folder(tmp, folder)
@@ -224,13 +350,25 @@ def check_hf_folder(folder: Path) -> dict[str, Any]:
         Tokenizer.from_file(str(folder / "tokenizer.json"))
         with safe_open(str(folder / "model.safetensors"), framework="pt") as weights:
             shapes = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
-        embed = shapes.get("model.embed_tokens.weight")
-        expected = (config["vocab_size"], config["hidden_size"])
+        embedding, layer_prefix, per_layer = EXPECTED_TENSORS[config["architectures"][0]]
+        dim = config.get("hidden_size", config.get("d_model"))
+        layers = config.get("num_hidden_layers", config.get("num_layers"))
+        expected = (config["vocab_size"], dim)
     except Exception as error:  # a damaged file: each library says why in its own way
         raise DeploymentError(f"the export in {folder}/ does not load: "
                               f"{str(error).splitlines()[0][:160]}", redo) from None
-    layers = {n for n in shapes if n.startswith("model.layers.")}
-    if embed != expected or len(layers) != 9 * config.get("num_hidden_layers", -1):
+    found = {n for n in shapes if n.startswith(layer_prefix)}
+    if shapes.get(embedding) != expected or len(found) != per_layer * layers + \
+            (layer_prefix == "encoder.block."):  # + t5's relative position bias
         raise DeploymentError(f"the export in {folder}/ does not load: model.safetensors does "
                               "not match config.json", redo)
     return config
+
+
+# config.json's class -> (the embedding matrix, the prefix of the layers' tensors, how many
+# tensors each layer has): enough to tell an export from a damaged or mismatched one.
+EXPECTED_TENSORS = {
+    "LlamaForCausalLM": ("model.embed_tokens.weight", "model.layers.", 9),
+    "BertForMaskedLM": ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.", 16),
+    "T5ForConditionalGeneration": ("shared.weight", "encoder.block.", 9),
+}

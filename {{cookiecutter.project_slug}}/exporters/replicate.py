@@ -4,8 +4,10 @@
     cd deploy/replicate && cog login && cog push r8.im/your-name/my-llm
 
 deploy/replicate/ holds cog.yaml (the Python packages, pinned to the versions installed here,
-and `run: predict.py:Runner`), predict.py (exporters/cog_predictor.py: prompt, max_new_tokens,
-temperature, top_k, top_p -> streamed text) and model/ (a copy of the Hugging Face export).
+and `run: predict.py:Runner`), predict.py (gpt: exporters/cog_predictor.py, prompt,
+max_new_tokens, temperature, top_k, top_p -> streamed text; bert: exporters/cog_fill_mask.py,
+text with [MASK]s -> candidates; t5: exporters/cog_text2text.py, prompt -> output text) and
+model/ (a copy of the Hugging Face export).
 Pushing builds a Docker image, so it needs the cog command-line tool and Docker; when either is
 missing this says so and prints the commands, and nothing is pushed.
 """
@@ -13,6 +15,7 @@ missing this says so and prints the commands, and nothing is pushed.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +24,9 @@ from pathlib import Path
 
 from errors import DeploymentError
 
-PREDICTOR = Path(__file__).resolve().parent / "cog_predictor.py"
+# The predictor for each exported class (a project has the one of its architecture).
+PREDICTORS = {"LlamaForCausalLM": "cog_predictor.py", "BertForMaskedLM": "cog_fill_mask.py",
+              "T5ForConditionalGeneration": "cog_text2text.py"}
 PACKAGES = {"torch": ">=2.4", "transformers": ">=4.40", "tokenizers": ">=0.19",
             "safetensors": ">=0.4"}
 
@@ -48,6 +53,12 @@ run: "predict.py:Runner"
 """
 
 
+def predictor_for(export: Path) -> Path:
+    """The predictor of the exported model's class (config.json's "architectures")."""
+    config = json.loads((Path(export) / "config.json").read_text(encoding="utf-8"))
+    return Path(__file__).resolve().parent / PREDICTORS[config["architectures"][0]]
+
+
 def write_replicate_folder(export: Path, target: Path) -> Path:
     """deploy/replicate/ from the export folder (replaced as a whole: nothing stale stays)."""
     target = Path(target)
@@ -55,7 +66,7 @@ def write_replicate_folder(export: Path, target: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         shutil.copytree(export, tmp / "model")
-        shutil.copyfile(PREDICTOR, tmp / "predict.py")
+        shutil.copyfile(predictor_for(export), tmp / "predict.py")
         (tmp / "cog.yaml").write_text(cog_yaml(), encoding="utf-8")
         (tmp / ".dockerignore").write_text("__pycache__\n.cog/tmp\n", encoding="utf-8")
         if target.exists():

@@ -20,10 +20,10 @@ from tokenizers import Tokenizer
 from config import Config, GenerationConfig
 from data.splits import read_meta
 from errors import DataError, DeploymentError
-from exporters import card, gguf, hf, hub, replicate
+from exporters import card, hf, hub, replicate
 from project_lock import project_lock
 from runtime.checkpoints import load_trained_model
-from runtime.sampling import generate_tokens
+from runtime.objectives import objective_for
 from tokenizer.load import tokenizer_of
 
 SAMPLE_TOKENS = 40  # the greedy sample on the model card
@@ -55,14 +55,14 @@ def load_trained(cfg: Config) -> Trained:
     return Trained(model, info, tokenizer, special)
 
 
-def greedy_sample(trained: Trained, prompt: str, max_new_tokens: int = SAMPLE_TOKENS) -> str:
-    """What `make generate ARGS="--temperature 0 --repetition-penalty 1"` writes after prompt."""
-    eot = trained.special.eos_id
-    ids = trained.tokenizer.encode(prompt, add_special_tokens=False).ids or [eot]
+def greedy_sample(cfg: Config, trained: Trained, prompt: str,
+                  max_new_tokens: int = SAMPLE_TOKENS) -> str:
+    """What `make generate ARGS="--temperature 0 --repetition-penalty 1"` makes of the prompt:
+    gpt's continuation of it; bert's, t5's: the prompt with its blanks filled in."""
+    objective = objective_for(cfg, trained.model.config, trained.tokenizer)
     settings = GenerationConfig(max_new_tokens=max_new_tokens, temperature=0.0,
                                 repetition_penalty=1.0)
-    new = list(generate_tokens(trained.model, ids, settings, stop_ids=(eot,)))
-    return trained.tokenizer.decode(new)
+    return objective.sample(trained.model, prompt, settings, None)
 
 
 def data_meta(cfg: Config) -> dict | None:
@@ -85,7 +85,7 @@ def export_hf(cfg: Config, trained: Trained) -> Path:
     folder = Path(d.export_dir) / "hf"
     prompt = cfg.generation.prompt
     text = card.model_card(cfg, trained.info, trained.model.num_parameters(),
-                           (prompt, greedy_sample(trained, prompt)), data_meta(cfg),
+                           (prompt, greedy_sample(cfg, trained, prompt)), data_meta(cfg),
                            name=Path(cfg.path).resolve().parent.name, repo_id=d.repo_id,
                            dtype=d.dtype)
     files = hf.write_hf_folder(trained.model, trained.tokenizer, trained.special, cfg.generation,
@@ -94,11 +94,24 @@ def export_hf(cfg: Config, trained: Trained) -> Path:
           f"in {time.perf_counter() - started:.1f}s: {size_of(files)}, {d.dtype}")
     for path in files:
         print(f"  {path.name:<24} {size_of([path]):>10}")
-    print(f"Load it: AutoModelForCausalLM.from_pretrained(\"{folder}\")  (see {folder}/README.md)")
+    auto = card.AUTO_CLASSES[trained.model.config.architecture]
+    print(f"Load it: {auto}.from_pretrained(\"{folder}\")  (see {folder}/README.md)")
     return folder
 
 
 def export_gguf(cfg: Config, trained: Trained) -> Path:
+    architecture = trained.model.config.architecture
+    if architecture != "gpt":
+        why = ("llama.cpp runs BERT as an embedding model only, without the masked-LM head "
+               "that fills in [MASK]s" if architecture == "bert" else
+               "llama.cpp's T5 needs a SentencePiece tokenizer model, which a tokenizer trained "
+               "here is not")
+        raise DeploymentError(
+            f"GGUF export is for gpt models, and this one is {architecture}: {why}",
+            "export for transformers instead: `make export` (export/hf/ loads in transformers "
+            f"as {card.AUTO_CLASSES[architecture]})")
+    from exporters import gguf  # gpt projects only
+
     d, started = cfg.deployment, time.perf_counter()
     gguf.require_byte_level_bpe(trained.tokenizer)
     folder = Path(d.export_dir) / "gguf"

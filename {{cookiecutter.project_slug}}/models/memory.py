@@ -49,10 +49,14 @@ class MemoryEstimate:
         return self.state + self.activations
 
 
-def block_parameters(c: ModelConfig) -> int:
-    """Parameters of one transformer block (models/architectures/gpt.py's Block)."""
-    attention = c.dim * c.head_dim * (c.heads + 2 * c.kv_heads) + c.heads * c.head_dim * c.dim
-    return attention + 3 * c.dim * c.mlp_dim + 2 * c.dim
+def blocks_of(c: ModelConfig) -> int:
+    """Transformer blocks the model runs: t5 has an encoder and a decoder of c.layers each."""
+    return 2 * c.layers if c.architecture == "t5" else c.layers
+
+
+def block_parameters(c: ModelConfig, params: int) -> int:
+    """Parameters of one block: the model's, less its token embedding, over its blocks."""
+    return (params - c.vocab_size * c.dim) // blocks_of(c)
 
 
 def activation_bytes(c: ModelConfig, batch_size: int, precision: str,
@@ -62,13 +66,16 @@ def activation_bytes(c: ModelConfig, batch_size: int, precision: str,
     compute = 4 if precision == "fp32" else 2  # bytes per element in the compute dtype
     # Per block and token: the two norms' inputs (the residual stream, fp32 under autocast), and
     # in the compute dtype the norms' outputs, q, k and v (k and v after grouped-query attention
-    # repeats them), the attention output and o_proj's input: 2 + 7 x dim; SwiGLU's gate, up,
-    # silu(gate) and their product: 4 x mlp_dim.
-    block = 2 * c.dim * 4 + (7 * c.dim + 4 * c.mlp_dim) * compute
+    # repeats them), the attention output and o_proj's input: 2 + 7 x dim; a gated MLP's gate,
+    # up, activation and their product (gpt's SwiGLU, t5's gated GELU): 4 x mlp_dim; bert's
+    # plain GELU MLP its input and output: 2 x mlp_dim. (t5's decoder blocks also attend to the
+    # encoder: about one more attention's worth, counted as a block.)
+    mlp = (2 if c.architecture == "bert" else 4) * c.mlp_dim
+    block = 2 * c.dim * 4 + (7 * c.dim + mlp) * compute
     if checkpointing:  # each block's input, plus one block recomputed at a time
-        blocks = c.layers * c.dim * 4 + block
+        blocks = blocks_of(c) * c.dim * 4 + block
     else:
-        blocks = c.layers * block
+        blocks = blocks_of(c) * block
     # Logits in the compute dtype, their fp32 copy for the loss (none in fp32), the loss's
     # saved log-probabilities and the logits' gradient.
     logits = c.vocab_size * (compute + (0 if compute == 4 else 4) + 4 + 4)
@@ -89,7 +96,7 @@ def training_memory(c: ModelConfig, params: int, batch_size: int, precision: str
     if parallelism == "fsdp":
         # Weights gathered while a block runs (FSDP also fetches the next block ahead), plus the
         # embedding/output layer, which the model's root group holds, in the compute dtype.
-        gathered = (2 * block_parameters(c) + c.vocab_size * c.dim) * (2 if half else 4)
+        gathered = (2 * block_parameters(c, params) + c.vocab_size * c.dim) * (2 if half else 4)
     else:
         gathered = 2 * params if half else 0  # autocast's bf16 copies of every weight
     return MemoryEstimate(

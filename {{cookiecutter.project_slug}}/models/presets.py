@@ -3,9 +3,12 @@
     python -m models.presets      # make summary: every preset and this project's model
 
 The presets come from models/presets.json, written from create-llm's cookiecutter.json when this
-project was made (the same numbers the `create-llm` command shows). Parameter counts are computed
+project was made (the same numbers the `create-llm` command shows): each preset's values are
+gpt's, and its "bert" and "t5" entries hold what differs for those architectures. This project's
+architecture is the one it has the code of (models/architectures/). Parameter counts are computed
 by building the real model on PyTorch's "meta" device (shapes only, no memory), so the number
-printed is always the number the architecture has.
+printed is always the number the architecture has (`create-llm --list-templates` shows the other
+architectures' presets too).
 """
 
 from __future__ import annotations
@@ -22,23 +25,32 @@ from typing import Any
 
 import torch
 
-from config import ModelConfig
+from config import ARCHITECTURES, ModelConfig, available_architectures
 from errors import ConfigurationError, CreateLLMError
-from models.architectures.gpt import GPT
+from models.build import build_model
 from models.memory import memory_table
 
 SHAPE_KEYS = ("layers", "heads", "kv_heads", "dim", "mlp_dim", "max_length", "vocab_size")
+# This project's architecture: the one whose file it has (create-llm keeps one; a checkout of
+# the template has all three, and gpt comes first).
+ARCHITECTURE = (available_architectures() or ("gpt",))[0]
 
 
-def _read_presets() -> dict[str, dict[str, Any]]:
-    """Every preset with a fixed shape (not `custom`), smallest first."""
+def read_presets(architecture: str = ARCHITECTURE) -> dict[str, dict[str, Any]]:
+    """Every preset with a fixed shape (not `custom`) for `architecture`, smallest first."""
     table = json.loads((Path(__file__).parent / "presets.json").read_text(encoding="utf-8"))
-    shaped = {name: preset for name, preset in table.items() if "layers" in preset}
+    shaped = {}
+    for name, preset in table.items():
+        if "layers" in preset:
+            values = {key: value for key, value in preset.items() if key not in ARCHITECTURES}
+            shaped[name] = {**values, **preset.get(architecture, {})}
+            if architecture != "gpt":  # plain multi-head attention
+                shaped[name]["kv_heads"] = shaped[name]["heads"]
     return dict(sorted(shaped.items(), key=lambda item: item[1]["target_params"]))
 
 
 # name -> the whole preset: its shape, its training settings, target_params, hardware notes.
-PRESETS: dict[str, dict[str, Any]] = _read_presets()
+PRESETS: dict[str, dict[str, Any]] = read_presets()
 
 
 def preset_config(name: str, **overrides: Any) -> ModelConfig:
@@ -46,7 +58,7 @@ def preset_config(name: str, **overrides: Any) -> ModelConfig:
     if name not in PRESETS:
         raise ConfigurationError(f"unknown preset '{name}'", f"use one of: {', '.join(PRESETS)}")
     shape = {key: PRESETS[name][key] for key in SHAPE_KEYS}
-    return ModelConfig(**{"preset": name, **shape, **overrides})
+    return ModelConfig(**{"architecture": ARCHITECTURE, "preset": name, **shape, **overrides})
 
 
 def count_parameters(config: ModelConfig) -> int:
@@ -56,7 +68,7 @@ def count_parameters(config: ModelConfig) -> int:
     milliseconds and no RAM.
     """
     with torch.device("meta"):
-        model = GPT(config)
+        model = build_model(config)
     return model.num_parameters()
 
 
@@ -84,7 +96,8 @@ def summary() -> str:
     """A table of the presets and this project's model."""
     header = f"{'':12}{'params':>8}{'layers':>8}{'dim':>7}{'heads':>7}{'kv':>5}{'mlp':>7}" \
              f"{'context':>9}{'vocab':>8}"
-    rows = [header, "-" * len(header)]
+    rows = [f"Presets of {ARCHITECTURE}, this project's architecture (`create-llm "
+            "--list-templates` shows every architecture's):", "", header, "-" * len(header)]
 
     def row(name: str, c: ModelConfig) -> str:
         return (f"{name:12}{count_parameters(c) / 1e6:>7.2f}M{c.layers:>8}{c.dim:>7}"

@@ -92,7 +92,8 @@ class WandbPlugin(Plugin):
         elif kind == "sample":
             self.samples.append([step, record["prompt"], record["text"]])
             # A table is immutable once logged: log the whole growing table each time.
-            table = wandb.Table(columns=["step", "prompt", "text"], data=list(self.samples))
+            answer = "continuation" if record["continues"] else "answer"
+            table = wandb.Table(columns=["step", "prompt", answer], data=list(self.samples))
             self.run.log({"samples": table}, step=step)
         elif kind == "checkpoint" and record.get("kind") == "best":
             self.run.summary["best_val_loss"] = record.get("val_loss")

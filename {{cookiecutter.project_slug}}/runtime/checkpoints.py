@@ -492,16 +492,24 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
                        device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
     """Find a checkpoint (best, else latest; or a path) and return (model in eval mode, info).
 
-    info holds: path, step, tokens_seen, val_loss, model_config (dict), config (dict),
-    tokenizer_hash.
+    info holds: path, step, tokens_seen, val_loss, val_bpb, metrics (dict), model_config
+    (dict), config (dict), tokenizer_hash.
     """
-    from config import ModelConfig
-    from models.architectures.gpt import GPT  # here, so checkpoint I/O does not need the model
+    from config import ModelConfig, available_architectures
+    from models.build import build_model  # here, so checkpoint I/O does not need the models
 
     path, state = _find_and_load(which, folder, device)
+    saved = state.get("model_config")
+    architecture = saved.get("architecture", "gpt") if isinstance(saved, dict) else "gpt"
+    if architecture not in available_architectures():
+        raise TrainingError(
+            f"{path} holds a {architecture} model, and this project has the code of "
+            f"{' and '.join(available_architectures())} only",
+            f"use it from the {architecture} project that trained it (each project has the code "
+            "of its own architecture)")
     try:
         model_config = ModelConfig(**state["model_config"])
-        model = GPT(model_config)
+        model = build_model(model_config)
         model.load_state_dict(state["model"])
     except (KeyError, TypeError, RuntimeError) as error:
         raise TrainingError(
@@ -516,6 +524,7 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
         "tokens_seen": state.get("tokens_seen", 0),
         "val_loss": metrics.get("val_loss"),
         "val_bpb": metrics.get("val_bpb"),
+        "metrics": dict(metrics),  # every validation measure of the last evaluation
         "model_config": dataclasses.asdict(model_config),
         "config": state.get("config", {}),
         "tokenizer_hash": state.get("tokenizer_hash"),

@@ -8,11 +8,15 @@ runs on a laptop CPU in minutes.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -30,7 +34,11 @@ import torch_env  # noqa: E402, F401, I001
 
 import torch  # noqa: E402
 
-from config import ModelConfig  # noqa: E402
+from config import ONLY_FOR, ModelConfig, available_architectures  # noqa: E402
+
+# This project's architecture (a project has the code of one: gpt, bert or t5). Tests that are
+# the same for every architecture build their models and configs for it.
+ARCHITECTURE = available_architectures()[0]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -45,10 +53,35 @@ def _seed() -> None:
 
 @pytest.fixture
 def tiny_model_config() -> ModelConfig:
-    """2 layers, width 32, vocab 256, context 64; 4 query heads sharing 2 k/v heads (GQA)."""
-    return ModelConfig(
-        layers=2, heads=4, kv_heads=2, dim=32, mlp_dim=64, max_length=64, vocab_size=256
-    )
+    """This project's architecture: 2 layers, width 32, vocab 256, context 64; gpt: 4 query heads
+    sharing 2 k/v heads (GQA)."""
+    return ModelConfig(architecture=ARCHITECTURE, layers=2, heads=4, kv_heads=2, dim=32,
+                       mlp_dim=64, max_length=64, vocab_size=256)
+
+
+def applies(section: str, key: str) -> bool:
+    """Whether llm.config.js of this project's architecture has section.key (config.ONLY_FOR)."""
+    return ARCHITECTURE in ONLY_FOR.get((section, key), (ARCHITECTURE,))
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer() -> Any:
+    """A tokenizer of exactly 256 tokens with this project's special tokens (and t5's
+    sentinels) first: what an objective needs, built in no time (a word-level vocabulary of
+    made-up words). Pairs with tiny_model_config."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    from config import load_config
+
+    special = load_config(PROJECT_ROOT / "llm.config.js").tokenizer.all_special_tokens
+    vocab = {token: i for i, token in enumerate(special)}
+    vocab.update({f"w{i}": i for i in range(len(special), 256)})
+    unk = next(t for t in special if "unk" in t.lower())
+    tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_special_tokens(special)
+    assert tok.get_vocab_size() == 256
+    return tok
 
 
 # ---- a model that has learned something: a 50-token cycle ----
@@ -139,6 +172,7 @@ def make_tiny_config(tmp_path: Path) -> Callable[..., Any]:
             "logging.dir": tmp_path / "logs",
         }
         values = {**TINY_PROJECT_OVERRIDES, **paths, **overrides}
+        values = {key: value for key, value in values.items() if applies(*key.split("."))}
         as_text = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in values.items()}
         return load_config(PROJECT_ROOT / "llm.config.js", as_text)
 
@@ -148,7 +182,9 @@ def make_tiny_config(tmp_path: Path) -> Callable[..., Any]:
 def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> None:
     """Write folder/llm.config.js: this project's config with each of `changes` merged into its
     sections, in order, as a plain object literal. model.vocab_size is left out: a run takes it
-    from the trained tokenizer. Tests run the project's code in such a folder (PYTHONPATH)."""
+    from the trained tokenizer; so are the keys this project's architecture does not have (the
+    same changes serve gpt, bert and t5). Tests run the project's code in such a folder
+    (PYTHONPATH)."""
     from config import load_config
 
     data = load_config(PROJECT_ROOT / "llm.config.js").to_dict()
@@ -159,6 +195,9 @@ def write_project_config(folder: Path, *changes: dict[str, dict[str, Any]]) -> N
     for change in changes:
         for section, values in change.items():
             data[section].update(values)
+    # Only the keys this architecture's llm.config.js has (a bert config has no kv_heads).
+    data = {section: {key: value for key, value in values.items() if applies(section, key)}
+            for section, values in data.items()}
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "llm.config.js").write_text(f"module.exports = {json.dumps(data, indent=2)};\n")
 
@@ -176,6 +215,79 @@ def prepare_project(folder: Path, *changes: dict[str, dict[str, Any]],
                                 capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
     return folder
+
+
+# ---- serving deploy/replicate/ with cog's own HTTP server (no Docker) ----
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def http_json(url: str, data: dict | None = None, timeout: float = 120) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(data).encode() if data else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def serve_cog(folder: Path, port: int) -> Iterator[str]:
+    """`python -m cog.server.http` serving folder's predict.py:Runner; yields its base URL once
+    it is ready, and stops it (this process's own child) afterwards."""
+    # cog starts its worker with the `python` on PATH: make it this interpreter.
+    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    env = {**os.environ, "COG_PREDICT_TYPE_STUB": "predict.py:Runner", "PORT": str(port),
+           "NO_PROXY": "127.0.0.1", "PATH": path}
+    server = subprocess.Popen([sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
+                              cwd=folder, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if http_json(f"{url}/health-check", timeout=5).get("status") == "READY":
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "cog did not start"
+            time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+# ---- a trained project in a folder (tests/test_bert.py, test_t5.py) ----
+
+
+def run_in(folder: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`python ARGS` in `folder` with this project's code, as a user runs a command there."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    env.pop("CREATE_LLM_DEBUG", None)
+    return subprocess.run([sys.executable, *args], cwd=folder, env=env, capture_output=True,
+                          text=True, timeout=600, input=stdin)
+
+
+def trained_project(folder: Path, changes: dict[str, dict[str, Any]]) -> Path:
+    """llm.config.js (this project's, with `changes`) in `folder`, the built-in stories, then
+    `make tokenizer data train` and `make export` there."""
+    write_project_config(folder, changes)
+    (folder / "data" / "raw").mkdir(parents=True)
+    for args in (("-m", "tokenizer.train"), ("-m", "data.prepare"), ("-m", "training.train"),
+                 (str(PROJECT_ROOT / "deploy.py"), "export")):
+        result = run_in(folder, *args)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return folder
+
+
+def evaluations(folder: Path) -> list[dict]:
+    """The evaluation records of folder/logs/metrics.jsonl, in order."""
+    lines = (folder / "logs" / "metrics.jsonl").read_text().splitlines()
+    return [record for record in map(json.loads, lines) if "val_loss" in record]
 
 
 # ---- a fake Hugging Face Hub on this machine (make deploy, the huggingface plugin) ----

@@ -12,6 +12,7 @@ and copied for each case.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -26,7 +27,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import write_project_config
+from config import ARCHITECTURES
+from conftest import ARCHITECTURE, write_project_config
 from runtime import checkpoints
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -270,11 +272,61 @@ def no_setup(folder: Path) -> None:
     pass
 
 
+def only(*architectures: str) -> pytest.MarkDecorator:
+    """For a case that this project's architecture cannot meet (bert has no chat.py, no
+    temperature; RoPE's even head size is gpt's)."""
+    return pytest.mark.skipif(ARCHITECTURE not in architectures,
+                              reason=f"for {' and '.join(architectures)} projects")
+
+
+def checkpoint_claiming(architecture: str) -> Callable[[Path], None]:
+    """checkpoints/other.pt: a checkpoint of another architecture (from another project)."""
+
+    def setup(folder: Path) -> None:
+        state = checkpoints.load_checkpoint(folder / "checkpoints" / "best.pt")
+        state["model_config"]["architecture"] = architecture
+        checkpoints.save_checkpoint(folder / "checkpoints" / "other.pt", state,
+                                    {"step": state["step"]})
+
+    return setup
+
+
+def retrain_tokenizer_without(token: str, kind: str) -> Callable[[Path], None]:
+    """A tokenizer.json from elsewhere (not written by `make tokenizer`) that lacks `token` but
+    has the end-of-text token, and data prepared with it: only training can notice."""
+
+    def setup(folder: Path) -> None:
+        from config import load_config
+        from tokenizer.train import save_tokenizer, train_tokenizer
+
+        cfg = load_config(folder / "llm.config.js")
+        special = [t for t in cfg.tokenizer.special_tokens if t != token]
+        tokenizer = train_tokenizer(["Once upon a time there was a little cat. " * 40] * 30,
+                                    dataclasses.replace(cfg.tokenizer, type=kind,
+                                                        special_tokens=special,
+                                                        sentinel_tokens=0, vocab_size=300),
+                                    show_progress=False)
+        save_tokenizer(tokenizer, folder / "tokenizer" / "tokenizer.json")
+        (folder / "tokenizer" / "tokenizer.training.json").unlink()
+        data = read_config(folder)
+        data["tokenizer"]["type"] = kind
+        write_config(folder, data)
+        assert run(folder, "-m", "data.prepare").returncode == 0
+
+    return setup
+
+
 TRAIN, RESUME = ("-m", "training.train"), ("-m", "training.train", "--resume")
 TOKENIZER, PREPARE = ("-m", "tokenizer.train"), ("-m", "data.prepare")
-EVALUATE, GENERATE = ("-m", "evaluation.evaluate"), ("-m", "evaluation.generate",
-                                                     "--max-new-tokens", "4")
+EVALUATE = ("-m", "evaluation.evaluate")
+# bert fills in masks (no tokens to count); gpt and t5 write a few tokens.
+GENERATE = ("-m", "evaluation.generate", *(() if ARCHITECTURE == "bert" else
+                                           ("--max-new-tokens", "4")))
 CHAT, COMPARE, BENCH = ("chat.py",), ("compare.py", "."), ("bench.py", "--steps", "1")
+OTHER_ARCHITECTURE = next(a for a in ARCHITECTURES if a != ARCHITECTURE)
+OWN_TOKENIZER = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}[ARCHITECTURE]
+# (t5's 100 sentinels would not fit in a 320-token bpe: 256 bytes come first)
+OTHER_TOKENIZER = {"gpt": "unigram", "bert": "unigram", "t5": "wordpiece"}[ARCHITECTURE]
 STEP_10 = "checkpoints/step_000010.pt"
 
 # (setup, command, fragments of the Error: line). Ids name the bad input.
@@ -292,7 +344,8 @@ REFUSED = [
     pytest.param(replace_in_config("module.exports", "const fs = require('fs'); "
                                    "fs.writeFileSync('pwned', 'x');\nmodule.exports"), TOKENIZER,
                  ["line 1", "code before `module.exports =`"], id="config-code-before-exports"),
-    pytest.param(replace_in_config('"layers": 2,', '"layers": undefined,'), CHAT,
+    pytest.param(replace_in_config('"layers": 2,', '"layers": undefined,'),
+                 EVALUATE if ARCHITECTURE == "bert" else CHAT,
                  ['unexpected "u"'], id="config-undefined"),
     pytest.param(set_key("model.layer", 3), EVALUATE, ["unknown key `model.layer`", "line"],
                  id="config-unknown-key"),
@@ -302,9 +355,21 @@ REFUSED = [
                  ["model.layers must be a whole number", "line"], id="config-wrong-type"),
     pytest.param(both(set_key("model.heads", 3), set_key("model.kv_heads", 3)),
                  ("-m", "data.download", "shakespeare"), ["must be divisible by model.heads"],
-                 id="config-dim-not-divisible-by-heads"),
+                 id="config-dim-not-divisible-by-heads", marks=only("gpt")),
+    pytest.param(set_key("model.heads", 3), ("-m", "data.download", "shakespeare"),
+                 ["must be divisible by model.heads"],
+                 id="config-dim-not-divisible-by-heads-no-kv", marks=only("bert", "t5")),
     pytest.param(both(set_key("model.heads", 32), set_key("model.kv_heads", 32)), TOKENIZER,
-                 ["odd head size"], id="config-odd-head-size"),
+                 ["odd head size"], id="config-odd-head-size", marks=only("gpt")),
+    pytest.param(set_key("model.kv_heads", 2), TOKENIZER,
+                 ["`model.kv_heads` is a setting of gpt models, and this one is " + ARCHITECTURE],
+                 id="config-key-of-another-architecture", marks=only("bert", "t5")),
+    pytest.param(set_key("model.relative_attention_buckets", 32), TOKENIZER,
+                 ["`model.relative_attention_buckets` is a setting of t5 models"],
+                 id="config-t5-key-in-another-architecture", marks=only("gpt", "bert")),
+    pytest.param(set_key("model.architecture", OTHER_ARCHITECTURE), TRAIN,
+                 [f"model.architecture is '{OTHER_ARCHITECTURE}', but this project has the code "
+                  f"of {ARCHITECTURE} only"], id="config-architecture-without-its-code"),
     pytest.param(set_key("training.learning_rate", -0.001), TOKENIZER,
                  ["training.learning_rate must be > 0", "line"], id="config-negative-lr"),
     pytest.param(no_setup, (*PREPARE, "--training.learning_rate", "0"),
@@ -349,18 +414,27 @@ REFUSED = [
                  id="config-huge-dim"),
     pytest.param(set_key("generation.temperature", float("nan")), GENERATE,
                  ["generation.temperature must be a finite number, got nan"],
-                 id="config-nan-temperature"),
+                 id="config-nan-temperature", marks=only("gpt", "t5")),
     pytest.param(no_setup, (*GENERATE, "--temperature", "nan"),
                  ["generation.temperature must be a finite number, got nan (set by "
-                  "--generation.temperature)"], id="override-temperature-nan"),
+                  "--generation.temperature)"], id="override-temperature-nan",
+                 marks=only("gpt", "t5")),
+    pytest.param(no_setup, (*GENERATE, "--temperature", "0.5"),
+                 ["`generation.temperature` is a setting of gpt and t5 models, and this one is "
+                  "bert (set by --generation.temperature)"], id="override-temperature-of-bert",
+                 marks=only("bert")),
     pytest.param(no_setup, (*GENERATE, "--repetition-penalty", "nan"),
                  ["generation.repetition_penalty must be a finite number"],
-                 id="override-repetition-penalty-nan"),
+                 id="override-repetition-penalty-nan", marks=only("gpt", "t5")),
     pytest.param(no_setup, (*GENERATE, "--top-p", "1e-300"),
                  ["generation.top_p must be in [0.000001, 1], got 1e-300"],
-                 id="override-top-p-tiny"),
+                 id="override-top-p-tiny", marks=only("gpt", "t5")),
     pytest.param(no_setup, (*CHAT, "--temperature", "nan"),
-                 ["generation.temperature must be a finite number"], id="chat-temperature-nan"),
+                 ["generation.temperature must be a finite number"], id="chat-temperature-nan",
+                 marks=only("gpt", "t5")),
+    pytest.param(no_setup, (*GENERATE, "--prompt", "No blank in this prompt."),
+                 ["the prompt has no [MASK] token"], id="prompt-without-mask",
+                 marks=only("bert")),
     # -- text that is not text --
     pytest.param(no_setup, (*GENERATE, "--prompt", b"caf\xe9"),
                  ["generation.prompt holds a character that is not valid text"],
@@ -414,19 +488,36 @@ REFUSED = [
     pytest.param(both(retrain_tokenizer_with_vocab(300, prepare=False),
                       remove_kept_tokenizers), CHAT,
                  ["was trained with a different tokenizer than tokenizer/tokenizer.json"],
-                 id="tokenizer-differs-from-checkpoint-chat"),
-    pytest.param(set_key("tokenizer.type", "unigram"), PREPARE,
-                 ["is a bpe tokenizer, but tokenizer.type in llm.config.js is 'unigram'"],
-                 id="tokenizer-type-differs-from-config"),
+                 id="tokenizer-differs-from-checkpoint-chat", marks=only("gpt", "t5")),
+    pytest.param(set_key("tokenizer.type", OTHER_TOKENIZER), PREPARE,
+                 [f"is a {OWN_TOKENIZER} tokenizer, but tokenizer.type in llm.config.js is "
+                  f"'{OTHER_TOKENIZER}'"], id="tokenizer-type-differs-from-config"),
     pytest.param(set_key("tokenizer.special_tokens", ["<|end|>", "<|unk|>"]), PREPARE,
-                 ["no end-of-text token '<|end|>'"], id="tokenizer-without-eot-token"),
+                 ["no end-of-text token '<|end|>'"], id="tokenizer-without-eot-token",
+                 marks=only("gpt")),
+    pytest.param(set_key("tokenizer.special_tokens", ["[SEP]", "[CLS]", "[PAD]", "[UNK]"]),
+                 PREPARE, ["tokenizer.special_tokens of a bert model must hold", "[MASK] is "
+                           "missing"], id="config-bert-without-mask-token", marks=only("bert")),
+    pytest.param(retrain_tokenizer_without("[MASK]", "bpe"), (*TRAIN, "--fresh"),
+                 ["the tokenizer has no [MASK] token, which BERT's masked-LM objective needs"],
+                 id="tokenizer-bpe-without-mask-for-bert", marks=only("bert")),
+    pytest.param(set_key("tokenizer.sentinel_tokens", 0), TOKENIZER,
+                 ["tokenizer.sentinel_tokens is 0, and a t5 model needs sentinel tokens"],
+                 id="config-t5-without-sentinels", marks=only("t5")),
+    pytest.param(retrain_tokenizer_without("<extra_id_0>", "unigram"), (*TRAIN, "--fresh"),
+                 ["the tokenizer has no <extra_id_0> token, which T5's span corruption needs"],
+                 id="tokenizer-without-sentinels-for-t5", marks=only("t5")),
+    pytest.param(set_key("tokenizer.sentinel_tokens", 1), (*TRAIN, "--fresh"),
+                 ["span corruption cuts 2 spans from each window of 34 tokens, but the "
+                  "tokenizer has only 1 sentinel tokens"],
+                 id="config-t5-too-few-sentinels", marks=only("t5")),
     # -- checkpoints --
     pytest.param(remove("checkpoints"), GENERATE, ["no usable checkpoint in checkpoints/"],
                  id="checkpoint-none-generate"),
     pytest.param(remove("checkpoints"), EVALUATE, ["no usable checkpoint in checkpoints/"],
                  id="checkpoint-none-evaluate"),
     pytest.param(remove("checkpoints"), CHAT, ["no trained model to chat with"],
-                 id="checkpoint-none-chat"),
+                 id="checkpoint-none-chat", marks=only("gpt", "t5")),
     pytest.param(remove("checkpoints"), COMPARE, ["no usable checkpoint"],
                  id="checkpoint-none-compare"),
     pytest.param(both(truncate(STEP_10), truncate("checkpoints/best.pt")), GENERATE,
@@ -442,6 +533,10 @@ REFUSED = [
     pytest.param(checkpoint_of_another_model, GENERATE,
                  ["does not match this project's model code"],
                  id="checkpoint-weights-do-not-fit-model"),
+    pytest.param(checkpoint_claiming(OTHER_ARCHITECTURE),
+                 (*GENERATE, "--checkpoint", "checkpoints/other.pt"),
+                 [f"checkpoints/other.pt holds a {OTHER_ARCHITECTURE} model, and this project has "
+                  f"the code of {ARCHITECTURE} only"], id="checkpoint-of-another-architecture"),
     pytest.param(evil_checkpoint("evil.pt", sidecar=False), (*GENERATE, "--checkpoint",
                                                             "evil.pt"),
                  ["refused to load evil.pt"], id="checkpoint-malicious-pickle"),
@@ -474,6 +569,10 @@ REFUSED = [
     pytest.param(no_setup, (*TRAIN, "--plugins.enabled", "synthex"),
                  ["plugins.enabled names 'synthex', which makes data before training"],
                  id="plugin-synthex-is-not-a-training-plugin"),
+    # -- exports --
+    pytest.param(no_setup, ("deploy.py", "export", "--format", "gguf"),
+                 [f"GGUF export is for gpt models, and this one is {ARCHITECTURE}"],
+                 id="export-gguf-of-bert-or-t5", marks=only("bert", "t5")),
     # -- other commands' own inputs --
     pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),
@@ -529,7 +628,8 @@ GOES_ON = [
                  "(Using checkpoints/tokenizer-",
                  id="tokenizer-retrained-generate-uses-the-kept-copy"),
     pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), CHAT,
-                 "(Using checkpoints/tokenizer-", id="tokenizer-retrained-chat-uses-the-kept-copy"),
+                 "(Using checkpoints/tokenizer-", id="tokenizer-retrained-chat-uses-the-kept-copy",
+                 marks=only("gpt", "t5")),
 ]
 
 

@@ -1,23 +1,34 @@
 """chat.py: the transcript always fits the context, answers stop at the next speaker, commands
-never crash, and a piped session works end to end with a real (microscopic) trained model.
+never crash, /save never overwrites a file unasked nor anything of the project, non-UTF-8 input
+is skipped, the sampling settings are refused or sample a real token (property tests), and a
+piped session works end to end with a real (microscopic) trained model.
 
     python -m pytest tests/test_chat.py -q
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-from chat import ChatSession, StopAtMarkers, Turn, build_prompt, stop_markers
+import config as config_module
+from chat import ChatSession, ProjectPaths, StopAtMarkers, Turn, build_prompt, stop_markers
 from config import GenerationConfig, ModelConfig
 from conftest import write_project_config
+from errors import ConfigurationError
 from models.architectures.gpt import GPT
+from runtime.sampling import sample_next_token
 
 PROJECT = Path(__file__).resolve().parents[1]
 EOT = 0
@@ -30,8 +41,8 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def tokenizer() -> Tokenizer:
+@functools.cache
+def bpe_tokenizer() -> Tokenizer:
     """A byte-level BPE trained in memory in milliseconds: id 0 is the end-of-text token."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
@@ -41,6 +52,11 @@ def tokenizer() -> Tokenizer:
     tok.train_from_iterator(SENTENCES * 20, trainer)
     assert tok.token_to_id("<|endoftext|>") == EOT
     return tok
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> Tokenizer:
+    return bpe_tokenizer()
 
 
 def long_history(n: int) -> list[Turn]:
@@ -249,3 +265,94 @@ def test_no_checkpoint_says_how_to_train_one(trained: Path, tmp_path: Path) -> N
     assert "Error: there is no trained model" in result.stderr
     assert "Suggestion:" in result.stderr and "make data train" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# ---- /save, non-UTF-8 input, and property tests of commands and settings ----
+
+
+def small_session(**options: object) -> ChatSession:
+    tok = bpe_tokenizer()
+    model = GPT(ModelConfig(layers=1, heads=2, kv_heads=2, dim=32, mlp_dim=64, max_length=32,
+                            vocab_size=tok.get_vocab_size()))
+    return ChatSession(model, tok, EOT, GenerationConfig(), **options)
+
+
+def test_save_never_overwrites_unasked_nor_writes_into_the_project(trained: Path,
+                                                                    tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    project = tmp_path / "p"
+    shutil.copytree(trained, project)
+    monkeypatch.chdir(project)
+    cfg = config_module.load_config("llm.config.js")
+    session = small_session(project_paths=ProjectPaths.of(cfg))
+    protected = ["llm.config.js", "checkpoints/best.pt", "checkpoints/new.txt",
+                 "data/raw/notes.txt", "data/processed/meta.json", "tokenizer/tokenizer.json",
+                 str(project / "checkpoints" / ".." / "checkpoints" / "x.txt")]
+    before = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()}
+    for target in protected:
+        for command in ("/save", "/save!"):
+            message, _ = session.command(f"{command} {target}")
+            assert message.startswith("Not saved: ") and "your project's" in message, message
+    assert {path: path.read_bytes() for path in project.rglob("*") if path.is_file()} == before
+
+    mine = tmp_path / "chat.txt"
+    mine.write_text("my notes")
+    message, _ = session.command(f"/save {mine}")
+    assert "already exists" in message and f"/save! {mine}" in message
+    assert mine.read_text() == "my notes"
+    assert session.command(f"/save! {mine}")[0].startswith("Saved 0 turns")
+    assert session.command(f"/save {tmp_path / 'new.txt'}")[0].startswith("Saved")
+
+
+def test_chat_skips_a_line_that_is_not_utf8_and_goes_on(trained: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    result = subprocess.run([sys.executable, str(PROJECT / "chat.py"), "--seed", "1",
+                             "--max-tokens", "5"], cwd=trained, env=env, capture_output=True,
+                            input=b"caf\xe9 au lait\nHello\n/quit\n", timeout=300)
+    result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
+    assert result.returncode == 0, result.stderr
+    assert "Skipped a message that is not UTF-8 text" in result.stderr
+    assert len(result.stdout.splitlines()) == 1  # the answer to "Hello"
+    assert "Traceback" not in result.stderr and "Error" not in result.stderr
+
+
+FUZZ = settings(max_examples=150, deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
+# File names for /save: anything, but in the current folder only (the test's own tmp_path).
+FILE_NAMES = st.text(max_size=15).filter(lambda name: "/" not in name
+                                         and not name.startswith("~"))
+
+
+@FUZZ
+@given(line=st.one_of(
+    st.text(max_size=30).map(lambda text: "/" + text).filter(
+        lambda line: not line.lower().startswith("/save")),
+    st.tuples(st.sampled_from(["/temperature", "/top_k", "/top_p", "/max_tokens", "/reset",
+                               "/help", "/quit"]),
+              st.one_of(st.text(max_size=15), st.floats().map(str),
+                        st.integers().map(str))).map(" ".join),
+    st.tuples(st.sampled_from(["/save", "/save!"]), FILE_NAMES).map(" ".join)))
+def test_any_chat_command_is_answered_in_one_message(line, tmp_path: Path,
+                                                    monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # /save writes here, if anywhere
+    session = small_session()
+    message, _ = session.command(line)
+    assert isinstance(message, str)
+    GenerationConfig(**dataclasses.asdict(session.settings))  # the settings are still valid
+
+
+@FUZZ
+@given(temperature=st.floats(), top_k=st.integers(-5, 500), top_p=st.floats(),
+       penalty=st.floats(), logits=st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=50))
+def test_generation_settings_are_refused_or_sample_a_real_token(temperature, top_k, top_p,
+                                                                 penalty, logits) -> None:
+    try:
+        g = GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p,
+                             repetition_penalty=penalty)
+    except ConfigurationError as error:
+        assert error.message.startswith("generation.") and error.suggestion
+        return
+    scores = torch.tensor(logits)
+    token = sample_next_token(scores, torch.tensor([0, 1]), g.temperature, g.top_k, g.top_p,
+                              g.repetition_penalty, torch.Generator().manual_seed(0))
+    assert 0 <= token < len(logits)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from config import add_config_arguments, config_from_args, load_config
+from conftest import ARCHITECTURE
 from errors import ConfigurationError
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -27,10 +28,12 @@ def edited(old: str, new: str) -> str:
 
 def test_the_project_config_loads_with_types() -> None:
     cfg = load_config(PROJECT / "llm.config.js")
-    assert cfg.model.architecture == "gpt"
+    assert cfg.model.architecture == ARCHITECTURE  # the one whose code this project has
     assert isinstance(cfg.training.learning_rate, float)
     assert isinstance(cfg.training.batch_size, int)
-    assert cfg.tokenizer.special_tokens[0] == "<|endoftext|>"
+    # the token that ends every document: gpt's own, bert's [SEP], t5's </s>
+    assert cfg.tokenizer.special_tokens[0] == {"gpt": "<|endoftext|>", "bert": "[SEP]",
+                                               "t5": "</s>"}[ARCHITECTURE]
     assert cfg.model.dim % cfg.model.heads == 0
 
 

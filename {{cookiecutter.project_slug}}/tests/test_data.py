@@ -195,18 +195,36 @@ def test_too_small_corpus_is_refused_with_how_much_text_is_needed(tmp_path,
 
 def test_train_batches_y_is_x_shifted_and_resume_is_exact() -> None:
     tokens = np.arange(1000, dtype=np.uint16)  # token i is i: shifts are easy to see
-    batches = TrainBatches(tokens, batch_size=4, max_length=16, seed=3)
-    x, y = batches.next_batch()
+    batches = TrainBatches(tokens, batch_size=4, window=17, seed=3)  # gpt's next-token batches
+    batch = batches.next_batch()
+    x, y = batch["idx"], batch["targets"]
     assert x.shape == y.shape == (4, 16) and x.dtype == torch.int64
     assert torch.equal(y, x + 1)
     state = batches.state_dict()
     state = torch.load(_roundtrip(state), weights_only=True)  # as it travels in a checkpoint
     expected = [batches.next_batch() for _ in range(3)]
-    resumed = TrainBatches(tokens, batch_size=4, max_length=16, seed=999)
+    resumed = TrainBatches(tokens, batch_size=4, window=17, seed=999)
     resumed.load_state_dict(state)
-    for (x1, y1), (x2, y2) in zip(expected, [resumed.next_batch() for _ in range(3)],
-                                  strict=True):
-        assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    for a, b in zip(expected, [resumed.next_batch() for _ in range(3)], strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_an_objective_draws_from_the_batches_generator_so_resume_covers_it() -> None:
+    """A batch maker that makes random choices (as bert's masking and t5's spans do) gets the
+    same generator as the window starts: one state_dict restores both."""
+
+    def noisy(windows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+        return {"ids": windows, "noise": rng.integers(0, 1000, size=windows.shape)}
+
+    tokens = np.arange(1000, dtype=np.uint16)
+    batches = TrainBatches(tokens, batch_size=2, window=8, seed=5, make_batch=noisy)
+    batches.next_batch()
+    state = batches.state_dict()
+    expected = [batches.next_batch() for _ in range(2)]
+    resumed = TrainBatches(tokens, batch_size=2, window=8, seed=0, make_batch=noisy)
+    resumed.load_state_dict(state)
+    for a, b in zip(expected, [resumed.next_batch() for _ in range(2)], strict=True):
+        assert torch.equal(a["ids"], b["ids"]) and torch.equal(a["noise"], b["noise"])
 
 
 def _roundtrip(obj) -> object:
@@ -219,7 +237,7 @@ def _roundtrip(obj) -> object:
 
 def test_train_batches_refuse_too_few_tokens() -> None:
     with pytest.raises(DataError, match="one training batch"):
-        TrainBatches(np.zeros(50, dtype=np.uint16), batch_size=4, max_length=16, seed=0)
+        TrainBatches(np.zeros(50, dtype=np.uint16), batch_size=4, window=17, seed=0)
 
 
 @pytest.mark.parametrize("stride", [16, 5, 1])

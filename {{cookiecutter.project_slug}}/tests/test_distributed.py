@@ -29,15 +29,16 @@ import numpy as np
 import pytest
 import torch
 
-from config import GenerationConfig, ModelConfig
+from config import ModelConfig, load_config
 from conftest import prepare_project
 from data.dataset import TrainBatches
 from errors import ConfigurationError, first_failure_of_the_run
-from models.memory import training_memory
+from models.memory import gigabytes, training_memory
 from models.presets import count_parameters, preset_config
 from runtime import checkpoints
 from runtime.distributed import World
-from runtime.sampling import generate_tokens
+from runtime.objectives import objective_for
+from tokenizer.load import load_tokenizer
 from training.parallelize import choose_parallelism
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -254,9 +255,12 @@ def test_sharded_checkpoints_generate_evaluate_and_consolidate(fsdp: Path, tmp_p
     full = checkpoints.load_checkpoint("checkpoints/consolidated/best.pt")
     assert full["step"] == 12 and len(full["optimizer"]["state"]) == len(list(single.parameters()))
 
-    greedy = dataclasses.replace(GenerationConfig(), temperature=0.0, max_new_tokens=12)
-    assert list(generate_tokens(sharded, [1, 2, 3], greedy)) == \
-        list(generate_tokens(single, [1, 2, 3], greedy))
+    # What `make generate` does with each (greedy): gpt continues, bert and t5 fill in blanks.
+    cfg = load_config("llm.config.js")
+    objective = objective_for(cfg, single.config, load_tokenizer(cfg.tokenizer.path))
+    greedy = dataclasses.replace(cfg.generation, temperature=0.0, max_new_tokens=12)
+    assert objective.sample(sharded, cfg.generation.prompt, greedy, None) == \
+        objective.sample(single, cfg.generation.prompt, greedy, None)
     assert evaluate(["--checkpoint", "best"]) == 0
 
 
@@ -272,15 +276,23 @@ def test_a_damaged_shard_is_skipped(fsdp: Path, tmp_path: Path, capsys) -> None:
 # ---- without processes ----
 
 
-def test_each_process_reads_its_share_of_one_global_batch() -> None:
+def noisy_batch(windows: np.ndarray, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """An objective whose batches hold random choices too (as masking and span corruption do)."""
+    return {"x": windows, "noise": rng.integers(0, 1000, size=windows.shape)}
+
+
+@pytest.mark.parametrize("make_batch", [None, noisy_batch])
+def test_each_process_reads_its_share_of_one_global_batch(make_batch) -> None:
     tokens = np.arange(10_000, dtype=np.uint16)
-    whole = TrainBatches(tokens, 8, 16, seed=3)
-    shares = [TrainBatches(tokens, 4, 16, seed=3, rank=r, world_size=2) for r in (0, 1)]
+    whole = TrainBatches(tokens, 8, 17, seed=3, make_batch=make_batch)
+    shares = [TrainBatches(tokens, 4, 17, seed=3, make_batch=make_batch, rank=r, world_size=2)
+              for r in (0, 1)]
     for _ in range(3):
-        x, y = whole.next_batch()
+        batch = whole.next_batch()
         parts = [share.next_batch() for share in shares]
-        assert torch.equal(torch.cat([p[0] for p in parts]), x)
-        assert torch.equal(torch.cat([p[1] for p in parts]), y)
+        for name, tensor in batch.items():
+            assert torch.equal(torch.cat([part[name] for part in parts]), tensor), name
+        assert not torch.equal(parts[0][next(iter(batch))], parts[1][next(iter(batch))])
     assert shares[0].state_dict() == shares[1].state_dict() == whole.state_dict()
 
 
@@ -326,20 +338,21 @@ def test_a_model_too_big_for_the_device_is_named_with_the_fixes(make_tiny_config
     need = training_memory(base, count_parameters(base), 4, "bf16", "ddp")
     cuda = torch.device("cuda")
     assert memory_warning(need, 80 * GB, cfg, "ddp", World(), cuda) is None
-    warning = memory_warning(need, 24 * GB, cfg, "ddp", World(), cuda)
-    for fix in ("this GPU has 24.0 GB", "NPROC=", "fsdp", "training.batch_size",
+    half = need.total // 2  # a GPU with half the memory the base preset needs
+    warning = memory_warning(need, half, cfg, "ddp", World(), cuda)
+    for fix in (f"this GPU has {gigabytes(half)} GB", "NPROC=", "fsdp", "training.batch_size",
                 "gradient_checkpointing", "smaller preset"):
         assert fix in warning, warning
 
 
-def test_one_process_starts_no_process_group(tiny_model_config: ModelConfig,
+def test_one_process_starts_no_process_group(tiny_model_config: ModelConfig, tiny_tokenizer,
                                              make_tiny_config) -> None:
     from training.trainer import build_trainer
 
     cfg = make_tiny_config()
     tokens = np.arange(5000, dtype=np.uint16) % 256
     trainer = build_trainer(cfg, tiny_model_config, tokens, tokens, {}, torch.device("cpu"),
-                            "fp32")
+                            "fp32", tokenizer=tiny_tokenizer)
     trainer.train_step(lr=1e-3)
     assert trainer.forward_model is trainer.model and trainer.world.size == 1
     assert not torch.distributed.is_initialized()

@@ -27,15 +27,13 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
 from tokenizers import Tokenizer
 
-from conftest import FakeHub, write_project_config
+from conftest import FakeHub, free_port, http_json, serve_cog, write_project_config
 from runtime.checkpoints import load_trained_model
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -327,19 +325,6 @@ def test_no_network_is_a_clear_error(exported: Path, monkeypatch: pytest.MonkeyP
 # ---- 4. Replicate ----
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_json(url: str, data: dict | None = None, timeout: float = 120) -> dict:
-    request = urllib.request.Request(url, data=json.dumps(data).encode() if data else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return json.loads(response.read())
-
-
 @pytest.mark.slow
 def test_the_replicate_predictor_answers_over_http(project: Path) -> None:
     pytest.importorskip("cog")
@@ -352,30 +337,9 @@ def test_the_replicate_predictor_answers_over_http(project: Path) -> None:
         assert result.returncode == 1 and "nothing was pushed" in result.stderr
         assert "cog push r8.im/" in result.stdout
 
-    port = free_port()
-    # cog starts its worker with the `python` on PATH: make it this interpreter.
-    path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    env = {**os.environ, "COG_PREDICT_TYPE_STUB": "predict.py:Runner", "PORT": str(port),
-           "NO_PROXY": "127.0.0.1", "PATH": path}
-    server = subprocess.Popen([sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-                              cwd=target, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if http_json(f"http://127.0.0.1:{port}/health-check", timeout=5).get(
-                        "status") == "READY":
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "cog did not start"
-            time.sleep(0.5)
-        answer = http_json(f"http://127.0.0.1:{port}/predictions", {"input": {
+    with serve_cog(target, free_port()) as url:
+        answer = http_json(f"{url}/predictions", {"input": {
             "prompt": PROMPT, "max_new_tokens": NEW_TOKENS, "temperature": 0}})
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert answer["status"] == "succeeded", answer
     full = transformers_greedy(project / "export" / "hf")
     assert full.startswith(PROMPT)  # and equals `make generate`'s text (the test above)

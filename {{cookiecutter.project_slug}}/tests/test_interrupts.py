@@ -404,16 +404,20 @@ def test_nan_weights_are_never_saved(project: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("during", ["training", "evaluation"])
 def test_out_of_memory_names_the_knobs(project: Path, monkeypatch, capsys, failure: Exception,
                                        during: str) -> None:
-    from models.architectures.gpt import GPT
+    from config import ModelConfig
+    from conftest import ARCHITECTURE
+    from models.build import build_model
 
-    forward = GPT.forward
+    with torch.device("meta"):  # this project's model class, whichever architecture it is
+        model_class = type(build_model(ModelConfig(architecture=ARCHITECTURE, vocab_size=8)))
+    forward = model_class.forward
 
     def out_of_memory(self, *args, **kwargs):
         if self.training == (during == "training"):
             raise failure
         return forward(self, *args, **kwargs)
 
-    monkeypatch.setattr(GPT, "forward", out_of_memory)
+    monkeypatch.setattr(model_class, "forward", out_of_memory)
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda argv: train_in(project, monkeypatch, *argv),
                 ["--training.max_steps", "4", "--training.eval_interval", "2"])

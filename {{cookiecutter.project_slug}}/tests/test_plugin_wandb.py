@@ -77,8 +77,8 @@ def test_an_offline_run_holds_config_metrics_and_samples(micro_project: Path, of
     rows = history(records)
     train = {row["_step"]: row["train/loss"] for row in rows if "train/loss" in row}
     assert train == pytest.approx({r["step"]: r["loss"] for r in ours if r["type"] == "train"})
-    val = {row["_step"]: row["val/bpb"] for row in rows if "val/bpb" in row}
-    assert val == pytest.approx({r["step"]: r["val_bpb"] for r in ours if r["type"] == "eval"})
+    val = {row["_step"]: row["val/loss"] for row in rows if "val/loss" in row}
+    assert val == pytest.approx({r["step"]: r["val_loss"] for r in ours if r["type"] == "eval"})
     tables = [row for row in rows if row.get("samples/_type") == "table-file"]
     assert [row["samples/nrows"] for row in tables] == [1, 2]  # one sample per evaluation
     summary = {}

@@ -4,21 +4,19 @@
 
 - a resume from an older step never replaces a better best.pt, nor loses the later checkpoints
   or metrics (they are set aside in checkpoints/previous/);
-- chat's /save never overwrites a file unasked, nor anything of the project;
 - a disk that fills up under logs/ stops the run after saving the model;
 - a second Ctrl+C during a save says the save was interrupted (not that the disk is full);
-- unreadable data files and non-UTF-8 chat input get a clear message;
-- property tests (hypothesis) throw generated values at the config loader, the command-line
-  overrides, chat's commands and the generation settings: every outcome is a value or a
-  ConfigurationError, never another exception. (The bad-input catalogue in test_bad_inputs.py
-  runs the real commands on the cases found by hand.)
+- unreadable data files get a clear message;
+- property tests (hypothesis) throw generated values at the config loader and the command-line
+  overrides: every outcome is a config or a ConfigurationError, never another exception. (The
+  bad-input catalogue in test_bad_inputs.py runs the real commands on the cases found by hand;
+  chat's /save, its commands and the sampling settings are tests/test_chat.py's.)
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -31,17 +29,12 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tokenizers import Tokenizer, decoders, pre_tokenizers, trainers
-from tokenizers import models as tokenizer_models
 
 import config as config_module
-from chat import ChatSession, ProjectPaths
-from config import GenerationConfig, ModelConfig, add_config_arguments, build_config
+from config import add_config_arguments, build_config
 from conftest import write_project_config
 from errors import ConfigurationError, DataError, TrainingError
-from models.architectures.gpt import GPT
 from runtime import checkpoints
-from runtime.sampling import sample_next_token
 from training.callbacks.logging import LoggingCallback
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -64,24 +57,6 @@ def run(folder: Path, *args: str | bytes, stdin: bytes = b"") -> subprocess.Comp
                             capture_output=True, timeout=300)
     result.stdout, result.stderr = result.stdout.decode(), result.stderr.decode()
     return result
-
-
-@functools.cache
-def small_tokenizer() -> Tokenizer:
-    """A byte-level BPE trained in memory in milliseconds (id 0: end of text)."""
-    tok = Tokenizer(tokenizer_models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(["User: hello there\nModel: the cat sat on the mat"] * 20, trainer)
-    return tok
-
-
-def small_session(**options: object) -> ChatSession:
-    model = GPT(ModelConfig(layers=1, heads=2, kv_heads=2, dim=32, mlp_dim=64, max_length=32,
-                            vocab_size=small_tokenizer().get_vocab_size()))
-    return ChatSession(model, small_tokenizer(), 0, GenerationConfig(), **options)
 
 
 @pytest.fixture(scope="module")
@@ -141,36 +116,6 @@ def test_a_plain_resume_moves_nothing(project: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "gone on past" not in result.stdout
     assert not (project / "checkpoints" / "previous").exists()
-
-
-# ---- 2. chat's /save ----
-
-
-def test_save_never_overwrites_unasked_nor_writes_into_the_project(trained: Path,
-                                                                    tmp_path: Path,
-                                                                    monkeypatch) -> None:
-    project = tmp_path / "p"
-    shutil.copytree(trained, project)
-    monkeypatch.chdir(project)
-    cfg = config_module.load_config("llm.config.js")
-    session = small_session(project_paths=ProjectPaths.of(cfg))
-    protected = ["llm.config.js", "checkpoints/best.pt", "checkpoints/new.txt",
-                 "data/raw/notes.txt", "data/processed/meta.json", "tokenizer/tokenizer.json",
-                 str(project / "checkpoints" / ".." / "checkpoints" / "x.txt")]
-    before = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()}
-    for target in protected:
-        for command in ("/save", "/save!"):
-            message, _ = session.command(f"{command} {target}")
-            assert message.startswith("Not saved: ") and "your project's" in message, message
-    assert {path: path.read_bytes() for path in project.rglob("*") if path.is_file()} == before
-
-    mine = tmp_path / "chat.txt"
-    mine.write_text("my notes")
-    message, _ = session.command(f"/save {mine}")
-    assert "already exists" in message and f"/save! {mine}" in message
-    assert mine.read_text() == "my notes"
-    assert session.command(f"/save! {mine}")[0].startswith("Saved 0 turns")
-    assert session.command(f"/save {tmp_path / 'new.txt'}")[0].startswith("Saved")
 
 
 # ---- 3. a full disk under logs/ ----
@@ -266,15 +211,6 @@ def test_an_unreadable_data_file_is_named(tmp_path: Path, monkeypatch) -> None:
     assert "chmod u+r" in error.value.suggestion
 
 
-def test_chat_skips_a_line_that_is_not_utf8_and_goes_on(trained: Path) -> None:
-    result = run(trained, str(PROJECT / "chat.py"), "--seed", "1", "--max-tokens", "5",
-                 stdin=b"caf\xe9 au lait\nHello\n/quit\n")
-    assert result.returncode == 0, result.stderr
-    assert "Skipped a message that is not UTF-8 text" in result.stderr
-    assert len(result.stdout.splitlines()) == 1  # the answer to "Hello"
-    assert "Traceback" not in result.stderr and "Error" not in result.stderr
-
-
 # ---- 6. property tests: generated values never reach an unexpected error ----
 
 FUZZ = settings(max_examples=150, deadline=None,
@@ -317,43 +253,3 @@ def test_any_command_line_override_is_a_config_or_a_configuration_error(key, raw
         config_module.config_from_args(args)
     except ConfigurationError as error:
         assert error.message and error.suggestion
-
-
-# File names for /save: anything, but in the current folder only (the test's own tmp_path).
-FILE_NAMES = st.text(max_size=15).filter(lambda name: "/" not in name
-                                         and not name.startswith("~"))
-
-
-@FUZZ
-@given(line=st.one_of(
-    st.text(max_size=30).map(lambda text: "/" + text).filter(
-        lambda line: not line.lower().startswith("/save")),
-    st.tuples(st.sampled_from(["/temperature", "/top_k", "/top_p", "/max_tokens", "/reset",
-                               "/help", "/quit"]),
-              st.one_of(st.text(max_size=15), st.floats().map(str),
-                        st.integers().map(str))).map(" ".join),
-    st.tuples(st.sampled_from(["/save", "/save!"]), FILE_NAMES).map(" ".join)))
-def test_any_chat_command_is_answered_in_one_message(line, tmp_path: Path,
-                                                    monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)  # /save writes here, if anywhere
-    session = small_session()
-    message, _ = session.command(line)
-    assert isinstance(message, str)
-    GenerationConfig(**dataclasses.asdict(session.settings))  # the settings are still valid
-
-
-@FUZZ
-@given(temperature=st.floats(), top_k=st.integers(-5, 500), top_p=st.floats(),
-       penalty=st.floats(), logits=st.lists(st.floats(-1e4, 1e4), min_size=2, max_size=50))
-def test_generation_settings_are_refused_or_sample_a_real_token(temperature, top_k, top_p,
-                                                                 penalty, logits) -> None:
-    try:
-        g = GenerationConfig(temperature=temperature, top_k=top_k, top_p=top_p,
-                             repetition_penalty=penalty)
-    except ConfigurationError as error:
-        assert error.message.startswith("generation.") and error.suggestion
-        return
-    scores = torch.tensor(logits)
-    token = sample_next_token(scores, torch.tensor([0, 1]), g.temperature, g.top_k, g.top_p,
-                              g.repetition_penalty, torch.Generator().manual_seed(0))
-    assert 0 <= token < len(logits)

@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from config import ModelConfig
+from conftest import ARCHITECTURE
 from errors import ConfigurationError
-from models.architectures.gpt import GPT
+from models.build import build_model
 from runtime import device as dev
 from training.optimizer import build_optimizer
 from training.parallelize import compile_model
@@ -121,7 +122,7 @@ def test_the_start_line_names_every_choice(cuda_gpu) -> None:
 
 def test_adamw_is_fused_and_falls_back_to_foreach(tiny_model_config, make_tiny_config,
                                                   monkeypatch) -> None:
-    model = GPT(tiny_model_config)
+    model = build_model(tiny_model_config)
     cfg = make_tiny_config()
     assert build_optimizer(model, cfg.training).defaults["fused"] is True
 
@@ -136,12 +137,12 @@ def test_adamw_is_fused_and_falls_back_to_foreach(tiny_model_config, make_tiny_c
     assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
 
 
-def test_fp16_gets_a_loss_scaler_and_the_others_do_not(tiny_model_config,
-                                                       make_tiny_config) -> None:
+def test_fp16_gets_a_loss_scaler_and_the_others_do_not(tiny_model_config, make_tiny_config,
+                                                       tiny_tokenizer) -> None:
     cfg = make_tiny_config()
     tokens = np.zeros(1000, dtype=np.uint16)
     for precision, scaled in (("fp16", True), ("bf16", False), ("fp32", False)):
-        trainer = make_trainer(cfg, tiny_model_config, tokens, precision)
+        trainer = make_trainer(cfg, tiny_model_config, tokens, precision, tiny_tokenizer)
         assert trainer.scaler.is_enabled() is scaled
 
 
@@ -166,10 +167,11 @@ def test_freed_memory_is_kept_on_glibc_only() -> None:
 
 
 def make_trainer(cfg: Any, model_config: ModelConfig, tokens: np.ndarray,
-                 precision: str) -> Trainer:
-    """The Trainer `make train` builds (training.seed seeds the model and the batches)."""
+                 precision: str, tokenizer: Any) -> Trainer:
+    """The Trainer `make train` builds (training.seed seeds the model and the batches), with
+    conftest's 256-token tokenizer for the objective's special tokens."""
     return build_trainer(cfg, model_config, tokens, tokens, {}, CPU, precision,
-                         tokenizer_hash="test")
+                         tokenizer_hash="test", tokenizer=tokenizer)
 
 
 def markov_tokens(n: int, vocab: int = 256, seed: int = 0) -> np.ndarray:
@@ -185,7 +187,7 @@ def markov_tokens(n: int, vocab: int = 256, seed: int = 0) -> np.ndarray:
     return out
 
 
-def test_a_step_never_waits_for_the_device(tiny_model_config, make_tiny_config,
+def test_a_step_never_waits_for_the_device(tiny_model_config, make_tiny_config, tiny_tokenizer,
                                            monkeypatch) -> None:
     """No .item()/.tolist()/bool(tensor)... in our step code (each one is a GPU sync), and the
     loop reads the loss only at log intervals."""
@@ -207,7 +209,8 @@ def test_a_step_never_waits_for_the_device(tiny_model_config, make_tiny_config,
     cfg = make_tiny_config(**{"training.max_steps": 10, "training.log_interval": 5,
                               "training.eval_interval": 1000,
                               "checkpoints.save_interval": 1000})
-    trainer = make_trainer(cfg, tiny_model_config, markov_tokens(5000), "bf16")
+    trainer = make_trainer(cfg, tiny_model_config, markov_tokens(5000), "bf16",
+                           tiny_tokenizer)
     trainer.evaluate = lambda: {"val_loss": 1.0, "is_best": False}  # not part of a step
     for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
         spy(name)
@@ -219,13 +222,16 @@ def test_a_step_never_waits_for_the_device(tiny_model_config, make_tiny_config,
     assert all(call.startswith("item from trainer.py") for call in calls), calls
 
 
-def losses(cfg: Any, tokens: np.ndarray, seed: int, precision: str, steps: int) -> np.ndarray:
+def losses(cfg: Any, tokens: np.ndarray, seed: int, precision: str, steps: int,
+           tokenizer: Any) -> np.ndarray:
     cfg.training.seed = seed  # the initial weights and the batch order
-    trainer = make_trainer(cfg, dataclasses.replace(cfg.model, vocab_size=256), tokens, precision)
+    trainer = make_trainer(cfg, dataclasses.replace(cfg.model, vocab_size=256), tokens, precision,
+                           tokenizer)
     return np.array([trainer.train_step(lr=3e-3).item() for _ in range(steps)])
 
 
-def test_bf16_trains_within_the_run_to_run_noise_of_fp32(make_tiny_config) -> None:
+def test_bf16_trains_within_the_run_to_run_noise_of_fp32(make_tiny_config,
+                                                         tiny_tokenizer) -> None:
     """200 steps: bf16 and fp32 from the same seed differ less than two fp32 seeds do.
 
     Compared on means over windows of 20 steps (single steps are noisy by nature).
@@ -238,29 +244,31 @@ def test_bf16_trains_within_the_run_to_run_noise_of_fp32(make_tiny_config) -> No
     # made this test anywhere from 12 s to 100 s on a busy 2-core CPU; 1 thread takes ~10-15 s.
     torch.set_num_threads(1)
     try:
-        fp32_a = losses(cfg, tokens, seed=1, precision="fp32", steps=200)
-        fp32_b = losses(cfg, tokens, seed=2, precision="fp32", steps=200)
-        bf16_a = losses(cfg, tokens, seed=1, precision="bf16", steps=200)
+        fp32_a = losses(cfg, tokens, seed=1, precision="fp32", steps=200, tokenizer=tiny_tokenizer)
+        fp32_b = losses(cfg, tokens, seed=2, precision="fp32", steps=200, tokenizer=tiny_tokenizer)
+        bf16_a = losses(cfg, tokens, seed=1, precision="bf16", steps=200, tokenizer=tiny_tokenizer)
     finally:
         torch.set_num_threads(threads)
 
     def windows(curve: np.ndarray) -> np.ndarray:
         return curve.reshape(10, 20).mean(axis=1)
 
-    assert windows(fp32_a)[-1] < windows(fp32_a)[0] - 1.0  # it learned something
+    # It learned something (a masked-LM or span loss falls more slowly than a next-token one).
+    learned = {"gpt": 1.0, "bert": 0.2, "t5": 0.5}[ARCHITECTURE]
+    assert windows(fp32_a)[-1] < windows(fp32_a)[0] - learned
     noise = np.abs(windows(fp32_a) - windows(fp32_b)).max()
     difference = np.abs(windows(bf16_a) - windows(fp32_a)).max()
     assert difference < noise, (difference, noise)
 
 
-def test_gradient_checkpointing_trains_the_same_model(tiny_model_config,
-                                                      make_tiny_config) -> None:
+def test_gradient_checkpointing_trains_the_same_model(tiny_model_config, make_tiny_config,
+                                                      tiny_tokenizer) -> None:
     cfg = make_tiny_config()
     tokens = markov_tokens(5000)
     params = []
     for checkpointing in (False, True):
         cfg.training.gradient_checkpointing = checkpointing
-        trainer = make_trainer(cfg, tiny_model_config, tokens, "fp32")
+        trainer = make_trainer(cfg, tiny_model_config, tokens, "fp32", tiny_tokenizer)
         assert trainer.model.gradient_checkpointing is checkpointing
         for _ in range(3):
             trainer.train_step(lr=1e-3)
@@ -281,7 +289,7 @@ def test_compile_falls_back_in_one_line_when_the_compiler_fails_at_first_call(
         return compiled
 
     monkeypatch.setattr(torch, "compile", lazy_broken_compile)
-    model = GPT(tiny_model_config)
+    model = build_model(tiny_model_config)
     assert compile_model(model) is model
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "No working C++ compiler" in err[0] and "uncompiled" in err[0]
@@ -295,5 +303,5 @@ def test_compile_is_used_when_the_toolchain_works(tiny_model_config, monkeypatch
         return fn
 
     monkeypatch.setattr(torch, "compile", fake_compile)
-    model = GPT(tiny_model_config)
+    model = build_model(tiny_model_config)
     assert compile_model(model) is model and compiled_models[-1] is model

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from config import TokenizerConfig
+from config import TokenizerConfig, load_config
 from data.sample import generate_corpus
 from errors import DataError
 from tokenizer.encode import DocumentEncoder, encode_stream
@@ -29,6 +29,7 @@ UNICODE_TEXT = (
     "Emoji: 😀👍🏽🚀 and a family 👨‍👩‍👧.  Two  spaces,\ttabs\t, trailing   \n"
     "Numbers ½ ² 3.14 ١٢٣; combining e\u0301; <|endoftext|> in the middle; end"
 )
+SENTINELS = load_config(CONFIG).tokenizer.sentinel_tokens
 
 
 @pytest.fixture(scope="module")
@@ -110,11 +111,12 @@ def test_train_cli_skips_up_to_date_and_keeps_a_foreign_tokenizer(tmp_path, caps
     raw.mkdir()
     (raw / "a.txt").write_text("\n\n".join(generate_corpus(0.1, seed=2)))
     path = tmp_path / "tok" / "tokenizer.json"
+    size = 300 + SENTINELS  # (t5's 100 sentinel tokens come on top of bpe's 256 bytes)
     argv = ["--config", CONFIG, "--data.raw_dir", str(raw), "--tokenizer.path", str(path),
-            "--tokenizer.vocab_size", "300", "--tokenizer.type", "bpe"]
+            "--tokenizer.vocab_size", str(size), "--tokenizer.type", "bpe"]
     train_main(argv)
     out = capsys.readouterr().out
-    assert "Vocabulary: 300 tokens" in out and path.is_file()
+    assert f"Vocabulary: {size} tokens" in out and path.is_file()
 
     train_main(argv)  # nothing changed: skipped
     assert "up to date" in capsys.readouterr().out
@@ -129,4 +131,4 @@ def test_train_cli_skips_up_to_date_and_keeps_a_foreign_tokenizer(tmp_path, caps
     assert "keeping it" in capsys.readouterr().out
     assert path.read_bytes() == mine  # never overwritten without --force
     train_main(argv + ["--force"])
-    assert path.read_bytes() != mine and load_tokenizer(path).get_vocab_size() == 300
+    assert path.read_bytes() != mine and load_tokenizer(path).get_vocab_size() == size

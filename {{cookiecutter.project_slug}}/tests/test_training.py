@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from config import load_config
-from conftest import prepare_project
+from conftest import ARCHITECTURE, prepare_project
 from errors import TrainingError
 from runtime import checkpoints
 from training.callbacks.base import Callback
@@ -76,9 +76,11 @@ def test_loss_falls_on_the_built_in_corpus(project: Path) -> None:
     losses = train_losses(project)
     evals = [m for m in metrics(project) if "val_loss" in m]
     first, last = sum(list(losses.values())[:5]) / 5, sum(list(losses.values())[-5:]) / 5
-    assert last < first - 1.0, (first, last)
+    # 40 steps: a next-token loss falls fastest (every token is a target; bert scores 15%)
+    assert last < first - {"gpt": 1.0, "bert": 0.3, "t5": 0.5}[ARCHITECTURE], (first, last)
     assert evals[-1]["val_loss"] < evals[0]["val_loss"] + 1e-9
-    assert 0 < evals[-1]["val_bpb"] < 8
+    if ARCHITECTURE == "gpt":  # (bert and t5 measure other things: tests/test_bert.py, ...)
+        assert 0 < evals[-1]["val_bpb"] < 8
     assert (project / "checkpoints" / "best.pt").exists()
     # save_total_limit 2: only the two newest step checkpoints remain
     assert [s for s, _ in checkpoints.list_step_checkpoints(project / "checkpoints")] == [30, 40]

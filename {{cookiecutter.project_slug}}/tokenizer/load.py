@@ -97,3 +97,27 @@ def eot_id(tok: Tokenizer, tokenizer_cfg: TokenizerConfig) -> int:
             "the tokenizer was trained with other special tokens: run `make tokenizer` again",
         )
     return token_id
+
+
+def special_token_id(tok: Tokenizer, token: str, needed_for: str) -> int:
+    """Id of a special token the model needs (e.g. BERT's [MASK]); DataError if it has none."""
+    token_id = tok.token_to_id(token)
+    if token_id is None:
+        raise DataError(
+            f"the tokenizer has no {token} token, which {needed_for}",
+            "train the tokenizer again with `make tokenizer` (it adds tokenizer.special_tokens "
+            "and the sentinels), then `make data` and `make train ARGS=--fresh`",
+        )
+    return token_id
+
+
+def special_ids(tok: Tokenizer) -> list[int]:
+    """Ids of every special token of the tokenizer (never hidden by masking)."""
+    return sorted(i for i, token in tok.get_added_tokens_decoder().items() if token.special)
+
+
+def pad_token(tokenizer_cfg: TokenizerConfig) -> str:
+    """The padding token of tokenizer.special_tokens (the first that names "pad"), else the
+    end-of-text token."""
+    return next((t for t in tokenizer_cfg.special_tokens if "pad" in t.lower()),
+                tokenizer_cfg.special_tokens[0])

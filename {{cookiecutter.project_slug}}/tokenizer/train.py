@@ -13,8 +13,10 @@
 - unigram (SentencePiece style): keeps spaces as '▁' so text round-trips, except characters never
   seen in training, which become the unknown token.
 
-Special tokens (`tokenizer.special_tokens`) get the first ids; the first one is the end-of-text
-token that `make data` appends to every document. The vocabulary size you ask for is a target:
+Special tokens (`tokenizer.special_tokens`, then t5's sentinels <extra_id_0>, <extra_id_1>, ...
+when `tokenizer.sentinel_tokens` asks for them) get the first ids; the first one is the
+end-of-text token that `make data` appends to every document. Any of them in your text is read
+as that one token, never split. The vocabulary size you ask for is a target:
 the real size is printed, and it is what the model uses (read from the tokenizer at run time).
 Training reads the same documents as `make data` (data/sources.py), minus the validation part.
 
@@ -59,7 +61,7 @@ def unknown_token(special_tokens: list[str]) -> str:
 def build_tokenizer(cfg: TokenizerConfig, show_progress: bool = True
                     ) -> tuple[Tokenizer, trainers.Trainer]:
     """An untrained tokenizer pipeline and its trainer, for cfg.type."""
-    special = list(cfg.special_tokens)
+    special = cfg.all_special_tokens  # special_tokens, then any sentinels (t5)
     if cfg.type == "bpe":
         tok = Tokenizer(models.BPE())
         # Byte-level: text is split GPT-2 style, then every byte maps to one of 256 symbols, so
@@ -128,7 +130,8 @@ def training_inputs(cfg: Config) -> dict:
     sample_code = None if files else hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()
     return {
         "tokenizer": {"type": tc.type, "vocab_size": tc.vocab_size,
-                      "min_frequency": tc.min_frequency, "special_tokens": list(tc.special_tokens)},
+                      "min_frequency": tc.min_frequency, "special_tokens": list(tc.special_tokens),
+                      **({"sentinel_tokens": tc.sentinel_tokens} if tc.sentinel_tokens else {})},
         "data": {"raw_dir": dc.raw_dir, "files": files, "sample_code": sample_code,
                  "sample_size_mb": dc.sample_size_mb, "seed": dc.seed,
                  "val_split": dc.val_split, "val_path": dc.val_path},

@@ -143,6 +143,13 @@ def shard(model: nn.Module, precision: str) -> None:
     policy = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
               if precision == "bf16" else MixedPrecisionPolicy())
     blocks = transformer_blocks(model)
+    for block in blocks:
+        # An embedding inside a block may be called from outside the block's forward (t5's
+        # relative position bias lives in its first block and serves the whole stack): as a
+        # unit of its own, it gathers its weights whenever it is called.
+        for module in block.modules():
+            if isinstance(module, nn.Embedding):
+                fully_shard(module, mp_policy=policy)
     for i, block in enumerate(blocks):
         # The backward pass starts with the last block: keep its weights gathered after forward.
         fully_shard(block, mp_policy=policy, reshard_after_forward=i < len(blocks) - 1)
@@ -161,6 +168,26 @@ def no_gradient_sync(forward_model: nn.Module) -> AbstractContextManager:
     if hasattr(forward_model, "set_requires_gradient_sync"):  # an FSDP module
         return _fsdp_no_sync(forward_model)
     return contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def root_weights_gathered(forward_model: nn.Module) -> Iterator[None]:
+    """Under FSDP, keep the root's own weights (embeddings, final norms: not in a block) gathered
+    for a while; nothing otherwise.
+
+    FSDP gathers a module's weights when the module is called. Evaluation may call the model's
+    other methods too (t5 decodes step by step through `decode`), which skip the root's call:
+    its weights would still be shards there. The blocks are called as modules, so they gather
+    their own as usual.
+    """
+    if not hasattr(forward_model, "unshard"):  # not an FSDP module
+        yield
+        return
+    forward_model.unshard()
+    try:
+        yield
+    finally:
+        forward_model.reshard()
 
 
 @contextlib.contextmanager

@@ -43,7 +43,7 @@ from training.trainer import Trainer, build_trainer
 
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
 ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
-                     "vocab_size", "tie_embeddings")
+                     "vocab_size", "tie_embeddings", "relative_attention_buckets")
 
 
 def new_archive(folder: Path, suffix: str = "") -> Path:
@@ -82,8 +82,10 @@ def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) 
             "restore the tokenizer it was trained with (tokenizer/tokenizer.json, then "
             "`make data`), or start a new run with `make train ARGS=--fresh`",
         )
+    defaults = {f.name: f.default for f in dataclasses.fields(ModelConfig)}
     for key in ARCHITECTURE_KEYS:
-        if saved.get(key) != model_config[key]:
+        # A key a checkpoint predates had its default value then (e.g. t5's buckets).
+        if saved.get(key, defaults[key]) != model_config[key]:
             raise TrainingError(
                 f"cannot resume from {path}: it has model.{key} = {saved.get(key)}, "
                 f"the current config has {model_config[key]}",
@@ -205,9 +207,10 @@ def print_summary(trainer: Trainer, meta: dict, threads: int, params: int) -> No
     t, m, world = trainer.cfg.training, trainer.model.config, trainer.world
     sequences = t.batch_size * t.gradient_accumulation * world.size
     print(f"model: {m.architecture} '{m.preset}' with {params / 1e6:.2f}M "
-          f"parameters | context {m.max_length} | vocabulary {m.vocab_size}")
+          f"parameters | context {m.max_length} | vocabulary {m.vocab_size} | objective "
+          f"{trainer.objective.name}")
     print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
-          f"tokens | {sequences * m.max_length:,} tokens per step")
+          f"tokens | {sequences * trainer.objective.tokens_per_row:,} tokens per step")
     if world.distributed:
         print(f"processes: {world.size} ({trainer.parallelism.upper()}) | global batch "
               f"{sequences} sequences = batch_size {t.batch_size} x gradient_accumulation "
@@ -329,11 +332,13 @@ def _run(cfg: Config, resume: str | None, fresh: bool, extra_callbacks: list[Cal
     warning = memory_warning(need(parallelism), available, cfg, parallelism, world, device)
     if warning and world.is_main:
         print(warning, file=sys.stderr)
-    folder = prepare_checkpoint_folder(cfg, resume is not None, fresh, world)
     callbacks = build_callbacks(cfg, extra_callbacks or [], world, parallelism)
+    # The trainer first: whatever it refuses (a tokenizer without the objective's special
+    # tokens, ...) is refused before a previous run is moved aside.
     trainer = build_trainer(cfg, model_config, train_tokens, val_tokens, meta, device,
                             precision, callbacks, meta["tokenizer_hash"], world=world,
                             parallelism=parallelism)
+    folder = prepare_checkpoint_folder(cfg, resume is not None, fresh, world)
     if resume is not None:
         resume_from(trainer, resume, folder)
         if trainer.step >= t.max_steps:
@@ -353,8 +358,12 @@ def _run(cfg: Config, resume: str | None, fresh: bool, extra_callbacks: list[Cal
               "Continue with: make resume")
         return 0
     m = trainer.last_metrics
+    extra = "".join(f" | {m[key]:.4f} bits/byte" if key == "val_bpb" else
+                    f" | {key.removeprefix('val_').replace('_', ' ')} {100 * m[key]:.1f}%"
+                    for key in ("val_bpb", "val_mlm_accuracy", "val_span_match") if key in m)
     print(f"Done: {trainer.step} steps in {trainer.elapsed():.0f}s | val loss "
-          f"{m.get('val_loss', float('nan')):.4f} | {m.get('val_bpb', float('nan')):.4f} "
-          f"bits/byte | best val loss {trainer.best_val_loss:.4f}")
-    print("Next: make generate   (or make eval, make chat)")
+          f"{m.get('val_loss', float('nan')):.4f}{extra} | best val loss "
+          f"{trainer.best_val_loss:.4f}")
+    print("Next: make generate   (or make eval" +
+          (", make chat)" if trainer.model.config.architecture != "bert" else ")"))
     return 0

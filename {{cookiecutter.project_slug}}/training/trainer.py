@@ -26,18 +26,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from tokenizers import Tokenizer
 
 from config import Config, ModelConfig, TrainingConfig
 from data.dataset import TrainBatches
 from errors import TrainingError
-from models.architectures.gpt import GPT
+from models.build import build_model as new_model
 from runtime import sharded_checkpoints
 from runtime.device import autocast
 from runtime.distributed import ONE_PROCESS, World
-from runtime.metrics import bits_per_byte, evaluate_loss, perplexity
+from runtime.objectives import Objective, objective_for
 from training.callbacks.base import Callback
 from training.optimizer import build_optimizer, lr_at
-from training.parallelize import no_gradient_sync, parallelize
+from training.parallelize import no_gradient_sync, parallelize, root_weights_gathered
 
 OOM_SUGGESTION = (
     "lower training.batch_size (and raise training.gradient_accumulation to keep the same "
@@ -57,13 +58,15 @@ def no_timer(phase: str) -> AbstractContextManager:
 
 
 class Trainer:
-    def __init__(self, cfg: Config, model: torch.nn.Module, batches: TrainBatches,
-                 val_tokens: np.ndarray, meta: dict[str, Any], device: torch.device,
-                 precision: str, callbacks: list[Callback], tokenizer_hash: str,
+    def __init__(self, cfg: Config, model: torch.nn.Module, objective: Objective,
+                 batches: TrainBatches, val_tokens: np.ndarray, meta: dict[str, Any],
+                 device: torch.device, precision: str, callbacks: list[Callback],
+                 tokenizer_hash: str,
                  timer: Callable[[str], AbstractContextManager] = no_timer,
                  forward_model: torch.nn.Module | None = None, world: World = ONE_PROCESS,
                  parallelism: str = "none") -> None:
         self.cfg = cfg
+        self.objective = objective  # what the model learns; how it is scored (evaluate)
         self.model = model  # the plain module: its state_dict is what checkpoints hold
         # What computes (parallelize() made it): the same module, its torch.compile wrapper or
         # DDP's wrapper, all on the same weights. Evaluation needs no gradient averaging.
@@ -222,17 +225,17 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for micro in range(t.gradient_accumulation):
             with self.timer("data"):
-                x, y = self.batches.next_batch()
+                batch = self.batches.next_batch()  # the model's keyword arguments
                 if self.device.type == "cuda":  # overlap the copy with compute
-                    x = x.pin_memory().to(self.device, non_blocking=True)
-                    y = y.pin_memory().to(self.device, non_blocking=True)
+                    batch = {name: tensor.pin_memory().to(self.device, non_blocking=True)
+                             for name, tensor in batch.items()}
                 else:
-                    x, y = x.to(self.device), y.to(self.device)
+                    batch = {name: tensor.to(self.device) for name, tensor in batch.items()}
             # Several processes average gradients once per step, after the last micro-batch.
             last = micro == t.gradient_accumulation - 1
             with contextlib.nullcontext() if last else no_gradient_sync(self.forward_model):
                 with self.timer("forward"), autocast(self.device, self.precision):
-                    _, loss = self.forward_model(x, y)
+                    _, loss = self.forward_model(**batch)
                 with self.timer("backward"):
                     loss = loss / t.gradient_accumulation
                     self.scaler.scale(loss).backward()
@@ -249,34 +252,37 @@ class Trainer:
     # ---- evaluation ----
 
     def evaluate(self) -> dict[str, Any]:
-        """Validation loss, perplexity and bits per byte on the same fixed windows every time."""
-        m = self.model.config
+        """The objective's validation metrics (val_loss first) on the same data every time."""
+        t = self.cfg.training
+        size = (self.meta["val_tokens"], self.meta["val_bytes"]) if "val_bytes" in self.meta \
+            else None  # the text's size, for bits per byte
         with self._out_of_memory_as_error(f"the evaluation of step {self.step}"):
-            # Every process scores the same windows (FSDP needs all of them in each forward
-            # pass anyway): eval_batches batches of the global batch size, in micro-batches.
-            loss, _ = evaluate_loss(
-                self.eval_model, self.val_tokens, m.max_length, self.cfg.data.stride,
-                self.cfg.training.batch_size * self.world.size, self.cfg.training.eval_batches,
-                self.device, autocast_ctx=lambda: autocast(self.device, self.precision),
-                forward_batch_size=self.cfg.training.batch_size,
-            )
+            # Every process scores the same data (FSDP needs all of them in each forward pass
+            # anyway): eval_batches batches of the global batch size, run batch_size at a time.
+            with root_weights_gathered(self.eval_model):
+                result = self.objective.evaluate(
+                    self.eval_model, self.val_tokens, t.batch_size * self.world.size,
+                    t.eval_batches, self.device,
+                    autocast_ctx=lambda: autocast(self.device, self.precision), text_size=size,
+                    forward_batch_size=t.batch_size)
+        loss = result["val_loss"]
         if not math.isfinite(loss):
             raise TrainingError(
                 f"validation loss is {loss} at step {self.step}: the model has diverged",
                 "lower training.learning_rate (e.g. by 3x) or use training.precision 'fp32'; "
                 "resume from the last good checkpoint with `make resume`",
             )
-        bpb = bits_per_byte(loss, self.meta["val_tokens"], self.meta["val_bytes"])
         is_best = loss < self.best_val_loss
         self.best_val_loss = min(self.best_val_loss, loss)
-        return {"val_loss": loss, "val_ppl": perplexity(loss), "val_bpb": bpb, "is_best": is_best}
+        metrics = {name: value for name, value in result.items() if name.startswith("val_")}
+        return {**metrics, "is_best": is_best}
 
     # ---- the loop ----
 
     def fit(self) -> None:
         t = self.cfg.training
         tokens_per_step = (t.batch_size * t.gradient_accumulation * self.world.size
-                           * self.model.config.max_length)  # over all processes
+                           * self.objective.tokens_per_row)  # over all processes
         self.start_time = time.perf_counter()
         self.model.train()
         self.pending_records = []
@@ -415,11 +421,12 @@ def _as_tuple(value: Any) -> Any:
 # ---- set-up: from a config to a ready Trainer (train.py, bench.py and the tests use it) ----
 
 
-def build_model(model_config: ModelConfig, cfg: TrainingConfig, device: torch.device) -> GPT:
+def build_model(model_config: ModelConfig, cfg: TrainingConfig,
+                device: torch.device) -> torch.nn.Module:
     """A freshly initialised model (seeded by training.seed: the same on every process) on
     `device`."""
     torch.manual_seed(cfg.seed)
-    model = GPT(model_config)
+    model = new_model(model_config)
     return model.to(device)
 
 
@@ -428,18 +435,22 @@ def build_trainer(cfg: Config, model_config: ModelConfig, train_tokens: np.ndarr
                   precision: str, callbacks: list[Callback] | None = None,
                   tokenizer_hash: str = "",
                   timer: Callable[[str], AbstractContextManager] = no_timer,
-                  world: World = ONE_PROCESS, parallelism: str = "none") -> Trainer:
-    """The model, its batches and the Trainer, set up the way `make train` runs them.
+                  world: World = ONE_PROCESS, parallelism: str = "none",
+                  tokenizer: Tokenizer | None = None) -> Trainer:
+    """The model, its objective, its batches and the Trainer, set up the way `make train` runs
+    them.
 
     `meta` is data/processed/meta.json (token and byte counts, for bits per byte); `timer`
     marks the phases of each step (bench.py times them); `world` and `parallelism` say how
-    this process shares the run with others (training/parallelize.py).
+    this process shares the run with others (training/parallelize.py); `tokenizer` gives the
+    objective its special tokens (default: cfg.tokenizer.path).
     """
     t = cfg.training
+    objective = objective_for(cfg, model_config, tokenizer)
     model = build_model(model_config, t, device)
     # Before the optimizer is built: FSDP replaces the parameters by their shards.
     forward_model = parallelize(model, t, parallelism, world, device, precision)
-    batches = TrainBatches(train_tokens, t.batch_size, model_config.max_length, t.seed,
-                           rank=world.rank, world_size=world.size)
-    return Trainer(cfg, model, batches, val_tokens, meta, device, precision, callbacks or [],
-                   tokenizer_hash, timer, forward_model, world, parallelism)
+    batches = TrainBatches(train_tokens, t.batch_size, objective.window, t.seed,
+                           objective.make_batch, rank=world.rank, world_size=world.size)
+    return Trainer(cfg, model, objective, batches, val_tokens, meta, device, precision,
+                   callbacks or [], tokenizer_hash, timer, forward_model, world, parallelism)

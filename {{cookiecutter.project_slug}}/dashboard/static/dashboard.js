@@ -198,7 +198,11 @@ function drawPanels() {
     head.textContent = `step ${r.step}`;
     const prompt = document.createElement("b");
     prompt.textContent = r.prompt;
-    item.append(head, prompt, document.createTextNode(r.text));
+    if (r.continues === false) {  // bert, t5: the prompt comes back with its blanks filled in
+      item.append(head, prompt, document.createElement("br"), document.createTextNode(r.text));
+    } else {  // gpt: the text goes on from the prompt
+      item.append(head, prompt, document.createTextNode(r.text));
+    }
   }, 20);
   drawList("checkpoints", state.checkpoints, (item, r) => {
     const loss = r.val_loss !== undefined && r.val_loss !== null

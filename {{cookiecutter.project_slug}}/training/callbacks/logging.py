@@ -115,7 +115,8 @@ class LoggingCallback(Callback):
                 if key.startswith("val_"):
                     self.writer.add_scalar(f"val/{key[4:]}", value, step)
         elif kind == "sample":
-            self.writer.add_text("samples", record["prompt"] + record["text"], step)
+            shown = record["prompt"] + record["text"] if record["continues"] else record["text"]
+            self.writer.add_text("samples", shown, step)
         elif kind == "run":
             facts = "\n".join(f"| {key} | {value} |" for key, value in record.items()
                               if key != "type")

@@ -39,7 +39,7 @@ def run_facts(trainer: Any) -> dict[str, Any]:
         "val_tokens": int(trainer.meta["val_tokens"]), "max_steps": t.max_steps,
         "processes": trainer.world.size, "parallelism": trainer.parallelism,
         "tokens_per_step": t.batch_size * t.gradient_accumulation * trainer.world.size
-        * m.max_length,
+        * trainer.objective.tokens_per_row, "objective": trainer.objective.name,
     }
 
 
@@ -88,13 +88,14 @@ class ProgressCallback(Callback):
                   if key != "is_best" and isinstance(value, (int, float))}
         trainer.log({"type": "eval", "step": trainer.step, **values,
                      "best": bool(metrics.get("is_best"))})
-        shown = " | ".join(f"{_label(key)} {value:.4f}" for key, value in values.items())
+        shown = " | ".join(_describe(key, value) for key, value in values.items())
         self._print(f"eval step {trainer.step}: {shown}"
                     + (" (best)" if metrics.get("is_best") else ""))
 
     def on_log(self, trainer: Any, record: dict[str, Any]) -> None:
         if record.get("type") == "sample":
-            text = " ".join((record["prompt"] + record["text"]).split())  # one line
+            shown = record["prompt"] + record["text"] if record["continues"] else record["text"]
+            text = " ".join(shown.split())  # one line
             self._print(f"sample at step {record['step']}: {text[:160]}")
 
     def on_train_end(self, trainer: Any) -> None:
@@ -110,9 +111,16 @@ class ProgressCallback(Callback):
             print(line, flush=True)
 
 
-def _label(key: str) -> str:
-    """'val_loss' -> 'val loss', 'val_bpb' -> 'bits/byte' for the console line."""
-    return {"val_bpb": "bits/byte", "val_ppl": "ppl"}.get(key, key.replace("_", " "))
+def _describe(key: str, value: float) -> str:
+    """'val_loss', 2.1 -> 'val loss 2.1000'; shares as percentages ('mlm accuracy 41.2%')."""
+    if key == "val_bpb":
+        return f"{value:.4f} bits/byte"
+    if key == "val_ppl":
+        return f"ppl {value:.2f}"
+    name = key.removeprefix("val_").replace("_", " ")
+    if key.endswith(("accuracy", "match")):
+        return f"{name} {100 * value:.1f}%"
+    return f"{'val ' if key == 'val_loss' else ''}{name} {value:.4f}"
 
 
 def _duration(seconds: float) -> str:
