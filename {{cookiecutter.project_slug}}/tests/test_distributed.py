@@ -23,6 +23,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +89,9 @@ def environment() -> dict[str, str]:
 
 
 def python(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=folder, env=environment(),
+    # TMPDIR: the first failure's marker file (errors.py) stays in the test's folder.
+    return subprocess.run([sys.executable, *args], cwd=folder,
+                          env={**environment(), "TMPDIR": str(folder)},
                           capture_output=True, text=True, timeout=600)
 
 
@@ -220,7 +223,9 @@ def test_a_failing_process_stops_the_run_with_one_error(prepared: Path, tmp_path
     assert errors == ["Error: rank 1 broke on purpose"], result.stdout + result.stderr
 
 
-def test_the_first_failure_of_a_torchrun_job_is_the_only_one_printed(monkeypatch) -> None:
+def test_the_first_failure_of_a_torchrun_job_is_the_only_one_printed(monkeypatch,
+                                                                       tmp_path: Path) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the marker file goes
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", f"test-{os.getpid()}-{id(monkeypatch)}")
     assert first_failure_of_the_run() is True
