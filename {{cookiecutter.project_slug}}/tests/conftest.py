@@ -11,6 +11,7 @@ import base64
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -384,9 +385,6 @@ MICRO_RUN: dict[str, dict[str, Any]] = {
 def run_project_module(folder: Path, module: str, *args: str,
                        env: dict[str, str] | None = None) -> Any:
     """`python -m module args` in folder, with this project's code: a CompletedProcess."""
-    import os
-    import subprocess
-
     full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TOKENIZERS_PARALLELISM": "false",
                 **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=folder, env=full_env,
@@ -403,8 +401,6 @@ def micro_prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def micro_project(micro_prepared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh copy of micro_prepared, as the working directory."""
-    import shutil
-
     folder = tmp_path / "micro-llm"
     shutil.copytree(micro_prepared, folder)
     monkeypatch.chdir(folder)

@@ -21,18 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PROJECT_ROOT, read_records
+from conftest import PROJECT_ROOT, free_port, read_records
 from dashboard import server as server_module
 from dashboard.serve import MetricsFollower
 from dashboard.server import DashboardServer
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, host: str | None = None) -> tuple[int, bytes]:
