@@ -332,7 +332,7 @@ def test_the_base_preset_has_1b_parameters_and_the_memory_arithmetic() -> None:
     assert eight.state == pytest.approx(one.state / 8, rel=1e-6)
     assert eight.total < one.total
     checkpointed = training_memory(base, params, 4, "bf16", "ddp", checkpointing=True)
-    assert checkpointed.activations < one.activations / 2
+    assert checkpointed.activations < 0.75 * one.activations  # the logits stay: not all of it
 
 
 def test_a_model_too_big_for_the_device_is_named_with_the_fixes(make_tiny_config) -> None:
