@@ -422,8 +422,9 @@ class LoggingConfig:
     progress_bar: bool = True
     """A progress bar on a terminal; plain lines otherwise."""
     sample_tokens: int = 48
-    """Tokens of text generated from generation.prompt at each evaluation, for the logs and the
-    dashboard (0 = none)."""
+    """A sample of the model's work on generation.prompt at each evaluation, for the logs and the
+    dashboard: gpt writes this many tokens after it, t5 fills its spans writing at most this
+    many, bert fills its [MASK]s (any number > 0). 0 = no samples."""
     dashboard: bool = False
     """Serve the live dashboard while training (`make dashboard` serves it any time)."""
     dashboard_host: str = "127.0.0.1"

@@ -136,7 +136,13 @@ module.exports = {
     dir: 'logs',              // metrics.jsonl (every record of the run) and tensorboard/ go here
     tensorboard: true,        // also write TensorBoard event files (`make tensorboard` shows them)
     progress_bar: true,       // show a progress bar (plain lines when output is not a terminal)
+{%- if arch == 'gpt' %}
     sample_tokens: 48,        // at each evaluation, generate this many tokens from generation.prompt (0 = off)
+{%- elif arch == 'bert' %}
+    sample_tokens: 1,         // at each evaluation, fill in the [MASK]s of generation.prompt (0 = off)
+{%- else %}
+    sample_tokens: 48,        // at each evaluation, fill in generation.prompt's spans, writing at most this many tokens (0 = off)
+{%- endif %}
     dashboard: false,         // serve the live dashboard while training (`make dashboard` works any time)
     dashboard_host: '127.0.0.1',  // this computer only; '0.0.0.0' lets your network watch (read-only)
     dashboard_port: 5050,     // the next free port is used when this one is busy
