@@ -10,8 +10,9 @@ the window (max_length tokens in all). mask_probability of the window's length (
 least one) of its ordinary tokens are chosen at random (special tokens such as [CLS], [SEP],
 [PAD], [UNK] are never hidden). The same number in every row: each row weighs the same in the
 mean loss, so processes that each average their own rows (`make train NPROC=...`) average to
-what one process with all the rows gets. `labels` holds the original token at each chosen position and -100
-everywhere else, so only the chosen tokens are scored. In `input_ids`, following BERT:
+what one process with all the rows gets. `labels` holds the original token at each chosen
+position and -100 everywhere else, so only the chosen tokens are scored. In `input_ids`,
+following BERT:
 - 80% of the chosen tokens become [MASK];
 - 10% become a random ordinary token;
 - 10% stay as they are.
