@@ -9,6 +9,7 @@ tokenizer and license answers cycled through the rows, so the suite stays fast.
 import fnmatch
 import itertools
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -120,6 +121,12 @@ def test_bake_matrix(cookies, tmp_path, preset, model, tokenizer, license, plugi
 
     # llm.config.js parses and carries the preset's numbers for this architecture.
     config = parse_llm_config(project / "llm.config.js")
+    # ... and reads as the user will edit it: each section opens on its own line, indented two
+    # spaces, after one blank line (Jinja's whitespace control once glued `},checkpoints: {`).
+    text = (project / "llm.config.js").read_text(encoding="utf-8")
+    for name in config:
+        assert re.search(rf"(\n\n|module\.exports = {{\n)  {name}: {{( +//[^\n]*)?\n", text), name
+    assert "\n\n\n" not in text
     answers = {**TEMPLATE, "preset": preset, "model": model}
     arch = template_presets().model_shape(answers)
     section = config["model"]

@@ -112,19 +112,16 @@ module.exports = {
     threads: 0,               // CPU threads for torch (0 = one per physical core)
     parallelism: 'auto',      // `make train NPROC=N`: 'ddp' (a model copy per GPU), 'fsdp' (sharded) or 'auto' (ddp while a copy fits)
   },
-
-{%- if arch == 'bert' %}
+{% if arch == 'bert' %}
   objective: {
     mask_probability: 0.15,   // share of each sequence's tokens hidden: 80% become [MASK], 10% a random token, 10% stay; the model predicts them
   },
-
 {% elif arch == 't5' %}
   objective: {
     noise_density: 0.15,      // share of each input's tokens cut out, in spans, each span replaced by a sentinel; the decoder writes them back
     mean_span_length: 3.0,    // average length of a cut-out span, in tokens
   },
-
-{% endif -%}
+{% endif %}
   checkpoints: {
     dir: 'checkpoints',       // where checkpoints are written
     save_interval: {{ p.save_interval }},       // save every N steps (and always at the end)
