@@ -147,8 +147,14 @@ def start(world: World, device: torch.device) -> None:
 
 
 def finish() -> None:
-    """Leave the process group after a run that ended normally (NCCL warns otherwise)."""
+    """Leave the process group after a run that ended normally (NCCL warns otherwise).
+
+    The barrier first: every process leaves together. Without it, a process that tears down
+    its gloo connections while another is still finishing its last exchange can make that one
+    abort (SIGABRT, seen once in a while at the end of a stopped FSDP run).
+    """
     if dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
