@@ -108,12 +108,12 @@ def evaluate_masked_lm(model: torch.nn.Module, batches: Iterable[dict[str, torch
     for batch in batches:
         labels = batch["labels"].to(device)
         with autocast_ctx():
-            logits, _ = model(batch["input_ids"].to(device))  # (B, T, V)
-        scored = labels != IGNORE_INDEX  # (B, T)
+            logits, _ = model(batch["input_ids"].to(device), labels=labels)  # (N, V): hidden only
+        targets = labels[labels != IGNORE_INDEX]  # (N,): in the same order as the logits
         total += torch.nn.functional.cross_entropy(
-            logits[scored].float(), labels[scored], reduction="sum").item()
-        correct += int((logits[scored].argmax(-1) == labels[scored]).sum())
-        count += int(scored.sum())
+            logits.float(), targets, reduction="sum").item()
+        correct += int((logits.argmax(-1) == targets).sum())
+        count += int(targets.numel())
     model.train(was_training)
     loss = total / max(1, count)
     return {"val_loss": loss, "val_ppl": perplexity(loss),

@@ -92,10 +92,14 @@ def test_matches_hugging_face_bert_for_masked_lm(config: ModelConfig) -> None:
     labels = torch.full_like(x, -100)
     labels[:, 7] = x[:, 7]
     with torch.no_grad():
-        logits, loss = ours(x, labels=labels, attention_mask=mask)
+        logits, _ = ours(x, attention_mask=mask)
+        scored_logits, loss = ours(x, labels=labels, attention_mask=mask)
         out = theirs(input_ids=x, attention_mask=mask, labels=labels)
     assert (logits - out.logits)[mask.bool()].abs().max().item() <= 1e-5
     assert abs(loss.item() - out.loss.item()) <= 1e-5
+    # With labels, only the hidden positions go through the head: the same scores as theirs.
+    assert scored_logits.shape == (3, logits.size(-1))
+    assert (scored_logits - out.logits[:, 7]).abs().max().item() <= 1e-5
 
 
 def test_tensor_names_are_bert_for_masked_lm_s(config: ModelConfig) -> None:
