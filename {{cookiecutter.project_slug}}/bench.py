@@ -282,8 +282,8 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
         "matmul_peak_flops": peak,
         "matmul_peak_dtype": precision,
         "mfu": per_token * tokens_per_sec / peak,
-        "optimizer": "fused AdamW" if trainer.optimizer.defaults.get("fused") else
-                     "foreach AdamW",
+        "optimizer": ("fused " if trainer.optimizer.defaults.get("fused") else "foreach ")
+                     + type(trainer.optimizer).__name__,
         **memory,
     }
     if args.compare:

@@ -52,6 +52,7 @@ ARCHITECTURE_FILES = Path(__file__).resolve().parent / "models" / "architectures
 BERT_SPECIAL_TOKENS = ("[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]")
 TOKENIZER_TYPES = ("bpe", "wordpiece", "unigram")
 PARALLELISMS = ("auto", "none", "ddp", "fsdp")
+OPTIMIZERS = ("adamw", "adafactor")
 # Sizes beyond these are typos, not models: refuse them before torch tries to allocate them.
 MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
 MIN_LENGTH, MAX_LENGTH = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
@@ -302,10 +303,15 @@ class TrainingConfig:
     """Learning rate at the end of the cosine decay."""
     warmup_steps: int = 100
     """Steps of linear warmup from 0."""
+    optimizer: str = "adamw"
+    """'adamw' (gpt's and bert's) or 'adafactor' (t5's own: steps relative to each weight's size,
+    see training/optimizer.py)."""
     weight_decay: float = 0.1
-    """AdamW weight decay on matrices (norms and nothing else are exempt)."""
+    """Weight decay on matrices (norms and nothing else are exempt)."""
     beta1: float = 0.9
+    """AdamW's momentum (Adafactor has none)."""
     beta2: float = 0.95
+    """AdamW's second-moment decay (Adafactor sets its own)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
     eval_interval: int = 250
@@ -361,6 +367,9 @@ class TrainingConfig:
         if self.precision not in ("auto", "bf16", "fp16", "fp32"):
             _fail("training", "precision", f"is '{self.precision}'",
                   "use 'auto', 'bf16', 'fp16' or 'fp32'")
+        if self.optimizer not in OPTIMIZERS:
+            _fail("training", "optimizer", f"is '{self.optimizer}'",
+                  f"{_did_you_mean(self.optimizer, list(OPTIMIZERS))}use 'adamw' or 'adafactor'")
         if self.parallelism not in PARALLELISMS:
             _fail("training", "parallelism", f"is '{self.parallelism}'",
                   f"{_did_you_mean(self.parallelism, list(PARALLELISMS))}use 'auto', 'none', "

@@ -97,9 +97,17 @@ module.exports = {
     learning_rate: {{ p.learning_rate }},     // peak learning rate (after warmup)
     min_lr: {{ p.min_lr }},           // learning rate at the end of the cosine decay
     warmup_steps: {{ p.warmup_steps }},         // linear warmup from 0 to learning_rate
+{%- if arch == 't5' %}
+    optimizer: 'adafactor',   // T5's own: each step scales with the weight's size (see training/optimizer.py); or 'adamw'
+    weight_decay: 0.0,        // decay on matrices (not on norms); T5 trains without it
+    beta1: 0.9,               // AdamW beta1 (with optimizer: 'adamw'; Adafactor has no momentum)
+    beta2: 0.95,              // AdamW beta2 (with optimizer: 'adamw')
+{%- else %}
+    optimizer: 'adamw',       // 'adamw', or 'adafactor' (T5's: steps relative to each weight's size)
     weight_decay: 0.1,        // AdamW decay on matrices (not on norms)
     beta1: 0.9,               // AdamW beta1
     beta2: 0.95,              // AdamW beta2
+{%- endif %}
     grad_clip: 1.0,           // clip the gradient norm to this (0 = off)
     eval_interval: {{ p.eval_interval }},       // evaluate on validation data every N steps
     eval_batches: {{ p.eval_batches }},         // validation batches per evaluation

@@ -14,6 +14,8 @@ What one device holds while training with AdamW:
   weights, so it does not shrink this part; it adds bf16 copies of the weights for the forward
   pass. One process and DDP keep all of it on every device; FSDP splits it over the devices
   and gathers each block's weights (in bf16 with bf16 precision) only while that block runs.
+  Adafactor (t5's optimizer) keeps far less than AdamW's 8 bytes (a row and a column of
+  second moments per matrix, no momentum): for it these figures are an upper bound.
 - activations: what each block keeps for the backward pass, for one micro-batch
   (batch_size x max_length tokens). Gradient checkpointing keeps only each block's input and
   recomputes the rest. They are the same under DDP and FSDP: each device runs its own

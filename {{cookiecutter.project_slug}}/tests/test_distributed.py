@@ -320,6 +320,11 @@ def test_auto_uses_ddp_while_a_copy_fits_and_fsdp_beyond(capsys) -> None:
         choose_parallelism("none", TWO, "bf16", needs(1), 80 * GB)
     with pytest.raises(ConfigurationError, match="fp16"):
         choose_parallelism("fsdp", TWO, "fp16", needs(1), 80 * GB)
+    # torch's Adafactor (t5's optimizer) cannot update FSDP's shards: ddp, or a clear refusal.
+    assert choose_parallelism("auto", TWO, "bf16", needs(30), 80 * GB, "adafactor") == "ddp"
+    for requested, gb in (("fsdp", 1), ("auto", 75)):
+        with pytest.raises(ConfigurationError, match="'adafactor' cannot update sharded"):
+            choose_parallelism(requested, TWO, "bf16", needs(gb), 80 * GB, "adafactor")
 
 
 def test_the_base_preset_has_1b_parameters_and_the_memory_arithmetic() -> None:

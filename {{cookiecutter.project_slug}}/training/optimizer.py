@@ -1,4 +1,5 @@
-"""AdamW with decay/no-decay groups, and the learning-rate schedule (warmup + cosine).
+"""The optimizer (AdamW or Adafactor, with decay/no-decay groups) and the learning-rate
+schedule (warmup + cosine).
 
 The schedule is a pure function of the step, so resuming needs nothing but the step number.
 """
@@ -12,8 +13,9 @@ import torch
 from config import TrainingConfig
 
 
-def build_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.AdamW:
-    """AdamW where matrices (embeddings, linear weights) decay and norm weights do not.
+def build_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    """cfg.optimizer over the model's parameters: matrices (embeddings, linear weights) decay and
+    norm weights do not.
 
     Decaying a norm's scale only pulls it towards 0 and hurts; matrices are what overfit.
     """
@@ -24,6 +26,16 @@ def build_optimizer(model: torch.nn.Module, cfg: TrainingConfig) -> torch.optim.
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
+    if cfg.optimizer == "adafactor":
+        # T5's optimizer. Each step moves a weight by about lr times the weight's own size (its
+        # root mean square), where AdamW moves every weight by about lr. That matters for T5:
+        # its shared embedding starts at std 1.0 (and is also the output layer) while its
+        # matrices start 20-50x smaller, so no single AdamW rate suits both; on the KJV text
+        # the nano preset's validation loss after 400 steps was 4.52 with Adafactor (lr 1e-2)
+        # against 4.88 with AdamW (lr 3e-3). torch's Adafactor takes min(lr, 1/sqrt(step)) as
+        # its relative step, so the warmup + cosine schedule below still applies; it has no
+        # momentum and factors its second moments (a row and a column per matrix).
+        return torch.optim.Adafactor(groups, lr=cfg.learning_rate, foreach=True)
     # fused runs the whole update in one kernel per device (CUDA, CPU and MPS in torch >= 2.4);
     # foreach, the fallback, batches it across tensors. On a 2-core laptop-class CPU the fused
     # step took 7.8 ms against 38 ms for foreach on the tiny preset (~1% of a training step); on

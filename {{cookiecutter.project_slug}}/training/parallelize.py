@@ -44,11 +44,13 @@ FITS_FRACTION = 0.85
 
 
 def choose_parallelism(requested: str, world: World, precision: str,
-                       needs: Callable[[str], int], available: int | None) -> str:
+                       needs: Callable[[str], int], available: int | None,
+                       optimizer: str = "adamw") -> str:
     """'none', 'ddp' or 'fsdp' for this run.
 
     needs(parallelism) is the estimated bytes per device (models/memory.py); available is one
-    process's share of the device's memory (None: unknown, assume it fits).
+    process's share of the device's memory (None: unknown, assume it fits); optimizer is
+    training.optimizer (torch's Adafactor cannot update FSDP's sharded weights).
     """
     if not world.distributed:
         if requested in ("ddp", "fsdp"):
@@ -66,6 +68,17 @@ def choose_parallelism(requested: str, world: World, precision: str,
     if requested == "auto":
         fits = available is None or needs("ddp") <= FITS_FRACTION * available
         choice = "ddp" if fits else "fsdp"
+    if choice == "fsdp" and optimizer == "adafactor":
+        # torch.optim.Adafactor's in-place updates fail on FSDP's DTensor shards (tried on
+        # torch 2.13: "in-place operations that require placement changes are not supported").
+        reason = ("training.parallelism is 'fsdp'" if requested == "fsdp" else
+                  "a copy of the model and its training state does not fit one device, so "
+                  "training.parallelism 'auto' would shard it with FSDP")
+        raise ConfigurationError(
+            f"{reason}, and training.optimizer 'adafactor' cannot update sharded weights",
+            "set training.optimizer to 'adamw' (FSDP shards it), or train with "
+            "training.parallelism 'ddp' (a copy of the model on every device)",
+        )
     if choice == "fsdp" and precision == "fp16":
         raise ConfigurationError(
             "FSDP cannot train in fp16 here: its loss scaling would need every process to agree "

@@ -328,7 +328,7 @@ def _run(cfg: Config, resume: str | None, fresh: bool, extra_callbacks: list[Cal
     need = memory_need(cfg, model_config, params, precision, world)
     available = device_memory(device, world.local_size)
     parallelism = choose_parallelism(t.parallelism, world, precision,
-                                     lambda p: need(p).total, available)
+                                     lambda p: need(p).total, available, t.optimizer)
     warning = memory_warning(need(parallelism), available, cfg, parallelism, world, device)
     if warning and world.is_main:
         print(warning, file=sys.stderr)
