@@ -119,7 +119,8 @@ def matmul_peak(device: torch.device, precision: str, repeats: int = 5) -> float
 
 
 def flops_per_token(config: ModelConfig, params: int,
-                    lengths: tuple[int, int, int] | None = None) -> float:
+                    lengths: tuple[int, int, int] | None = None,
+                    scored_share: float = 1.0) -> float:
     """Training FLOPs per token: 6 * params + 12 * layers * dim * context.
 
     6 * params: each weight does one multiply-add (2 FLOPs) per token in the forward pass and
@@ -132,7 +133,9 @@ def flops_per_token(config: ModelConfig, params: int,
     extra work a memory-saving choice adds.
 
     bert: the same, its position and token-type embeddings being lookups too (attention is
-    bidirectional, so all of the context is really computed). t5 (`lengths` = (text tokens per
+    bidirectional, so all of the context is really computed), except that the MLM head (its
+    dense transform and the tied decoder) runs only on the hidden tokens, `scored_share` of
+    them (models/architectures/bert.py). t5 (`lengths` = (text tokens per
     row, encoder input S, decoder output T)): per row, 6 * (encoder blocks' params * S +
     (decoder blocks' params + the tied output matrix) * T) + 12 * layers * dim * (S^2 + T^2 +
     T * S) for its self-attentions and cross-attention, spread over the row's text tokens.
@@ -147,6 +150,8 @@ def flops_per_token(config: ModelConfig, params: int,
         return per_row / raw
     if c.architecture == "bert":
         params -= (c.max_length + 2) * c.dim  # position and token-type lookups
+        head = c.vocab_size * c.dim + c.dim * c.dim  # decoder and transform matmuls
+        params -= round((1 - scored_share) * head)  # skipped for the tokens not scored
     elif not c.tie_embeddings:
         params -= c.vocab_size * c.dim  # embed_tokens: a lookup, not a matmul
     return 6 * params + 12 * c.layers * c.dim * c.max_length
@@ -264,7 +269,9 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
     batch = trainer.batches.next_batch()  # the shapes of one row (t5: input and output)
     lengths = (trainer.objective.tokens_per_row, batch["input_ids"].shape[1],
                batch["labels"].shape[1]) if "decoder_input_ids" in batch else None
-    per_token = flops_per_token(model_config, params, lengths)
+    scored_share = float((batch["labels"] != -100).float().mean()) \
+        if model_config.architecture == "bert" else 1.0  # bert's head: hidden tokens only
+    per_token = flops_per_token(model_config, params, lengths, scored_share)
     tokens_per_sec = tokens_per_step / step_time
     peak = matmul_peak(device, precision)
     result = {
@@ -275,6 +282,7 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
         "step_seconds_repeats": step_times["fast"],
         "split_seconds": split,
         "flops_per_token": per_token,
+        "scored_share": scored_share,
         "flops_formula": "6 * params + 12 * layers * dim * context" if lengths is None else
                          "t5: 6 * (encoder * S + decoder * T) + 12 * layers * dim * (S^2 + T^2 + "
                          "S * T), per text token",

@@ -48,7 +48,12 @@ def test_flops_per_token_is_six_params_plus_attention() -> None:
     lookups = (256 + 2) * 320 if ARCHITECTURE == "bert" else 0  # bert's positions, types
     assert bench.flops_per_token(config, params) == 6 * (params - lookups) + 12 * 6 * 320 * 256
     if ARCHITECTURE == "bert":
-        return  # its output matrix is always the (tied) word embedding
+        # Its MLM head runs on the hidden tokens only; its output matrix is always the (tied)
+        # word embedding.
+        head = 8192 * 320 + 320 * 320
+        assert bench.flops_per_token(config, params, scored_share=0.15) == \
+            6 * (params - lookups - round(0.85 * head)) + 12 * 6 * 320 * 256
+        return
     untied = ModelConfig(**{**vars(config), "tie_embeddings": False})
     params = count_parameters(untied)  # the input embedding's lookup does no matmul
     assert bench.flops_per_token(untied, params) == 6 * (params - 8192 * 320) + 12 * 6 * 320 * 256
@@ -132,7 +137,10 @@ def test_bench_runs_on_a_fresh_project_and_writes_json(tmp_path: Path, monkeypat
     if ARCHITECTURE != "t5":  # (t5's formula needs its input and output lengths: test_t5)
         assert training["flops_per_token"] == bench.flops_per_token(
             ModelConfig(**{**TINY["model"], "vocab_size": 320, "architecture": ARCHITECTURE}),
-            training["params"])
+            training["params"], scored_share=training["scored_share"])
+        hidden = load_config(tmp_path / "llm.config.js").objective.mask_probability
+        assert training["scored_share"] == (pytest.approx(hidden, abs=0.05)
+                                            if ARCHITECTURE == "bert" else 1.0)
     assert training["fp32_eager"]["speedup"] > 0
     if generates:
         assert report["generation"]["new_tokens"] == 16
