@@ -55,7 +55,9 @@ MICRO = {
     "data": {"sample_size_mb": 0.3, "stride": 32},
     "training": {"batch_size": 4, "gradient_accumulation": 2, "max_steps": 12, "warmup_steps": 2,
                  "learning_rate": 3e-3, "min_lr": 3e-4, "eval_interval": 6, "eval_batches": 2,
-                 "log_interval": 1, "threads": 1, "device": "cpu", "precision": "fp32"},
+                 "log_interval": 1, "threads": 1, "device": "cpu", "precision": "fp32",
+                 # FSDP shards AdamW (t5's Adafactor runs under DDP only: its own test below)
+                 "optimizer": "adamw"},
     "checkpoints": {"save_interval": 4, "save_total_limit": 5},
     "logging": {"progress_bar": False, "tensorboard": False},
 }
@@ -172,6 +174,19 @@ def test_ddp_and_fsdp_give_the_losses_of_one_process(one_process: Path, ddp: Pat
     assert [p.name for _, p in checkpoints.list_step_checkpoints(fsdp / "checkpoints")] == \
         ["step_000004.dcp", "step_000008.dcp", "step_000012.dcp"]
     assert checkpoints.best_checkpoint(fsdp / "checkpoints").name == "best_000012.dcp"
+
+
+def test_adafactor_trains_under_ddp_like_one_process(prepared: Path, tmp_path: Path) -> None:
+    """t5's optimizer: DDP hands every process the same averaged gradients, so Adafactor's
+    steps are one process's (FSDP cannot run it: test_auto_uses_ddp_while_...)."""
+    adafactor = ("--training.optimizer", "adafactor", "--training.learning_rate", "0.01",
+                 "--training.min_lr", "0.001")
+    one = copy(prepared, tmp_path / "one")
+    ok(python(one, "-m", "training.train", "--training.batch_size", "8", *adafactor))
+    two = copy(prepared, tmp_path / "two")
+    ok(torchrun(two, "--training.parallelism", "ddp", *adafactor))
+    assert sorted(losses(one)) == list(range(1, 13))
+    assert_close(losses(two), losses(one))
 
 
 # ---- stopping, resuming ----

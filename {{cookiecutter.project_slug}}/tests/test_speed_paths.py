@@ -123,8 +123,11 @@ def test_the_start_line_names_every_choice(cuda_gpu) -> None:
 def test_adamw_is_fused_and_falls_back_to_foreach(tiny_model_config, make_tiny_config,
                                                   monkeypatch) -> None:
     model = build_model(tiny_model_config)
-    cfg = make_tiny_config()
-    assert build_optimizer(model, cfg.training).defaults["fused"] is True
+    training = dataclasses.replace(make_tiny_config().training, optimizer="adamw")
+    assert build_optimizer(model, training).defaults["fused"] is True
+    adafactor = build_optimizer(model, dataclasses.replace(training, optimizer="adafactor"))
+    assert isinstance(adafactor, torch.optim.Adafactor) and adafactor.defaults["foreach"]
+    assert [g["weight_decay"] for g in adafactor.param_groups] == [training.weight_decay, 0.0]
 
     class OldAdamW(torch.optim.AdamW):  # a torch or device without the fused kernel
         def __init__(self, *args: Any, fused: bool | None = None, **kwargs: Any) -> None:
@@ -133,7 +136,7 @@ def test_adamw_is_fused_and_falls_back_to_foreach(tiny_model_config, make_tiny_c
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(torch.optim, "AdamW", OldAdamW)
-    optimizer = build_optimizer(model, cfg.training)
+    optimizer = build_optimizer(model, training)
     assert optimizer.defaults["foreach"] is True and not optimizer.defaults["fused"]
 
 
