@@ -108,10 +108,11 @@ def evaluate_masked_lm(model: torch.nn.Module, batches: Iterable[dict[str, torch
     for batch in batches:
         labels = batch["labels"].to(device)
         with autocast_ctx():
-            logits, _ = model(batch["input_ids"].to(device), labels=labels)  # (N, V): hidden only
+            logits, loss = model(batch["input_ids"].to(device), labels=labels)  # (N, V): hidden
         targets = labels[labels != IGNORE_INDEX]  # (N,): in the same order as the logits
-        total += torch.nn.functional.cross_entropy(
-            logits.float(), targets, reduction="sum").item()
+        if targets.numel() == 0:  # rows of special tokens only: nothing hidden, nothing scored
+            continue
+        total += loss.item() * targets.numel()  # the model's loss is the mean over the N
         correct += int((logits.argmax(-1) == targets).sum())
         count += int(targets.numel())
     model.train(was_training)
