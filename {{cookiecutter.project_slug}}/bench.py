@@ -335,7 +335,7 @@ def bench_data(cfg: Config, size_mb: float, repeats: int) -> dict[str, Any]:
     Reports the whole run's rate (start-up included) and the rate once running: (full - small
     corpus bytes) / (full - small seconds), which is what a large corpus will see.
     """
-    from data.sample import generate_corpus
+    from corpus.sample import generate_corpus
     from tokenizer.train import save_tokenizer, train_tokenizer
 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -435,7 +435,7 @@ def objective_tokenizer(cfg: Config, vocab_size: int,
         tokenizer = load_tokenizer(cfg.tokenizer.path)
         if tokenizer.get_vocab_size() <= vocab_size:
             return tokenizer, "trained tokenizer"
-    from data.sample import generate_corpus
+    from corpus.sample import generate_corpus
     from tokenizer.train import train_tokenizer
 
     return (train_tokenizer(generate_corpus(size_mb, cfg.data.seed), cfg.tokenizer,

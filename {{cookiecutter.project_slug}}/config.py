@@ -964,12 +964,44 @@ def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
                 "corruption replaces each hidden span with one)"
                 f"{_where(text, path, 'tokenizer', 'sentinel_tokens', overridden)}",
                 "set tokenizer.sentinel_tokens: 100, then `make tokenizer data`")
+    _check_run_folders(cfg, text, path, overridden)
     if architecture == "gpt" and cfg.data.stride > cfg.model.max_length:
         raise ConfigurationError(
             f"data.stride ({cfg.data.stride}) must be between 1 and model.max_length "
             f"({cfg.model.max_length}){_where(text, path, 'data', 'stride', overridden)}",
             f"use {cfg.model.max_length} (non-overlapping windows)",
         )
+
+
+def _check_run_folders(cfg: Config, text: str, path: str, overridden: Collection[str]) -> None:
+    """A run writes, and moves aside, files in checkpoints.dir and logging.dir
+    (runtime/checkpoint_folder.py): each must be a folder of its own, never the project folder
+    (or one above it), and never overlap the folders of the project's text, data and tokenizer,
+    so that no run can write into, or move, what you made."""
+    project = Path(cfg.path).resolve().parent
+    inputs = {"data.raw_dir": cfg.data.raw_dir, "data.processed_dir": cfg.data.processed_dir,
+              "the tokenizer's folder (tokenizer.path)": str(Path(cfg.tokenizer.path).parent)}
+    if cfg.data.val_path:
+        inputs["data.val_path"] = cfg.data.val_path
+    for section, key, value in (("checkpoints", "dir", cfg.checkpoints.dir),
+                                ("logging", "dir", cfg.logging.dir)):
+        folder = (project / value).resolve()  # relative paths are the project folder's
+        where = _where(text, path, section, key, overridden)
+        default = SECTIONS[section]().dir
+        if not value.strip() or project.is_relative_to(folder):
+            raise ConfigurationError(
+                f"{section}.{key} is {value!r}{where}: that is the project folder"
+                f"{'' if folder == project else ' or a folder above it'}, and a run moves "
+                "earlier runs' files aside there", f"use a folder of its own, e.g. {section}."
+                f"{key}: '{default}' (the default)")
+        for name, other in inputs.items():
+            other_path = (project / other).resolve()
+            if folder == other_path or folder.is_relative_to(other_path) or \
+                    other_path.is_relative_to(folder):
+                raise ConfigurationError(
+                    f"{section}.{key} ({value!r}){where} overlaps {name} ({other!r}): a "
+                    "training run would write its files among yours",
+                    f"use a folder of its own, e.g. {section}.{key}: '{default}' (the default)")
 
 
 # ---- command-line overrides ----

@@ -1,1 +1,2 @@
-"""Text in, token ids out: sample.py, download.py, sources.py, prepare.py, dataset.py."""
+"""Token ids: prepare.py (text -> data/processed), splits.py, dataset.py and the objectives'
+batch makers; download.py fetches public text into data/raw."""

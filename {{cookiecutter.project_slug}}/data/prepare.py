@@ -4,7 +4,7 @@
     python -m data.prepare --data.val_split 0.1
     python -m data.prepare --data.raw_dir ~/my-texts
 
-Reads data/raw (.txt, .md, .jsonl, nested folders; see data/sources.py for the rules), or the
+Reads data/raw (.txt, .md, .jsonl, nested folders; see corpus/sources.py for the rules), or the
 built-in stories when data/raw is empty, and needs the tokenizer from `make tokenizer`.
 
 - Streaming: files are read chunk by chunk and token ids are appended to the .bin files as they
@@ -33,7 +33,7 @@ from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from config import DataConfig, TokenizerConfig, add_config_arguments, config_from_args
-from data.sources import Chunk, Corpus, ValidationSplit, open_raw_corpus, open_val_corpus
+from corpus.sources import Chunk, Corpus, ValidationSplit, open_raw_corpus, open_val_corpus
 from data.splits import check_enough_tokens
 from errors import DataError, run_cli
 from project_lock import project_lock

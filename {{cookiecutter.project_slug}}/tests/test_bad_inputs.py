@@ -99,7 +99,7 @@ def snapshot(folder: Path) -> dict[str, str]:
     for name in WATCHED:
         root = folder / name
         for path in [root] if root.is_file() else sorted(root.rglob("*")):
-            if path.is_file():
+            if path.is_file() and path.name != ".llm.lock":  # (who holds the lock: not yours)
                 files[path.relative_to(folder).as_posix()] = hashlib.sha256(
                     path.read_bytes()).hexdigest()
     return files
@@ -193,7 +193,7 @@ def both(*setups: Callable[[Path], None]) -> Callable[[Path], None]:
 
 def sample_text(folder: Path) -> None:
     """Real text in data/raw (0.3 MB of the built-in stories as a file)."""
-    from data.sample import generate_corpus
+    from corpus.sample import generate_corpus
 
     (folder / "data" / "raw" / "stories.txt").write_text(
         "<|endoftext|>\n".join(generate_corpus(0.3, 1)), encoding="utf-8")
@@ -551,6 +551,25 @@ REFUSED = [
                  id="checkpoint-folder-unwritable"),
     pytest.param(no_setup, TRAIN, ["checkpoints/ already holds a training run (up to step 10)"],
                  id="checkpoint-second-run-without-resume"),
+    # -- where a run may write (config.py's run folders): never among the project's own files --
+    pytest.param(no_setup, (*TRAIN, "--fresh", "--checkpoints.dir", "."),
+                 ["checkpoints.dir is '.' (set by --checkpoints.dir): that is the project folder"],
+                 id="checkpoint-folder-is-the-project"),
+    pytest.param(no_setup, (*TRAIN, "--fresh", "--checkpoints.dir", ".."),
+                 ["that is the project folder or a folder above it"],
+                 id="checkpoint-folder-above-the-project"),
+    pytest.param(no_setup, (*TRAIN, "--fresh", "--checkpoints.dir", "data/raw"),
+                 ["checkpoints.dir ('data/raw') (set by --checkpoints.dir) overlaps data.raw_dir"],
+                 id="checkpoint-folder-is-the-raw-text"),
+    pytest.param(no_setup, (*TRAIN, "--fresh", "--checkpoints.dir", "data"),
+                 ["overlaps data.raw_dir ('data/raw')"], id="checkpoint-folder-holds-the-data"),
+    pytest.param(no_setup, (*TRAIN, "--fresh", "--checkpoints.dir", "tokenizer/runs"),
+                 ["overlaps the tokenizer's folder"], id="checkpoint-folder-in-the-tokenizer"),
+    pytest.param(no_setup, (*RESUME, "--logging.dir", "data/processed"),
+                 ["logging.dir ('data/processed') (set by --logging.dir) overlaps "
+                  "data.processed_dir"], id="logs-folder-is-the-prepared-data"),
+    pytest.param(set_key("checkpoints.dir", "./"), PREPARE,
+                 ["checkpoints.dir is './' (line "], id="checkpoint-folder-checked-everywhere"),
     pytest.param(no_setup, (*RESUME, "checkpoints/step_000999.pt"),
                  ["checkpoint checkpoints/step_000999.pt not found"],
                  id="checkpoint-resume-path-absent"),

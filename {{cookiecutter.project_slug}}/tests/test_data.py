@@ -23,12 +23,12 @@ import pytest
 import torch
 
 from config import DataConfig, TokenizerConfig
+from corpus.sample import generate_corpus, write_sample
+from corpus.sources import Corpus, ValidationSplit, find_text_files, open_raw_corpus
 from data.dataset import TrainBatches, eval_windows
 from data.download import download
 from data.download import main as download_main
 from data.prepare import prepare
-from data.sample import generate_corpus, write_sample
-from data.sources import Corpus, ValidationSplit, find_text_files, open_raw_corpus
 from data.splits import load_split, read_meta
 from errors import DataError, run_cli
 from tokenizer.load import load_tokenizer

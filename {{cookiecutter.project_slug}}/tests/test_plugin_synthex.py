@@ -95,7 +95,7 @@ def test_documents_arrive_with_tokens_and_cost(project: Path, api: FakeChatAPI) 
 
 
 def test_prepare_reads_the_documents(project: Path, api: FakeChatAPI) -> None:
-    from data.sources import open_raw_corpus
+    from corpus.sources import open_raw_corpus
 
     assert synthex(project).returncode == 0
     corpus = open_raw_corpus(str(project / "data" / "raw"), 1.0, 0)

@@ -57,3 +57,40 @@ def test_a_read_only_folder_without_one_says_so(tmp_path: Path, monkeypatch) -> 
     assert "cannot create the lock file" in error.value.message
     assert "is not writable" in error.value.message and "chmod u+w" in error.value.suggestion
     assert not isinstance(error.value, LockedError)
+
+
+def test_deleting_the_lock_file_does_not_let_a_second_writer_in(tmp_path: Path) -> None:
+    with project_lock.project_lock("make train", tmp_path):
+        (tmp_path / ".llm.lock").unlink()  # the lock is the folder's, not the file's
+        with pytest.raises(LockedError, match="already writing this project"), \
+                project_lock.project_lock("make train", tmp_path):
+            pass
+    with project_lock.project_lock("make train", tmp_path):  # free again once released
+        pass
+
+
+def test_two_projects_cannot_train_into_one_checkpoints_folder(tmp_path: Path) -> None:
+    shared = tmp_path / "shared-checkpoints"
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir()
+    second.mkdir()
+    with project_lock.project_lock("make train", first, run_folder=shared):
+        assert (shared / ".llm.lock").is_file()
+        with pytest.raises(LockedError) as refused, \
+                project_lock.project_lock("make train", second, run_folder=shared):
+            pass
+        assert "is already writing its checkpoints folder" in refused.value.message
+        assert str(shared.resolve()) in refused.value.message
+        with project_lock.project_lock("make data", second):  # the other project is free
+            pass
+    with project_lock.project_lock("make train", second, run_folder=shared):
+        pass
+
+
+def test_a_checkpoints_folder_that_cannot_be_made_says_so(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CreateLLMError) as error, \
+            project_lock.project_lock("make train", tmp_path, run_folder=tmp_path / "file" / "x"):
+        pass
+    assert "cannot write checkpoints to" in error.value.message
+    assert not isinstance(error.value, LockedError)

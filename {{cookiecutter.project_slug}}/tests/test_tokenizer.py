@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from config import TokenizerConfig, load_config
-from data.sample import generate_corpus
+from corpus.sample import generate_corpus
 from errors import DataError
 from tokenizer.encode import DocumentEncoder, encode_stream
 from tokenizer.load import eot_id, load_tokenizer

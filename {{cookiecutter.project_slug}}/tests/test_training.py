@@ -123,6 +123,24 @@ def test_a_second_run_never_overwrites_the_first(project: Path) -> None:
     assert list((project / "checkpoints" / "previous").glob("*/step_000010.pt"))
 
 
+def test_a_fresh_run_moves_only_what_a_run_wrote(project: Path) -> None:
+    """--fresh sets the earlier run aside; a user's own files beside the checkpoints stay."""
+    assert train("--training.max_steps", "10") == 0
+    folder = project / "checkpoints"
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "mine").mkdir()
+    (folder / "mine" / "step_000010.pt").write_text("not a run's file: inside a folder of mine")
+    (folder / "best.pt.txt").write_text("a name close to a run's file")
+    written = {p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+               } - {"notes.txt", "best.pt.txt"}  # (.llm.lock: who holds the folder's lock)
+    assert {"step_000010.pt", "step_000010.json", "best.pt", "best.json"} <= written
+    assert train("--training.max_steps", "10", "--fresh") == 0
+    archive = next((folder / "previous").iterdir())
+    assert {p.name for p in archive.iterdir()} == written | {"metrics.jsonl", "tensorboard"}
+    assert (folder / "notes.txt").read_text() == "my notes"
+    assert (folder / "best.pt.txt").is_file() and (folder / "mine" / "step_000010.pt").is_file()
+
+
 def test_resume_refuses_another_architecture(project: Path) -> None:
     assert train("--training.max_steps", "10") == 0
     with pytest.raises(TrainingError, match="model.layers"):

@@ -18,7 +18,7 @@ when `tokenizer.sentinel_tokens` asks for them) get the first ids; the first one
 end-of-text token that `make data` appends to every document. Any of them in your text is read
 as that one token, never split. The vocabulary size you ask for is a target:
 the real size is printed, and it is what the model uses (read from the tokenizer at run time).
-Training reads the same documents as `make data` (data/sources.py), minus the validation part.
+Training reads the same documents as `make data` (corpus/sources.py), minus the validation part.
 
 `make tokenizer` does nothing when the tokenizer is up to date (same settings, same files in
 data/raw); it retrains when either changed, and never overwrites a tokenizer.json it did not
@@ -39,8 +39,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from config import Config, TokenizerConfig, add_config_arguments, config_from_args
-from data import sample
-from data.sources import ValidationSplit, open_raw_corpus, raw_fingerprint
+from corpus import sample
+from corpus.sources import ValidationSplit, open_raw_corpus, raw_fingerprint
 from errors import ConfigurationError, DataError, run_cli
 from project_lock import project_lock
 from tokenizer.load import tokenizer_hash
@@ -126,7 +126,7 @@ def training_inputs(cfg: Config) -> dict:
     """Everything the trained tokenizer depends on: settings and the files it read."""
     tc, dc = cfg.tokenizer, cfg.data
     files = raw_fingerprint(dc.raw_dir)
-    # With no files the text is the built-in stories: editing data/sample.py changes them.
+    # With no files the text is the built-in stories: editing corpus/sample.py changes them.
     sample_code = None if files else hashlib.sha256(Path(sample.__file__).read_bytes()).hexdigest()
     return {
         "tokenizer": {"type": tc.type, "vocab_size": tc.vocab_size,

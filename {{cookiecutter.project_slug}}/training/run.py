@@ -1,8 +1,9 @@
 """One training run, from a checked config to checkpoints: what `make train` does under its lock.
 
-training/train.py parses the command line, takes the project's write lock and calls `run`, which
-checks the prepared data, makes sure no earlier run is overwritten, builds the Trainer
-(training/trainer.py), resumes it if asked, and trains.
+training/train.py parses the command line, takes the project's write lock, loads the plugins and
+calls `run`, which reads top to bottom: device -> data -> memory plan (one process, DDP or FSDP)
+-> callbacks -> the Trainer (training/trainer.py) -> the checkpoints folder
+(runtime/checkpoint_folder.py: never overwrite a run, resume from which file) -> fit.
 
 Under torchrun (`make train NPROC=N`) every process runs `run`. They share the work of each step;
 rank 0 alone reports (progress, metrics, messages on stdout) and does what must happen once
@@ -12,13 +13,10 @@ rank 0 alone reports (progress, metrics, messages on stdout) and does what must 
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
-import shutil
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -28,8 +26,8 @@ from data.splits import check_enough_tokens, load_split, read_meta
 from errors import TrainingError
 from models.memory import MemoryEstimate, gigabytes, training_memory
 from models.presets import count_parameters
-from plugins.manager import PluginManager
 from runtime import checkpoints, distributed
+from runtime.checkpoint_folder import CheckpointFolder
 from runtime.device import describe, device_memory, pick_device, pick_precision, set_threads
 from runtime.distributed import World
 from tokenizer.load import keep_copy
@@ -44,30 +42,6 @@ from training.trainer import Trainer, build_trainer
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
 ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
                      "vocab_size", "tie_embeddings", "relative_attention_buckets")
-
-
-def new_archive(folder: Path, suffix: str = "") -> Path:
-    """A new, empty checkpoints/previous/<date-time><suffix>/ folder."""
-    stamp = time.strftime("%Y%m%d-%H%M%S") + suffix
-    archive, n = folder / "previous" / stamp, 1
-    while archive.exists():  # two archives in one second
-        n += 1
-        archive = folder / "previous" / f"{stamp}-{n}"
-    archive.mkdir(parents=True)
-    return archive
-
-
-def archive_previous_run(cfg: Config) -> Path:
-    """Move the previous run's checkpoints and metrics aside (never delete a user's work)."""
-    archive = new_archive(Path(cfg.checkpoints.dir))
-    for path in Path(cfg.checkpoints.dir).iterdir():
-        if path.is_file() or checkpoints.is_sharded(path):
-            shutil.move(str(path), archive / path.name)
-    for name in ("metrics.jsonl", "tensorboard"):
-        logged = Path(cfg.logging.dir) / name
-        if logged.exists():
-            shutil.move(str(logged), archive / name)
-    return archive
 
 
 def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) -> None:
@@ -94,7 +68,16 @@ def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) 
             )
 
 
-def load_data(cfg: Config, processes: int = 1) -> tuple[dict, ModelConfig, np.memmap, np.memmap]:
+class TrainingData(NamedTuple):
+    meta: dict
+    """data/processed/meta.json: token and byte counts, the tokenizer's hash."""
+    model_config: ModelConfig
+    """cfg.model with the trained tokenizer's vocabulary."""
+    train: np.memmap
+    val: np.memmap
+
+
+def load_data(cfg: Config, processes: int = 1) -> TrainingData:
     """meta.json, the model config with the trained tokenizer's vocabulary, and both splits,
     checked for the tokenizer and for enough tokens (a global batch of `processes` shares)."""
     meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
@@ -109,40 +92,13 @@ def load_data(cfg: Config, processes: int = 1) -> tuple[dict, ModelConfig, np.me
     check_enough_tokens(len(train_tokens), cfg.training.batch_size * processes,
                         model_config.max_length, "train", bytes_per_token)
     check_enough_tokens(len(val_tokens), 1, model_config.max_length, "val", bytes_per_token)
-    return meta, model_config, train_tokens, val_tokens
+    return TrainingData(meta, model_config, train_tokens, val_tokens)
 
 
-def prepare_checkpoint_folder(cfg: Config, resume: bool, fresh: bool,
-                              world: World = distributed.ONE_PROCESS) -> Path:
-    """Never overwrite a previous run by accident; clear what an interrupted save left."""
-    folder = Path(cfg.checkpoints.dir)
-    has_run = checkpoints.has_checkpoints(folder)
-    if has_run and not resume and not fresh:
-        latest = checkpoints.list_step_checkpoints(folder)
-        where = f" (up to step {latest[-1][0]})" if latest else ""
-        raise TrainingError(
-            f"{folder}/ already holds a training run{where}",
-            "continue it with `make resume`, or start over with "
-            "`make train ARGS=--fresh` (the old run is moved to checkpoints/previous/)",
-        )
-    if world.is_main:  # files are moved once, by rank 0, while the others wait
-        if has_run and not resume:
-            print(f"Moved the previous run to {archive_previous_run(cfg)}")
-        checkpoints.check_writable(folder)
-        leftovers = checkpoints.remove_stale_temp_files(folder)
-        if leftovers:
-            print(f"Removed {len(leftovers)} half-written checkpoint file(s) of an interrupted "
-                  "run")
-    world.barrier()
-    return folder
-
-
-def resume_from(trainer: Trainer, which: str, folder: Path) -> None:
-    """Load the checkpoint `which` ('auto' = the newest good one) into the trainer."""
-    world = trainer.world
-    # Rank 0 finds and verifies it (reading every byte once); the others take its word.
-    found = checkpoints.find_checkpoint(which, folder, prefer="latest") if world.is_main else ""
-    path = Path(str(world.broadcast(str(found))))
+def resume_trainer(trainer: Trainer, folder: CheckpointFolder, which: str) -> bool:
+    """Load the checkpoint `which` ('auto' = the newest good one) into the trainer, after
+    checking that it fits this model and tokenizer. False when it has nothing left to train."""
+    path = folder.resume_point(which)
     fsdp = trainer.parallelism == "fsdp"  # each process keeps a slice: read the file lazily
     state = checkpoints.load_checkpoint(path, map_location="cpu" if fsdp else trainer.device,
                                         weights=False, mmap=fsdp)
@@ -151,11 +107,14 @@ def resume_from(trainer: Trainer, which: str, folder: Path) -> None:
     trainer.load_state(state, str(path))
     print(f"Resuming from {path} (step {trainer.step})")
     note_other_world_size(state, trainer)
-    world.barrier()  # everyone has read the checkpoint before rank 0 moves later ones away
-    if world.is_main:
-        set_aside_later_work(folder, Path(trainer.cfg.logging.dir), trainer.step)
-    world.barrier()
-    trainer.best_val_loss = min(trainer.best_val_loss, best_on_disk(folder))
+    folder.set_aside_later(trainer.step)
+    trainer.best_val_loss = min(trainer.best_val_loss, folder.best_val_loss())
+    t = trainer.cfg.training
+    if trainer.step >= t.max_steps:
+        print(f"Already trained for {trainer.step} steps (training.max_steps = {t.max_steps}). "
+              f"To train longer: make resume ARGS=\"--training.max_steps {t.max_steps * 2}\"")
+        return False
+    return True
 
 
 def note_other_world_size(state: dict, trainer: Trainer) -> None:
@@ -173,40 +132,11 @@ def note_other_world_size(state: dict, trainer: Trainer) -> None:
         print(f"  For the same batches as before: --training.batch_size {was // per_process}")
 
 
-def set_aside_later_work(folder: Path, logs: Path, step: int) -> Path | None:
-    """Resuming from an older checkpoint starts a branch of the run. Move the step checkpoints
-    the run made after `step`, and a copy of metrics.jsonl, to checkpoints/previous/, so the
-    branch can never overwrite them (best.pt stays: see best_on_disk). None when nothing is
-    later."""
-    later = [path for saved, path in checkpoints.list_step_checkpoints(folder) if saved > step]
-    if not later:
-        return None
-    archive = new_archive(folder, f"-after-step-{step}")
-    for path in later:
-        for part in (path, checkpoints.sidecar_path(path)):
-            if part.exists():
-                shutil.move(str(part), archive / part.name)
-    metrics = logs / "metrics.jsonl"
-    if metrics.exists():
-        shutil.copy2(metrics, archive / "metrics.jsonl")  # the working copy is cut at `step`
-    print(f"This run had gone on past step {step}: moved {', '.join(p.name for p in later)} "
-          f"and a copy of {metrics} to {archive}/ (nothing is deleted)")
-    return archive
-
-
-def best_on_disk(folder: Path) -> float:
-    """The validation loss of checkpoints/best.pt (inf if none): a resumed run replaces best.pt
-    only with a better model, even when it branches from an older step than best.pt's."""
-    info = checkpoints.read_sidecar(folder / "best.pt")  # best.json, of either kind of best
-    loss = (info or {}).get("val_loss")
-    return loss if isinstance(loss, (int, float)) else math.inf
-
-
-def print_summary(trainer: Trainer, meta: dict, threads: int, params: int) -> None:
+def print_summary(trainer: Trainer, meta: dict, threads: int) -> None:
     """What is about to be trained, on what, how."""
     t, m, world = trainer.cfg.training, trainer.model.config, trainer.world
     sequences = t.batch_size * t.gradient_accumulation * world.size
-    print(f"model: {m.architecture} '{m.preset}' with {params / 1e6:.2f}M "
+    print(f"model: {m.architecture} '{m.preset}' with {count_parameters(m) / 1e6:.2f}M "
           f"parameters | context {m.max_length} | vocabulary {m.vocab_size} | objective "
           f"{trainer.objective.name}")
     print(f"data: {meta['train_tokens']:,} training tokens, {meta['val_tokens']:,} validation "
@@ -217,6 +147,26 @@ def print_summary(trainer: Trainer, meta: dict, threads: int, params: int) -> No
               f"{t.gradient_accumulation} x {world.size} processes")
     print(describe(trainer.device, trainer.precision, threads, t.compile,
                    t.gradient_checkpointing))
+
+
+def plan_parallelism(cfg: Config, model_config: ModelConfig, precision: str, world: World,
+                     device: torch.device) -> str:
+    """'none', 'ddp' or 'fsdp' (training.parallelism, 'auto' decided by the memory estimate of
+    models/memory.py); warns before training when the estimate exceeds the device's memory."""
+    t = cfg.training
+    params = count_parameters(model_config)
+
+    def need(parallelism: str) -> MemoryEstimate:
+        return training_memory(model_config, params, t.batch_size, precision, parallelism,
+                               world.size, t.gradient_checkpointing)
+
+    available = device_memory(device, world.local_size)
+    parallelism = choose_parallelism(t.parallelism, world, precision, lambda p: need(p).total,
+                                     available, t.optimizer)
+    warning = memory_warning(need(parallelism), available, cfg, parallelism, world, device)
+    if warning and world.is_main:
+        print(warning, file=sys.stderr)
+    return parallelism
 
 
 def memory_warning(need: MemoryEstimate, available: int | None, cfg: Config,
@@ -248,23 +198,17 @@ def memory_warning(need: MemoryEstimate, available: int | None, cfg: Config,
             + "\n".join(f"  - {fix}" for fix in fixes))
 
 
-def memory_need(cfg: Config, model_config: ModelConfig, params: int, precision: str,
-                world: World) -> Callable[[str], MemoryEstimate]:
-    """parallelism -> the estimated memory of one device (models/memory.py)."""
-    t = cfg.training
-    return lambda parallelism: training_memory(model_config, params, t.batch_size, precision,
-                                               parallelism, world.size, t.gradient_checkpointing)
-
-
-def build_callbacks(cfg: Config, extra: list[Callback], world: World = distributed.ONE_PROCESS,
+def build_callbacks(cfg: Config, plugins: list[Callback], extra: list[Callback],
+                    world: World = distributed.ONE_PROCESS,
                     parallelism: str = "none") -> list[Callback]:
     """The callbacks of a run, in the order each event reaches them (training/callbacks/base.py).
 
     Checkpoints come first, so the final save is done before the run's "end" record; logging
     comes last, so metrics.jsonl is closed after every other callback's last record. The
     checkpoint callback (and yours, `extra`) run in every process: FSDP saves are collective, and
-    DDP waits for rank 0's file. Reporting (progress, samples, plugins, the dashboard, logs)
-    happens in rank 0 alone: those callbacks are made there and nowhere else.
+    DDP waits for rank 0's file. Reporting (progress, samples, `plugins`, the dashboard, logs)
+    happens in rank 0 alone: those callbacks are made there and nowhere else (the entry point
+    loads the plugins in rank 0 only).
     """
     checkpoint = CheckpointCallback(cfg.checkpoints.dir, cfg.checkpoints.save_interval,
                                     cfg.checkpoints.save_total_limit, cfg.checkpoints.keep_best)
@@ -278,8 +222,7 @@ def build_callbacks(cfg: Config, extra: list[Callback], world: World = distribut
               "`make generate` works on any checkpoint.)")
     elif cfg.logging.sample_tokens > 0:
         callbacks.append(SampleCallback(cfg))
-    if cfg.plugins.enabled:
-        callbacks.append(PluginManager.from_config(cfg))
+    callbacks += plugins
     callbacks += extra
     if cfg.logging.dashboard:
         callbacks += dashboard_callback(cfg)
@@ -302,9 +245,10 @@ def dashboard_callback(cfg: Config) -> list[Callback]:
                               cfg.logging.dir)]
 
 
-def run(cfg: Config, resume: str | None, fresh: bool,
+def run(cfg: Config, resume: str | None, fresh: bool, plugins: list[Callback] | None = None,
         extra_callbacks: list[Callback] | None = None) -> int:
-    """Train as configured; `resume` is None, 'auto' or a checkpoint path."""
+    """Train as configured; `resume` is None, 'auto' or a checkpoint path. `plugins` (rank 0's,
+    from the entry point) and `extra_callbacks` (yours) see every event of the run."""
     world = distributed.world_from_env()  # one process, or one of torchrun's
     if not world.is_main:
         # Rank 0 reports for all: the others' output would repeat it. Errors still show
@@ -315,48 +259,35 @@ def run(cfg: Config, resume: str | None, fresh: bool,
     precision = pick_precision(cfg.training.precision, device, cfg.model.dim)
     distributed.start(world, device)
     with distributed.peers_lost_as_error(world):
-        code = _run(cfg, resume, fresh, extra_callbacks, world, device, precision, threads)
+        data = load_data(cfg, world.size)
+        parallelism = plan_parallelism(cfg, data.model_config, precision, world, device)
+        callbacks = build_callbacks(cfg, plugins or [], extra_callbacks or [], world,
+                                    parallelism)
+        # The trainer first: whatever it refuses (a tokenizer without the objective's special
+        # tokens, ...) is refused before a previous run is moved aside.
+        trainer = build_trainer(cfg, data.model_config, data.train, data.val, data.meta, device,
+                                precision, callbacks, data.meta["tokenizer_hash"], world=world,
+                                parallelism=parallelism)
+        folder = CheckpointFolder(cfg.checkpoints.dir, cfg.logging.dir, world)
+        folder.prepare(resume=resume is not None, fresh=fresh)
+        if resume is None or resume_trainer(trainer, folder, resume):
+            if world.is_main:
+                keep_copy(cfg.tokenizer.path, folder.path)  # the exact tokenizer, beside them
+            print_summary(trainer, data.meta, threads)
+            trainer.fit()
+            report_end(trainer)
     distributed.finish()
-    return code
+    return 0
 
 
-def _run(cfg: Config, resume: str | None, fresh: bool, extra_callbacks: list[Callback] | None,
-         world: World, device: torch.device, precision: str, threads: int) -> int:
-    t = cfg.training
-    meta, model_config, train_tokens, val_tokens = load_data(cfg, world.size)
-    params = count_parameters(model_config)
-    need = memory_need(cfg, model_config, params, precision, world)
-    available = device_memory(device, world.local_size)
-    parallelism = choose_parallelism(t.parallelism, world, precision,
-                                     lambda p: need(p).total, available, t.optimizer)
-    warning = memory_warning(need(parallelism), available, cfg, parallelism, world, device)
-    if warning and world.is_main:
-        print(warning, file=sys.stderr)
-    callbacks = build_callbacks(cfg, extra_callbacks or [], world, parallelism)
-    # The trainer first: whatever it refuses (a tokenizer without the objective's special
-    # tokens, ...) is refused before a previous run is moved aside.
-    trainer = build_trainer(cfg, model_config, train_tokens, val_tokens, meta, device,
-                            precision, callbacks, meta["tokenizer_hash"], world=world,
-                            parallelism=parallelism)
-    folder = prepare_checkpoint_folder(cfg, resume is not None, fresh, world)
-    if resume is not None:
-        resume_from(trainer, resume, folder)
-        if trainer.step >= t.max_steps:
-            print(f"Already trained for {trainer.step} steps (training.max_steps = "
-                  f"{t.max_steps}). To train longer: make resume ARGS=\"--training.max_steps "
-                  f"{t.max_steps * 2}\"")
-            return 0
-
-    if world.is_main:
-        keep_copy(cfg.tokenizer.path, folder)  # the exact tokenizer, next to the checkpoints
-    print_summary(trainer, meta, threads, params)
-    trainer.fit()
+def report_end(trainer: Trainer) -> None:
+    """How the run ended, and what to do next (an error that stopped it, after its save)."""
     if trainer.stop_error is not None:  # the model was saved first
         raise trainer.stop_error
     if trainer.stop_reason:
         print(f"Stopped at step {trainer.step} ({trainer.stop_reason}). "
               "Continue with: make resume")
-        return 0
+        return
     m = trainer.last_metrics
     extra = "".join(f" | {m[key]:.4f} bits/byte" if key == "val_bpb" else
                     f" | {key.removeprefix('val_').replace('_', ' ')} {100 * m[key]:.1f}%"
@@ -366,4 +297,3 @@ def _run(cfg: Config, resume: str | None, fresh: bool, extra_callbacks: list[Cal
           f"{trainer.best_val_loss:.4f}")
     print("Next: make generate   (or make eval" +
           (", make chat)" if trainer.model.config.architecture != "bert" else ")"))
-    return 0

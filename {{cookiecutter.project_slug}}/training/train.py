@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 
 from config import add_config_arguments, config_from_args
 from errors import run_cli
+from plugins.manager import PluginManager
 from project_lock import project_lock
 
 if TYPE_CHECKING:
@@ -54,14 +55,18 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
     # Under torchrun the processes of one run share the lock: rank 0 holds it for all of them
     # (a second run's rank 0 is refused, and torchrun then stops that run's other processes).
     main_process = os.environ.get("RANK", "0") == "0"
-    lock = project_lock(command, Path(cfg.path).parent) if main_process \
-        else contextlib.nullcontext()
+    lock = project_lock(command, Path(cfg.path).parent, run_folder=cfg.checkpoints.dir) \
+        if main_process else contextlib.nullcontext()
     with lock:
         # Imported here, under the lock: loading torch takes seconds, and a second `make train`
         # should be refused at once, before that.
         from training.run import run
 
-        return run(cfg, args.resume, args.fresh, extra_callbacks)
+        # The plugins (plugins.enabled) report, so rank 0 alone runs them; each one that fails
+        # to load warns and training goes on (plugins/manager.py).
+        plugins = [PluginManager.from_config(cfg)] if cfg.plugins.enabled and main_process \
+            else []
+        return run(cfg, args.resume, args.fresh, plugins, extra_callbacks)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ has to learn English structure rather than memorise a handful of sentences.
 
 To look at the corpus, or to write it to a file:
 
-    python -m data.sample --head 3                          # print three stories
-    python -m data.sample --out data/raw/stories.txt        # write ~5 MB to a file
-    python -m data.sample --out stories.txt --size-mb 20 --seed 7
+    python -m corpus.sample --head 3                          # print three stories
+    python -m corpus.sample --out data/raw/stories.txt        # write ~5 MB to a file
+    python -m corpus.sample --out stories.txt --size-mb 20 --seed 7
 
 In a written file the stories are separated by lines holding `<|endoftext|>` (the format of
 TinyStories), which data/prepare.py reads back as document boundaries.
@@ -1312,7 +1312,7 @@ def main(argv: list[str] | None = None) -> None:
     from config import add_config_arguments, config_from_args
 
     parser = argparse.ArgumentParser(
-        prog="python -m data.sample",
+        prog="python -m corpus.sample",
         description="Print or write the built-in story corpus (used when data/raw is empty).",
     )
     parser.add_argument("--out", help="write the corpus to this file instead of printing it")

@@ -1,7 +1,7 @@
 """Where the training text comes from — one place, used by `make tokenizer` and `make data`.
 
     data/raw/            .txt, .md and .jsonl files, nested folders allowed
-    (empty data/raw)     the built-in generated stories (data/sample.py), streamed, never written
+    (empty data/raw)     the built-in generated stories (corpus/sample.py), streamed, never written
 
 How files become documents:
 - .txt / .md: one file is one document. A line holding only the end-of-text token
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from data.sample import BYTES_PER_MB, generate_corpus
+from corpus.sample import BYTES_PER_MB, generate_corpus
 from errors import DataError
 
 TEXT_SUFFIXES = (".txt", ".md")
