@@ -53,6 +53,15 @@ ARCHITECTURE_FILES = {
     "tests/test_export.py": ("gpt",),  # LlamaForCausalLM, GGUF (bert, t5: their own test file)
     "tests/test_bert.py": ("bert",),
     "tests/test_t5.py": ("t5",),
+    # Instruction tuning (make finetune): for models that write answers, not for an encoder.
+    "training/finetune.py": ("gpt", "t5"),
+    "runtime/chat_tuning.py": ("gpt", "t5"),
+    "data/finetune.py": ("gpt", "t5"),
+    "corpus/conversations.py": ("gpt", "t5"),
+    "corpus/instructions.py": ("gpt", "t5"),
+    "tokenizer/chat_format.py": ("gpt", "t5"),
+    "tokenizer/chat_template.jinja": ("gpt", "t5"),
+    "tests/test_finetune.py": ("gpt", "t5"),
 }
 
 

@@ -27,9 +27,10 @@ MAX_SLUG_LENGTH = 64
 # The generated project's config.py holds the same limits (ModelConfig, TokenizerConfig); a test
 # checks on a table of answers that this hook accepts exactly what that code accepts.
 MIN_CONTEXT, MAX_CONTEXT = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
-# Byte-level BPE starts from 256 byte symbols plus the special tokens (gpt 3, bert 5, t5 3 and 100
-# sentinels); wordpiece and unigram from 64 plus the sentinels. Fewer cannot be trained.
-SPECIAL_TOKENS = {"gpt": 3, "bert": 5, "t5": 3 + 100}
+# Byte-level BPE starts from 256 byte symbols plus the special tokens (gpt 5 with the two chat
+# tokens, bert 5, t5 5 and 100 sentinels); wordpiece and unigram from 64 plus the sentinels. Fewer
+# cannot be trained.
+SPECIAL_TOKENS = {"gpt": 5, "bert": 5, "t5": 5 + 100}
 SENTINELS = {"gpt": 0, "bert": 0, "t5": 100}
 MIN_VOCAB_BYTES, MIN_VOCAB_OTHER, MAX_VOCAB = 256, 64, 1 << 24
 MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536

@@ -47,18 +47,25 @@ MATRIX = [
         itertools.cycle(LICENSES), itertools.cycle(PLUGINS), strict=False)
 ]
 # What each architecture's llm.config.js has that the others do not (config.py's ONLY_FOR).
+# make finetune's section: gpt and t5 (an encoder is not tuned to chat).
+FINETUNE_KEYS = {"data_dir", "base", "max_steps", "epochs", "batch_size", "gradient_accumulation",
+                 "learning_rate", "min_lr", "warmup_steps", "weight_decay", "max_length",
+                 "val_split", "eval_interval", "eval_batches", "builtin_conversations", "seed",
+                 "lora_rank", "lora_alpha"}
 OWN_KEYS = {
     "gpt": {"model": {"kv_heads", "rope_theta", "tie_embeddings"}, "data": {"stride"},
             "generation": {"temperature", "top_p", "repetition_penalty", "max_new_tokens"},
-            "deployment": {"gguf_type"}},
+            "deployment": {"gguf_type"}, "finetune": FINETUNE_KEYS},
     "bert": {"objective": {"mask_probability"}},
     "t5": {"model": {"relative_attention_buckets", "relative_attention_max_distance"},
            "tokenizer": {"sentinel_tokens"}, "objective": {"noise_density", "mean_span_length"},
-           "generation": {"temperature", "top_p", "repetition_penalty", "max_new_tokens"}},
+           "generation": {"temperature", "top_p", "repetition_penalty", "max_new_tokens"},
+           "finetune": FINETUNE_KEYS},
 }
-SPECIAL_TOKENS = {"gpt": ["<|endoftext|>", "<|pad|>", "<|unk|>"],
+CHAT_TOKENS = ["<|im_start|>", "<|im_end|>"]  # make finetune's turns (gpt and t5)
+SPECIAL_TOKENS = {"gpt": ["<|endoftext|>", "<|pad|>", "<|unk|>", *CHAT_TOKENS],
                   "bert": ["[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]"],
-                  "t5": ["</s>", "<pad>", "<unk>"]}
+                  "t5": ["</s>", "<pad>", "<unk>", *CHAT_TOKENS]}
 # Preset keys that describe the preset rather than set a value of llm.config.js.
 HARDWARE_KEYS = {"min_ram_gb", "device", "runs_on_cpu", "expected_time", "target_params"}
 LEFTOVER_MARKERS = ("{{", "}}", "{%", "%}")
@@ -153,7 +160,9 @@ def test_bake_matrix(cookies, tmp_path, preset, model, tokenizer, license, plugi
     for key, value in numbers.items():
         if key in HARDWARE_KEYS or key in arch:
             continue
-        sections = [name for name, section in config.items() if key in section]
+        # (finetune's keys share training's names but hold values of their own)
+        sections = [name for name, section in config.items()
+                    if key in section and name != "finetune"]
         assert len(sections) == 1, f"{key} should be in exactly one section, is in {sections}"
         assert config[sections[0]][key] == value, key
 

@@ -206,10 +206,17 @@ ONLY_FOR = {"gpt": {"models/architectures/gpt.py", "exporters/gguf.py", "tests/t
                    "tests/test_t5.py", "exporters/cog_text2text.py"}}
 
 
+# Instruction tuning (make finetune): gpt and t5 write answers, an encoder does not.
+FINETUNE_FILES = {"training/finetune.py", "runtime/chat_tuning.py", "data/finetune.py",
+                  "corpus/conversations.py", "corpus/instructions.py", "tokenizer/chat_format.py",
+                  "tokenizer/chat_template.jinja", "tests/test_finetune.py"}
+
+
 def architecture_files_pruned(model: str) -> set[str]:
     others = set().union(*(paths for name, paths in ONLY_FOR.items() if name != model))
     # chat.py: an encoder cannot chat; sampling.py: the token sampler gpt and t5 share.
-    return others | ({"chat.py", "runtime/sampling.py"} if model == "bert" else set())
+    return others | ({"chat.py", "runtime/sampling.py", *FINETUNE_FILES} if model == "bert"
+                     else set())
 
 
 @pytest.mark.parametrize("model", cookiecutter_json()["model"])

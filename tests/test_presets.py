@@ -32,8 +32,9 @@ CUSTOM_CASES = [
     (1025, 2, 64, 512, 64, "bpe"), (2, 1024, 2048, 512, 64, "bpe"),
     (2, 1026, 2052, 512, 64, "bpe"), (2, 2, 65536, 512, 64, "bpe"), (2, 2, 65540, 512, 64, "bpe"),
     # an odd head size (only gpt's RoPE needs an even one); vocabularies around t5's minimum
-    # (its 100 sentinels: 359 for bpe, 164 for the others) and bert's (5 special tokens: 261)
-    (2, 4, 36, 512, 64, "unigram"), (2, 4, 64, 358, 64, "bpe"), (2, 4, 64, 359, 64, "bpe"),
+    # (5 special tokens and 100 sentinels: 361 for bpe, 164 for the others) and gpt's and bert's
+    # (5 special tokens: 261)
+    (2, 4, 36, 512, 64, "unigram"), (2, 4, 64, 360, 64, "bpe"), (2, 4, 64, 361, 64, "bpe"),
     (2, 4, 64, 163, 64, "wordpiece"), (2, 4, 64, 164, 64, "wordpiece"),
     (2, 4, 64, 260, 64, "bpe"), (2, 4, 64, 261, 64, "bpe"),
 ]
@@ -42,7 +43,7 @@ CUSTOM_CASES = [
 # accepts.
 PROJECT_SCRIPT = """
 import json, sys
-from config import ModelConfig, TokenizerConfig
+from config import ModelConfig, TokenizerConfig, load_config
 from errors import ConfigurationError
 from models.presets import ARCHITECTURE, PRESETS, count_parameters, preset_config
 shapes, cases, sentinels = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
@@ -53,9 +54,7 @@ def accepts(case):
                     dim=dim, max_length=length, mlp_dim=(dim * 8 // 3 + 31) // 32 * 32,
                     vocab_size=vocab)
         TokenizerConfig(type=tokenizer, vocab_size=vocab, sentinel_tokens=sentinels,
-                        special_tokens={"gpt": ["<|endoftext|>", "<|pad|>", "<|unk|>"],
-                                        "bert": ["[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]"],
-                                        "t5": ["</s>", "<pad>", "<unk>"]}[ARCHITECTURE])
+                        special_tokens=load_config("llm.config.js").tokenizer.special_tokens)
     except ConfigurationError:
         return False
     return True

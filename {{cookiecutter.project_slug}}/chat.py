@@ -5,8 +5,14 @@
     python chat.py --seed 1                      # reproducible answers
     printf 'Hello!\\n/temperature 0\\nTell me a story\\n' | python chat.py > answers.txt
 
-This is a *base* model: it was trained to continue text, not to follow instructions. Chatting
-works by writing the conversation as a plain transcript and letting the model continue it:
+After `make finetune` it talks to the tuned model (checkpoints/finetune/, and says so): the
+conversation goes through the chat template it was tuned with (tokenizer/chat_template.jinja,
+ChatML), exactly as in tuning, and an answer ends at the model's end-of-turn token
+(TunedSession). `--checkpoint checkpoints/best.pt` talks to the base model instead.
+
+A *base* model (`make train` only) was trained to continue text, not to follow instructions.
+Chatting with it works by writing the conversation as a plain transcript and letting the model
+continue it:
 
     User: Hello!
     Model: Hi, who are you?
@@ -17,9 +23,10 @@ The answer ends where the model writes the next "User:" (or "Model:") line or it
 token. When the transcript no longer fits in the model's context window, the oldest turns are
 left out of what the model sees (the /save transcript keeps them all).
 
-A t5 model chats as text to text (TextToTextSession): each message is the encoder's input and
-the answer is what the decoder writes; it does not see the earlier turns. (A bert model cannot
-chat: an encoder fills in [MASK]s; `make generate` does that.)
+A base t5 model chats as text to text (TextToTextSession): each message is the encoder's input
+and the answer is what the decoder writes; it does not see the earlier turns (a tuned t5 reads
+the conversation through the chat template). (A bert model cannot chat: an encoder fills in
+[MASK]s; `make generate` does that.)
 
 Commands: /help, /reset, /temperature X, /top_k N, /top_p X, /max_tokens N, /save FILE (/save!
 FILE replaces a file), /quit.
@@ -56,10 +63,12 @@ from config import (
 )
 from errors import ConfigurationError, TrainingError, run_cli
 from evaluation.generate import TextStream, add_sampling_options
+from runtime.chat_tuning import answer_tokens
 from runtime.checkpoints import has_checkpoints, load_trained_model
 from runtime.device import pick_device, set_threads
 from runtime.sampling import generate_tokens
-from tokenizer.load import eot_id, tokenizer_of
+from tokenizer.chat_format import ChatFormat
+from tokenizer.load import eot_id, pad_token, tokenizer_of
 
 USER = "User:"
 MODEL = "Model:"
@@ -398,6 +407,44 @@ class TextToTextSession(ChatSession):
         return []  # the decoder starts a new text
 
 
+class TunedSession(ChatSession):
+    """A tuned model (make finetune): the conversation is rendered by the chat template it was
+    tuned with, and the answer ends at the template's end-of-turn token. When the conversation
+    outgrows the context, the oldest turns are left out of what the model sees."""
+
+    def __init__(self, model: torch.nn.Module, chat: ChatFormat, settings: GenerationConfig,
+                 seed: int | None = None, project_paths: ProjectPaths | None = None,
+                 decoder_start: int | None = None) -> None:
+        super().__init__(model, chat.tokenizer, chat.stop_ids[-1], settings, seed,
+                         project_paths)
+        self.chat = chat
+        self.markers = []  # the template ends the turn, not a speaker's label
+        self.decoder_start = decoder_start  # t5: the token its decoder starts from
+
+    def prompt(self, user: str) -> list[int]:
+        # gpt keeps room for the answer in its context; t5's encoder needs one more for </s>.
+        budget = self.max_length - 1 if self.model.config.architecture == "t5" else \
+            self.max_length - min(self.settings.max_new_tokens, self.max_length // 2)
+        first = 0
+        while True:
+            messages = [message for turn in self.history[first:] for message in (
+                {"role": "user", "content": turn.user},
+                {"role": "assistant", "content": turn.model})]
+            ids = self.chat.prompt([*messages, {"role": "user", "content": user}])
+            if len(ids) <= budget or first == len(self.history):
+                break  # it fits (or only the new message is left: its end is kept)
+            first += 1
+        self.dropped = first
+        return ids[-budget:]
+
+    def tokens(self, ids: list[int]) -> Iterator[int]:
+        return answer_tokens(self.model, self.chat, ids, self.settings, self.generator,
+                             self.decoder_start)
+
+    def context_of_answer(self, ids: list[int]) -> list[int]:
+        return ids if self.model.config.architecture != "t5" else []
+
+
 # ---- the terminal ----
 
 
@@ -465,11 +512,20 @@ def describe_model(model: torch.nn.Module, info: dict, device: torch.device) -> 
     preset = info["model_config"].get("preset", "custom")
     val = info.get("val_loss")
     val_text = f"val loss {val:.3f}" if val is not None else "val loss not measured yet"
+    if info.get("stage") == "finetune":
+        base = info.get("finetune", {})
+        trained = (f"instruction-tuned {info['step']:,} steps on {base.get('data', '?')} from "
+                   f"{base.get('base', '?')} (step {base.get('base_step', '?')})")
+    else:
+        trained = f"trained {info['step']:,} steps"
     return (f"Loaded {info['path']}: {model.config.architecture} '{preset}', "
-            f"{model.num_parameters() / 1e6:.2f}M parameters, trained {info['step']:,} steps, "
+            f"{model.num_parameters() / 1e6:.2f}M parameters, {trained}, "
             f"{val_text} ({device.type})")
 
 
+TUNED_NOTE = ("This model was instruction-tuned (make finetune): ask it something. Tuned on the "
+              "built-in set, it answers questions about a short story you paste in, and tells "
+              "stories ('Tell me a story about a fox and a kite'). /help lists the commands.")
 BASE_MODEL_NOTE = ("This is a base model: it continues text and is not instruction-tuned, so it "
                    "carries on the User:/Model: transcript rather than following instructions. "
                    "/help lists the commands.")
@@ -531,11 +587,14 @@ def main(argv: list[str] | None = None) -> int:
     cfg = config_from_args(args)
 
     folder = Path(cfg.checkpoints.dir)
-    if args.checkpoint in ("auto", "best", "latest") and not has_checkpoints(folder):
+    tuned = folder / "finetune"  # make finetune's run folder (training/finetune.py)
+    if args.checkpoint in ("auto", "best", "latest") and has_checkpoints(tuned):
+        folder = tuned
+    elif args.checkpoint in ("auto", "best", "latest") and not has_checkpoints(folder):
         raise TrainingError(
             f"there is no trained model to chat with yet (no checkpoint in {folder}/)",
             "train one first: `make data train` (the nano preset takes a few minutes on a CPU), "
-            "then `make chat`",
+            "then `make finetune` to teach it to answer, then `make chat`",
         )
     device = pick_device(cfg.training.device)
     if device.type == "cpu":
@@ -547,15 +606,25 @@ def main(argv: list[str] | None = None) -> int:
             "not write text", "fill in masks with `make generate ARGS=\"--prompt 'The [MASK] "
             "sat on the mat.'\"`")
     tokenizer, _ = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
-    if model.config.architecture == "t5":
-        session: ChatSession = TextToTextSession(model, tokenizer, cfg, args.seed,
-                                                 ProjectPaths.of(cfg))
+    if info["chat_template"]:  # tuned: the template it was tuned with, kept in its checkpoint
+        chat = ChatFormat(tokenizer, info["chat_template"],
+                          {"bos_token": cfg.tokenizer.special_tokens[0],
+                           "eos_token": cfg.tokenizer.special_tokens[0]})
+        start = tokenizer.token_to_id(pad_token(cfg.tokenizer)) \
+            if model.config.architecture == "t5" else None
+        session: ChatSession = TunedSession(model, chat, cfg.generation, args.seed,
+                                            ProjectPaths.of(cfg), start)
+        note = TUNED_NOTE
+    elif model.config.architecture == "t5":
+        session = TextToTextSession(model, tokenizer, cfg, args.seed, ProjectPaths.of(cfg))
+        note = TEXT_TO_TEXT_NOTE
     else:
         session = ChatSession(model, tokenizer, eot_id(tokenizer, cfg.tokenizer),
                               cfg.generation, args.seed, ProjectPaths.of(cfg))
+        note = BASE_MODEL_NOTE
     console = Console(interactive=sys.stdin.isatty() and sys.stdout.isatty())
     console.info(describe_model(model, info, device))
-    console.info(TEXT_TO_TEXT_NOTE if model.config.architecture == "t5" else BASE_MODEL_NOTE)
+    console.info(note)
     try:
         run_chat(session, console)
     except BrokenPipeError:  # `python chat.py < prompts.txt | head`: the reader has gone

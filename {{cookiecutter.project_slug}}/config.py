@@ -403,6 +403,69 @@ class ObjectiveConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """`make finetune`: instruction tuning of the trained model on conversations
+    (training/finetune.py). The other training settings (device, precision, optimizer, threads,
+    logging) are training's."""
+
+    data_dir: str = "data/finetune"
+    """Folder of .jsonl conversations; empty (or missing) = the built-in instruction set."""
+    base: str = "auto"
+    """The checkpoint to tune: 'auto' (checkpoints.dir's best, else latest) or a .pt path."""
+    max_steps: int = 300
+    """Optimizer steps (unless epochs is set)."""
+    epochs: float = 0.0
+    """Passes over the training conversations instead of max_steps (0 = use max_steps)."""
+    batch_size: int = 16
+    """Conversations per micro-batch (each padded to the batch's longest)."""
+    gradient_accumulation: int = 1
+    """Micro-batches per optimizer step."""
+    learning_rate: float = 1e-3
+    """Peak learning rate, after warmup."""
+    min_lr: float = 1e-4
+    """Learning rate at the end of the cosine decay."""
+    warmup_steps: int = 20
+    """Steps of linear warmup from 0."""
+    weight_decay: float = 0.0
+    """Weight decay on matrices."""
+    max_length: int = 0
+    """Longest conversation in tokens (0 = model.max_length); longer ones are cut, and counted."""
+    val_split: float = 0.05
+    """Share of the conversations held out for validation (the built-in set holds out stories
+    of its own)."""
+    eval_interval: int = 50
+    """Evaluate every N steps (loss on the assistant's tokens, answer accuracy)."""
+    eval_batches: int = 10
+    """Validation batches per evaluation."""
+    builtin_conversations: int = 20000
+    """Training conversations of the built-in set (with 500 held out)."""
+    seed: int = 1337
+    """Seed of the built-in set, the split and the batch order."""
+    lora_rank: int = 0
+    """0 = tune every weight; N > 0 = train rank-N LoRA adapters on the attention and MLP
+    projections only, the rest frozen (training/lora.py)."""
+    lora_alpha: float = 16.0
+    """LoRA's scale: the adapters' update is multiplied by lora_alpha / lora_rank."""
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "finetune")
+        _positive(self, "finetune", "max_steps", "batch_size", "gradient_accumulation",
+                  "learning_rate", "eval_interval", "eval_batches", "builtin_conversations")
+        for key in ("epochs", "max_length", "lora_rank", "weight_decay", "lora_alpha"):
+            if getattr(self, key) < 0:
+                _fail("finetune", key, "must be >= 0", f"set finetune.{key} to 0 or more")
+        if not 0 < self.val_split < 1:
+            _fail("finetune", "val_split", f"must be between 0 and 1, got {self.val_split}",
+                  "use 0.05 (5% of the conversations)")
+        if not 0 <= self.min_lr <= self.learning_rate:
+            _fail("finetune", "min_lr", f"({self.min_lr}) must be between 0 and learning_rate "
+                  f"({self.learning_rate})", f"use about {self.learning_rate / 10:g}")
+        if self.builtin_conversations > 10_000_000 or self.epochs > 10_000:
+            _fail("finetune", "builtin_conversations" if self.epochs <= 10_000 else "epochs",
+                  "is far too large", "use the default from a freshly generated llm.config.js")
+
+
+@dataclass
 class CheckpointConfig:
     dir: str = "checkpoints"
     save_interval: int = 500
@@ -666,6 +729,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     checkpoints: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
@@ -688,6 +752,7 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "training": TrainingConfig,
     "objective": ObjectiveConfig,
+    "finetune": FinetuneConfig,
     "checkpoints": CheckpointConfig,
     "logging": LoggingConfig,
     "generation": GenerationConfig,
@@ -721,6 +786,8 @@ ONLY_FOR = {
     ("generation", "repetition_penalty"): ("gpt", "t5"),
     ("data", "stride"): ("gpt",),  # bert and t5 are scored on windows that do not overlap
     ("deployment", "gguf_type"): ("gpt",),  # llama.cpp files: gpt only (see exporters/gguf.py)
+    # An encoder writes no answers: bert has no instruction tuning.
+    **{("finetune", f.name): ("gpt", "t5") for f in dataclasses.fields(FinetuneConfig)},
 }
 
 
@@ -965,6 +1032,12 @@ def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
                 f"{_where(text, path, 'tokenizer', 'sentinel_tokens', overridden)}",
                 "set tokenizer.sentinel_tokens: 100, then `make tokenizer data`")
     _check_run_folders(cfg, text, path, overridden)
+    if cfg.finetune.max_length > cfg.model.max_length:
+        raise ConfigurationError(
+            f"finetune.max_length ({cfg.finetune.max_length}) is longer than the model's context "
+            f"(model.max_length {cfg.model.max_length})"
+            f"{_where(text, path, 'finetune', 'max_length', overridden)}",
+            "use 0 (the model's context) or less")
     if architecture == "gpt" and cfg.data.stride > cfg.model.max_length:
         raise ConfigurationError(
             f"data.stride ({cfg.data.stride}) must be between 1 and model.max_length "

@@ -67,12 +67,15 @@ module.exports = {
     vocab_size: {{ m.vocab_size }},        // target size; the trained tokenizer's real size is what the model uses
     min_frequency: 2,         // a merge/piece must occur at least this often
 {%- if arch == 'gpt' %}
-    special_tokens: ['<|endoftext|>', '<|pad|>', '<|unk|>'],  // the first one ends every document
+    // the first ends every document; <|im_start|> and <|im_end|> mark chat turns (make finetune)
+    special_tokens: ['<|endoftext|>', '<|pad|>', '<|unk|>', '<|im_start|>', '<|im_end|>'],
 {%- elif arch == 'bert' %}
     // [SEP] ends every document, [CLS] starts every sequence, [MASK] is what the model fills in
     special_tokens: ['[SEP]', '[CLS]', '[MASK]', '[PAD]', '[UNK]'],
 {%- else %}
-    special_tokens: ['</s>', '<pad>', '<unk>'],  // </s> ends every document (and every input and output); <pad> starts the decoder
+    // </s> ends every document (and every input and output); <pad> starts the decoder;
+    // <|im_start|> and <|im_end|> mark chat turns (make finetune)
+    special_tokens: ['</s>', '<pad>', '<unk>', '<|im_start|>', '<|im_end|>'],
     sentinel_tokens: 100,     // <extra_id_0> ... <extra_id_99>: each stands for a span cut out of the input
 {%- endif %}
     path: 'tokenizer/tokenizer.json',  // where `make tokenizer` writes it
@@ -128,6 +131,28 @@ module.exports = {
   objective: {
     noise_density: 0.15,      // share of each input's tokens cut out, in spans, each span replaced by a sentinel; the decoder writes them back
     mean_span_length: 3.0,    // average length of a cut-out span, in tokens
+  },
+{% endif %}
+{%- if arch != 'bert' %}
+  finetune: {                 // `make finetune`: teach the trained model to answer (instruction tuning)
+    data_dir: 'data/finetune',  // .jsonl conversations ({"messages": [...]} or {"prompt", "completion"}); empty = built-in set
+    base: 'auto',             // the checkpoint to tune: 'auto' (best, else latest) or a .pt path
+    max_steps: 300,           // optimizer steps (or set epochs)
+    epochs: 0,                // passes over the conversations instead of max_steps (0 = use max_steps)
+    batch_size: 16,           // conversations per micro-batch (padded to the longest)
+    gradient_accumulation: 1, // micro-batches per optimizer step
+    learning_rate: 0.001,     // peak learning rate after warmup
+    min_lr: 0.0001,           // learning rate at the end of the cosine decay
+    warmup_steps: 20,         // linear warmup from 0
+    weight_decay: 0.0,        // decay on matrices
+    max_length: 0,            // longest conversation in tokens (0 = model.max_length); longer ones are cut
+    val_split: 0.05,          // share of your conversations held out for validation
+    eval_interval: 50,        // evaluate every N steps: loss on the answers, answer accuracy
+    eval_batches: 10,         // validation batches per evaluation
+    builtin_conversations: 20000,  // size of the built-in instruction set (questions about stories)
+    seed: 1337,               // seed of the built-in set, the split and the batch order
+    lora_rank: 0,             // 0 = tune every weight; N = train rank-N LoRA adapters only (training/lora.py)
+    lora_alpha: 16,           // LoRA scale: the adapters' update is multiplied by lora_alpha / lora_rank
   },
 {% endif %}
   checkpoints: {

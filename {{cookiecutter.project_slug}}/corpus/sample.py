@@ -348,8 +348,8 @@ class Character:
         self.name, self.kind, self.trait = name, kind, rng.choice(TRAITS)
         female = gender == "f"
         self.he, self.him, self.his = ("she", "her", "her") if female else ("he", "him", "his")
-        called = rng.choice(("named", "called", "named", "whose name was"))
-        self.intro = f"{article(self.trait)} {kind} {called} {name}"
+        self.called = rng.choice(("named", "called", "named", "whose name was"))
+        self.intro = f"{article(self.trait)} {kind} {self.called} {name}"
 
 
 # ---- templates ----
@@ -449,13 +449,39 @@ class StoryWriter:
     # -- the story --
 
     def story(self) -> str:
+        hero = self.cast()
+        arc = self.rng.choice(ARCS)
+        paragraphs = [self.opening(hero)] + arc(self) + [self.ending(MORALS[arc.__name__])]
+        return "\n\n".join(paragraphs)
+
+    def tale(self, kind: str | None = None, thing: str | None = None,
+             scene: bool = True) -> tuple[str, dict]:
+        """A short story (its opening, and with `scene` the first scene of a plot) and the
+        facts it states: what corpus/instructions.py asks questions about. `kind` (one of
+        ANIMALS) and `thing` (one of THINGS) ask for a hero of that kind who has that thing."""
+        hero = self.cast(kind, thing)
+        arc = self.rng.choice(ARCS)
+        paragraphs = [self.opening(hero, carries=thing is not None)]
+        if scene:
+            paragraphs.append(arc(self)[0])
+        text = "\n\n".join(paragraphs)
+        facts = {name: self.slots[name] for name in ("hero", "his", "kind", "home", "activity",
+                                                     "friend", "thing", "place")}
+        return text, facts
+
+    def cast(self, kind: str | None = None, thing: str | None = None) -> Character:
+        """Choose the story's hero, friend, thing and places (the slots); return the hero."""
         rng = self.rng
         taken: set[str] = set()
         hero, friend = Character(rng, taken), Character(rng, taken)
+        if kind is not None:
+            hero.kind = kind
+            hero.intro = f"{article(hero.trait)} {kind} {hero.called} {hero.name}"
         if rng.random() < 0.4:  # "a shiny red kite" or just "a shiny kite"
-            thing = f"{rng.choice(LOOKS)} {rng.choice(COLORS)} {rng.choice(THINGS)}"
+            thing_ = f"{rng.choice(LOOKS)} {rng.choice(COLORS)} {rng.choice(THINGS)}"
         else:
-            thing = f"{rng.choice(LOOKS + COLORS)} {rng.choice(THINGS)}"
+            thing_ = f"{rng.choice(LOOKS + COLORS)} {rng.choice(THINGS)}"
+        thing = f"{rng.choice(COLORS)} {thing}" if thing is not None else thing_
         activity = rng.choice(ACTIVITIES)
         self.slots = Slots(rng, {
             "hero": hero.name, "he": hero.he, "He": capitalize(hero.he), "him": hero.him,
@@ -475,11 +501,9 @@ class StoryWriter:
             "hair": rng.choice(HAIR),
             "a_clothes": dressed(rng.choice(COLORS), rng.choice(CLOTHES)),
         })
-        arc = rng.choice(ARCS)
-        paragraphs = [self.opening(hero)] + arc(self) + [self.ending(MORALS[arc.__name__])]
-        return "\n\n".join(paragraphs)
+        return hero
 
-    def opening(self, hero: Character) -> str:
+    def opening(self, hero: Character, carries: bool = False) -> str:
         first = self.pick((
             f"{self.pick(OPENINGS)}, there was {hero.intro}. {{He}} lived in {{home}}.",
             f"{self.pick(OPENINGS)}, {hero.intro} lived in {{home}}.",
@@ -509,7 +533,7 @@ class StoryWriter:
                 "Not far away lived {friend_intro}.",
                 "",
                 "{He} always carried {a_thing} with {him}.",
-            ),
+            ) if not carries else self.one("{He} always carried {a_thing} with {him}."),
         )
 
     def ending(self, morals: list[str]) -> str:

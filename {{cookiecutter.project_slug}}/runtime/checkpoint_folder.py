@@ -14,8 +14,9 @@ The rules, which protect whatever a user keeps near the checkpoints:
 - Nothing is deleted. An earlier run, or the part of a run after the step a resume starts from,
   is moved to <folder>/previous/<date-time>/.
 - Only what a training run writes is ever moved: step_N.pt/.dcp, best.pt/best_N.dcp, their .json
-  sidecars, the tokenizer copies (tokenizer-<hash>.json), and the run's logs (metrics.jsonl,
-  tensorboard/). Any other file or folder in the checkpoints folder stays where it is.
+  sidecars, the tokenizer copies (tokenizer-<hash>.json), the run's logs (metrics.jsonl,
+  tensorboard/), and the run folders of later stages made from it (finetune/). Any other file or
+  folder in the checkpoints folder stays where it is.
 - The folder itself is checked by config.py (checkpoints.dir may not be the project folder, or
   hold or sit inside its data, tokenizer or logs), so these moves never reach the project's own
   files.
@@ -41,6 +42,9 @@ RUN_FILE = re.compile(r"^(step_\d+\.(pt|json|dcp)|best\.(pt|json)|best_\d+\.dcp|
                       r"tokenizer-[0-9a-f]+\.json)$")
 # ... and into its logs folder.
 RUN_LOGS = ("metrics.jsonl", "tensorboard")
+# Later stages keep their own run folders inside the run's (training/finetune.py): they are made
+# from this run's model, so they move aside with it.
+STAGES = ("finetune",)
 
 
 class CheckpointFolder:
@@ -104,6 +108,11 @@ class CheckpointFolder:
             logged = self.logs / name
             if logged.exists() and not logged.is_symlink():
                 shutil.move(str(logged), archive / name)
+        for stage in STAGES:
+            if CheckpointFolder(self.path / stage, self.logs / stage).has_run():
+                shutil.move(str(self.path / stage), archive / stage)
+                if (self.logs / stage).is_dir():
+                    shutil.move(str(self.logs / stage), archive / f"{stage}-logs")
         return archive
 
     # ---- resuming ----

@@ -493,7 +493,8 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
     """Find a checkpoint (best, else latest; or a path) and return (model in eval mode, info).
 
     info holds: path, step, tokens_seen, val_loss, val_bpb, metrics (dict), model_config
-    (dict), config (dict), tokenizer_hash.
+    (dict), config (dict), tokenizer_hash; stage ('train' or 'finetune'), chat_template (the
+    tuned model's, else None) and finetune (its base and data).
     """
     from config import ModelConfig, available_architectures
     from models.build import build_model  # here, so checkpoint I/O does not need the models
@@ -528,5 +529,9 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
         "model_config": dataclasses.asdict(model_config),
         "config": state.get("config", {}),
         "tokenizer_hash": state.get("tokenizer_hash"),
+        # A tuned checkpoint (make finetune): the chat template it was trained with, its base.
+        "stage": state.get("stage", "train"),
+        "chat_template": state.get("chat_template"),
+        "finetune": state.get("finetune", {}),
     }
     return model, info

@@ -49,8 +49,9 @@ class Objective:
     """Tokens of train.bin in one training sequence (TrainBatches' window)."""
     tokens_per_row: int
     """Tokens of text one sequence trains on (what `tokens_seen` counts)."""
-    make_batch: MakeBatch
-    """Windows (B, window) and a random generator -> the model's keyword arguments."""
+    make_batch: MakeBatch | None
+    """Windows (B, window) and a random generator -> the model's keyword arguments (None for
+    instruction tuning, whose batches are whole conversations: data/finetune.py)."""
     evaluate: Callable[..., dict[str, float]]
     """evaluate(model, tokens, batch_size, max_batches, device, autocast_ctx=..., text_size=...,
     forward_batch_size=...) -> {"val_loss", ... other val_* metrics, "scored_tokens"}; text_size

@@ -12,9 +12,11 @@ rank 0 alone reports (progress, metrics, messages on stdout) and does what must 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -249,16 +251,7 @@ def run(cfg: Config, resume: str | None, fresh: bool, plugins: list[Callback] | 
         extra_callbacks: list[Callback] | None = None) -> int:
     """Train as configured; `resume` is None, 'auto' or a checkpoint path. `plugins` (rank 0's,
     from the entry point) and `extra_callbacks` (yours) see every event of the run."""
-    world = distributed.world_from_env()  # one process, or one of torchrun's
-    if not world.is_main:
-        # Rank 0 reports for all: the others' output would repeat it. Errors still show
-        # (stderr; errors.py prints the first one of the run once).
-        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
-    threads = set_threads(cfg.training.threads, world.local_size)
-    device = distributed.device_for(world, pick_device(cfg.training.device))
-    precision = pick_precision(cfg.training.precision, device, cfg.model.dim)
-    distributed.start(world, device)
-    with distributed.peers_lost_as_error(world):
+    with processes(cfg) as (world, device, precision, threads):
         data = load_data(cfg, world.size)
         parallelism = plan_parallelism(cfg, data.model_config, precision, world, device)
         callbacks = build_callbacks(cfg, plugins or [], extra_callbacks or [], world,
@@ -269,31 +262,64 @@ def run(cfg: Config, resume: str | None, fresh: bool, plugins: list[Callback] | 
                                 precision, callbacks, data.meta["tokenizer_hash"], world=world,
                                 parallelism=parallelism)
         folder = CheckpointFolder(cfg.checkpoints.dir, cfg.logging.dir, world)
-        folder.prepare(resume=resume is not None, fresh=fresh)
-        if resume is None or resume_trainer(trainer, folder, resume):
-            if world.is_main:
-                keep_copy(cfg.tokenizer.path, folder.path)  # the exact tokenizer, beside them
-            print_summary(trainer, data.meta, threads)
-            trainer.fit()
-            report_end(trainer)
-    distributed.finish()
+        fit(trainer, folder, resume, fresh, cfg.tokenizer.path,
+            lambda: print_summary(trainer, data.meta, threads))
     return 0
+
+
+@contextlib.contextmanager
+def processes(cfg: Config) -> Iterator[tuple[World, torch.device, str, int]]:
+    """(world, device, precision, threads) of this process of the run (one, or one of
+    torchrun's), with the process group started for the block and finished after it."""
+    world = distributed.world_from_env()
+    if not world.is_main:
+        # Rank 0 reports for all: the others' output would repeat it. Errors still show
+        # (stderr; errors.py prints the first one of the run once).
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of the process)
+    threads = set_threads(cfg.training.threads, world.local_size)
+    device = distributed.device_for(world, pick_device(cfg.training.device))
+    precision = pick_precision(cfg.training.precision, device, cfg.model.dim)
+    distributed.start(world, device)
+    with distributed.peers_lost_as_error(world):
+        yield world, device, precision, threads
+    distributed.finish()
+
+
+def fit(trainer: Trainer, folder: CheckpointFolder, resume: str | None, fresh: bool,
+        tokenizer_path: str | Path, summary: Callable[[], None]) -> None:
+    """The checkpoints folder's rules (never overwrite a run; resume from which file), then
+    train, then say how it ended. Every stage (make train, make finetune) ends here."""
+    folder.prepare(resume=resume is not None, fresh=fresh)
+    if resume is not None and not resume_trainer(trainer, folder, resume):
+        return
+    if trainer.world.is_main:
+        keep_copy(tokenizer_path, folder.path)  # the exact tokenizer, beside the checkpoints
+    summary()
+    trainer.fit()
+    report_end(trainer)
 
 
 def report_end(trainer: Trainer) -> None:
     """How the run ended, and what to do next (an error that stopped it, after its save)."""
     if trainer.stop_error is not None:  # the model was saved first
         raise trainer.stop_error
+    stage = trainer.extra_state.get("stage", "train")
     if trainer.stop_reason:
-        print(f"Stopped at step {trainer.step} ({trainer.stop_reason}). "
-              "Continue with: make resume")
+        print(f"Stopped at step {trainer.step} ({trainer.stop_reason}). Continue with: "
+              + ("make resume" if stage == "train" else "make finetune ARGS=--resume"))
         return
     m = trainer.last_metrics
     extra = "".join(f" | {m[key]:.4f} bits/byte" if key == "val_bpb" else
                     f" | {key.removeprefix('val_').replace('_', ' ')} {100 * m[key]:.1f}%"
-                    for key in ("val_bpb", "val_mlm_accuracy", "val_span_match") if key in m)
+                    for key in ("val_bpb", "val_mlm_accuracy", "val_span_match",
+                                "val_answer_accuracy") if key in m)
     print(f"Done: {trainer.step} steps in {trainer.elapsed():.0f}s | val loss "
           f"{m.get('val_loss', float('nan')):.4f}{extra} | best val loss "
           f"{trainer.best_val_loss:.4f}")
-    print("Next: make generate   (or make eval" +
-          (", make chat)" if trainer.model.config.architecture != "bert" else ")"))
+    architecture = trainer.model.config.architecture
+    if stage == "finetune":
+        print("Next: make chat   (or make eval ARGS=--chat)")
+    elif architecture == "bert":
+        print("Next: make generate   (or make eval)")
+    else:
+        print("Next: make finetune (teach it to answer), make chat, make generate or make eval")

@@ -64,7 +64,7 @@ class Trainer:
                  tokenizer_hash: str,
                  timer: Callable[[str], AbstractContextManager] = no_timer,
                  forward_model: torch.nn.Module | None = None, world: World = ONE_PROCESS,
-                 parallelism: str = "none") -> None:
+                 parallelism: str = "none", extra_state: dict[str, Any] | None = None) -> None:
         self.cfg = cfg
         self.objective = objective  # what the model learns; how it is scored (evaluate)
         self.model = model  # the plain module: its state_dict is what checkpoints hold
@@ -83,6 +83,8 @@ class Trainer:
         self.precision = precision
         self.callbacks = callbacks
         self.tokenizer_hash = tokenizer_hash
+        # What a stage adds to every checkpoint (finetune: its base model and chat template).
+        self.extra_state = dict(extra_state or {})
         self.optimizer = build_optimizer(model, cfg.training)
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
@@ -137,6 +139,7 @@ class Trainer:
             # Informational: resuming with another number of processes changes the global batch.
             "processes": self.world.size,
             "global_batch": t.batch_size * t.gradient_accumulation * self.world.size,
+            **self.extra_state,
         }
 
     def checkpoint_info(self) -> dict[str, Any]:
@@ -448,9 +451,23 @@ def build_trainer(cfg: Config, model_config: ModelConfig, train_tokens: np.ndarr
     t = cfg.training
     objective = objective_for(cfg, model_config, tokenizer)
     model = build_model(model_config, t, device)
-    # Before the optimizer is built: FSDP replaces the parameters by their shards.
-    forward_model = parallelize(model, t, parallelism, world, device, precision)
     batches = TrainBatches(train_tokens, t.batch_size, objective.window, t.seed,
                            objective.make_batch, rank=world.rank, world_size=world.size)
-    return Trainer(cfg, model, objective, batches, val_tokens, meta, device, precision,
-                   callbacks or [], tokenizer_hash, timer, forward_model, world, parallelism)
+    return assemble_trainer(cfg, model, objective, batches, val_tokens, meta, device, precision,
+                            callbacks, tokenizer_hash, timer, world, parallelism)
+
+
+def assemble_trainer(cfg: Config, model: torch.nn.Module, objective: Objective,
+                     batches: Any, val_data: Any, meta: dict[str, Any], device: torch.device,
+                     precision: str, callbacks: list[Callback] | None = None,
+                     tokenizer_hash: str = "",
+                     timer: Callable[[str], AbstractContextManager] = no_timer,
+                     world: World = ONE_PROCESS, parallelism: str = "none",
+                     extra_state: dict[str, Any] | None = None) -> Trainer:
+    """A Trainer for a model that exists (fresh, or loaded for a later stage such as
+    training/finetune.py), with any batches that have next_batch/state_dict/load_state_dict."""
+    # Before the optimizer is built: FSDP replaces the parameters by their shards.
+    forward_model = parallelize(model, cfg.training, parallelism, world, device, precision)
+    return Trainer(cfg, model, objective, batches, val_data, meta, device, precision,
+                   callbacks or [], tokenizer_hash, timer, forward_model, world, parallelism,
+                   extra_state)
