@@ -234,12 +234,13 @@ def write_project(plan: Plan, cfg: Config) -> None:
 
 
 def peak_memory_mb() -> float:
-    """This process's peak resident memory (getrusage: kilobytes on Linux, bytes on macOS)."""
+    """This process's peak resident memory in MB (getrusage: kilobytes on Linux, bytes on
+    macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (2**20 if sys.platform == "darwin" else 2**10)
+    return peak * (1 if sys.platform == "darwin" else 1024) / 1e6
 
 
-def report(plan: Plan, seconds: float) -> None:
+def report(plan: Plan, seconds: float, baseline: float) -> None:
     mc, tok = plan.model_config, plan.tokenizer
     params = sum(t.numel() for name, t in plan.state.items()
                  if not (name == hf_layout.UNTIED_HEAD and mc.tie_embeddings))
@@ -258,7 +259,8 @@ def report(plan: Plan, seconds: float) -> None:
               "chat template")
     print(f"  {plan.config.path}   model and tokenizer sections (preset 'custom', context "
           f"{mc.max_length} tokens)")
-    print(f"Done in {seconds:.1f}s; peak memory {peak_memory_mb():.0f} MB.")
+    print(f"Done in {seconds:.1f}s; peak memory {peak_memory_mb():.0f} MB ({baseline:.0f} MB "
+          f"of it before reading: Python, torch; the weights are {size / 1e6:.0f} MB).")
     print("Next: make generate (try it), make data (your text in data/raw, with its tokenizer), "
           "make train (continue training it)")
 
@@ -288,11 +290,11 @@ def main(argv: list[str] | None = None) -> None:
                                  f"use at least 8 tokens, e.g. --max-length {DEFAULT_CONTEXT}")
     cfg = load_config(args.config)
     torch.set_num_threads(max(1, min(4, torch.get_num_threads())))  # reading, not computing
-    started = time.perf_counter()
+    started, baseline = time.perf_counter(), peak_memory_mb()
     with project_lock("make import", Path(cfg.path).parent):
         plan = plan_import(cfg, args.source, DTYPES[args.dtype], args.max_length)
         write_project(plan, cfg)
-    report(plan, time.perf_counter() - started)
+    report(plan, time.perf_counter() - started, baseline)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from models.hf_layout import IGNORED_SUFFIXES, UNTIED_HEAD
 from .source import INDEX, SINGLE
 
 FLOAT_DTYPES = ("F32", "F16", "BF16")  # safetensors' names: what a trainable checkpoint holds
+CHECK_SLICE = 1 << 20  # values per isfinite check
 REDOWNLOAD = "download the checkpoint again (a copy interrupted half way is the usual cause)"
 
 
@@ -117,14 +118,20 @@ def check_weights(entries: dict[str, TensorEntry], expected: dict[str, tuple[int
 
 
 def read_tensor(entry: TensorEntry, name: str, dtype: torch.dtype) -> torch.Tensor:
-    """One tensor in `dtype`, read from its file (opened for just this read)."""
+    """One tensor in `dtype`, copied out of its file (opened for just this read).
+
+    get_tensor's tensor is a view of the memory-mapped file; the copy is ours, so the mapping
+    (and the file's pages counted in this process's memory) goes as soon as it is made.
+    """
     try:
         with safe_open(str(entry.file), framework="pt") as f:
-            tensor = f.get_tensor(name).to(dtype)
+            tensor = f.get_tensor(name).to(dtype, copy=True)
     except Exception as error:
         raise DataError(f"cannot read {name} from {entry.file}: "
                         f"{str(error).splitlines()[0][:160]}", REDOWNLOAD) from None
-    if not torch.isfinite(tensor).all():  # a damaged file whose header is intact
+    # A damaged file whose header is intact holds random bytes, some of them NaN or infinite.
+    # Checked in slices: isfinite's temporaries stay small next to a large embedding matrix.
+    if not all(torch.isfinite(part).all() for part in tensor.view(-1).split(CHECK_SLICE)):
         raise DataError(f"{name} in {entry.file.name} holds NaN or infinite values",
                         REDOWNLOAD)
     return tensor
