@@ -5,7 +5,7 @@ The floors, top to bottom (a module may import from its own floor or any floor b
     4  chat.py, compare.py, bench.py,         entry points at the top level
        deploy.py
     3  training/, evaluation/, exporters/,    the jobs; training and evaluation never import
-       plugins/, dashboard/                   each other
+       importers/, plugins/, dashboard/       each other
     2  runtime/                               what both jobs need: device, checkpoints, metrics
     1  models/, data/, tokenizer/             the model, the data, the tokenizer
     0  config.py, errors.py, torch_env.py,    the ground everything stands on
@@ -27,7 +27,8 @@ FLOORS = {
     "errors": 0, "config": 0, "torch_env": 0, "project_lock": 0,
     "models": 1, "data": 1, "tokenizer": 1,
     "runtime": 2,
-    "training": 3, "evaluation": 3, "exporters": 3, "plugins": 3, "dashboard": 3,
+    "training": 3, "evaluation": 3, "exporters": 3, "importers": 3, "plugins": 3,
+    "dashboard": 3,
     "chat": 4, "compare": 4, "bench": 4, "deploy": 4,
 }
 NEVER_EACH_OTHER = {"training", "evaluation"}
