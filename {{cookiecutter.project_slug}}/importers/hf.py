@@ -233,6 +233,10 @@ def write_project(plan: Plan, cfg: Config) -> None:
 # ---- the command ----
 
 
+def megabytes(n_bytes: float) -> str:
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes < 1e8 else f"{n_bytes / 1e6:.0f} MB"
+
+
 def peak_memory_mb() -> float:
     """This process's peak resident memory in MB (getrusage: kilobytes on Linux, bytes on
     macOS)."""
@@ -251,7 +255,7 @@ def report(plan: Plan, seconds: float, baseline: float) -> None:
           f"{mc.layers} layers, width {mc.dim}, {mc.heads} heads / {mc.kv_heads} kv heads, "
           f"vocabulary {mc.vocab_size} ({tied} embeddings), {str(dtype).removeprefix('torch.')}")
     checkpoints_dir = plan.config.checkpoints.dir
-    print(f"  {checkpoints_dir}/{STEP_FILE} and {BEST_FILE}   step 0, {size / 1e6:.0f} MB")
+    print(f"  {checkpoints_dir}/{STEP_FILE} and {BEST_FILE}   step 0, {megabytes(size)}")
     print(f"  {plan.config.tokenizer.path}   its tokenizer: {tok.type}, {tok.vocab_size} tokens, "
           f"end of text {tok.special_tokens[0]}")
     if tok.chat_template is not None:
@@ -260,7 +264,7 @@ def report(plan: Plan, seconds: float, baseline: float) -> None:
     print(f"  {plan.config.path}   model and tokenizer sections (preset 'custom', context "
           f"{mc.max_length} tokens)")
     print(f"Done in {seconds:.1f}s; peak memory {peak_memory_mb():.0f} MB ({baseline:.0f} MB "
-          f"of it before reading: Python, torch; the weights are {size / 1e6:.0f} MB).")
+          f"of it before reading: Python, torch; the weights are {megabytes(size)}).")
     print("Next: make generate (try it), make data (your text in data/raw, with its tokenizer), "
           "make train (continue training it)")
 
