@@ -87,7 +87,7 @@ NEW_KEY_COMMENTS = {
 class Plan:
     """Everything an import will write, checked and in memory before the first write."""
 
-    source: str
+    source: str  # the Hub id, or the folder's absolute path
     folder: Path
     architecture: str  # config.json's class, e.g. LlamaForCausalLM
     model_config: ModelConfig
@@ -175,7 +175,9 @@ def plan_import(cfg: Config, source: str, dtype: torch.dtype, max_length: int | 
         names = hf_layout.hf_names(build_model(mc))
     print(f"Reading {len(names)} tensors from {folder} ({architecture})...")
     state = read_state_dict(entries, names, dtype, mc.tie_embeddings)
-    return Plan(source, folder, architecture, mc, tok, state, new_text, new_cfg)
+    # What the checkpoint records: a Hub id as given, a folder as its absolute path.
+    origin = str(folder) if Path(source).expanduser().exists() else source
+    return Plan(origin, folder, architecture, mc, tok, state, new_text, new_cfg)
 
 
 # ---- writing ----

@@ -228,6 +228,9 @@ def test_import_then_export_gives_back_the_same_tensors(case: str, checkpoints_d
     assert config["architectures"] == source["architectures"]
     again = model_config_from_hf(config)
     assert again == model_config_from_hf(source)
+    card = (project / "export" / "hf" / "README.md").read_text()
+    assert "starts from a published checkpoint (imported from a local folder)" in card
+    assert str(checkpoints_dir[case]) not in card and "trained from scratch" not in card
     loaded = theirs(project / "export" / "hf")  # transformers loads the export as it is
     x = torch.randint(0, VOCAB_ROWS, (1, 40))
     with torch.no_grad():
@@ -545,3 +548,14 @@ def test_the_import_waits_for_no_one(checkpoints_dir, tmp_path: Path) -> None:
     with project_lock("make train", project), pytest.raises(LockedError):
         run_import(project, checkpoints_dir["untied"])
     assert not (project / "checkpoints").exists()
+
+
+def test_the_model_card_names_a_hub_model_it_started_from() -> None:
+    from exporters.card import origin, yaml_metadata
+
+    base, named = origin({"imported_from": "HuggingFaceTB/SmolLM2-135M"})
+    assert base == "HuggingFaceTB/SmolLM2-135M" and "huggingface.co/HuggingFaceTB" in named
+    assert 'base_model: "HuggingFaceTB/SmolLM2-135M"' in yaml_metadata(
+        load_config(PROJECT_ROOT / "llm.config.js"), base)
+    assert origin({"imported_from": "/home/me/models/x"})[0] is None
+    assert origin({}) == (None, None)
