@@ -126,9 +126,11 @@ def check_project(cfg: Config, tok: ImportedTokenizer) -> None:
     folder = Path(cfg.checkpoints.dir)
     if checkpoints.has_checkpoints(folder):
         found = [path for _, path in checkpoints.list_step_checkpoints(folder)]
-        found += [folder / "best.pt"] if (folder / "best.pt").exists() else []
-        trained = [p for p in found if "imported_from" not in (checkpoints.read_sidecar(p) or {})]
-        if trained or not found:
+        if (folder / "best.pt").exists() or (folder / "best.json").exists():
+            found.append(folder / "best.pt")  # its sidecar, best.json, says what it is
+        sidecars = [checkpoints.read_sidecar(path) or {} for path in found]
+        # Only an earlier import's step 0 can be replaced: it comes back from its source.
+        if not all(s.get("step") == 0 and s.get("imported_from") for s in sidecars):
             raise DataError(f"{folder}/ already holds a training run, which an import would "
                             "replace", f"move it away first (`mv {folder} {folder}.before-import`"
                             "), or import into a new project: `create-llm NAME --from ...`")

@@ -447,11 +447,14 @@ def test_bad_checkpoints_are_refused_before_anything_is_written(
     assert snapshot(project) == before
 
 
-def test_a_training_run_is_never_replaced(imported, checkpoints_dir, tmp_path: Path) -> None:
+@pytest.mark.parametrize("info", [{"step": 100}, {"step": 100, "imported_from": "x/y"}],
+                         ids=["trained", "trained-from-an-import"])
+def test_a_training_run_is_never_replaced(imported, checkpoints_dir, tmp_path: Path,
+                                          info: dict) -> None:
     project = tmp_path / "trained"
     shutil.copytree(imported["gqa-tied"], project)
     state = checkpoints.load_checkpoint(project / "checkpoints" / "best.pt")
-    checkpoints.save_checkpoint(project / "checkpoints" / "step_000100.pt", state, {"step": 100})
+    checkpoints.save_checkpoint(project / "checkpoints" / "step_000100.pt", state, info)
     before = snapshot(project)
     with pytest.raises(DataError, match="already holds a training run"):
         run_import(project, checkpoints_dir["untied"])
