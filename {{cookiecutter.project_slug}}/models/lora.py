@@ -14,7 +14,9 @@ projection trains 9,216 numbers instead of 331,776; AdamW keeps state for those 
 Written here rather than taken from peft: this is the whole of it (plain LoRA, ~100 lines), the
 model keeps its own tensor names (a wrapped layer's weight is still `...q_proj.weight`, its
 adapters `...q_proj.lora_A` / `lora_B`), and merging gives back exactly the original modules,
-so export, GGUF and every other reader of a state dict need nothing new.
+so export, GGUF and every other reader of a state dict need nothing new. Wrap a model whose
+weights are in place (built normally, or loaded): the adapters are initialised when they are
+made, so a model built on the meta device is materialised first.
 
 How a checkpoint holds adapters: its state["model"] has the frozen weights and the lora_A /
 lora_B tensors, and state["lora"] = {"rank", "alpha", "targets"} (lora_settings).
@@ -93,6 +95,8 @@ def apply_lora(model: nn.Module, rank: int, alpha: float | None = None, dropout:
     alpha: the update's scale numerator (default 2 x rank, litgpt's 16 for rank 8). Returns
     the model."""
     alpha = 2.0 * rank if alpha is None else float(alpha)
+    if lora_settings(model) is not None:
+        raise ValueError("the model already has LoRA adapters (merge_lora first)")
     for p in model.parameters():
         p.requires_grad_(False)
     wrapped = 0

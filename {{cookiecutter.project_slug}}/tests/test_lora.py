@@ -70,6 +70,8 @@ def test_step_0_is_the_base_model(base: GPT) -> None:
                          if name.endswith((".lora_A", ".lora_B"))}
     assert sum(base.state_dict()[n].numel() for n in trainable) == sum(
         RANK * (m.in_features + m.out_features) for m in wrapped)
+    with pytest.raises(ValueError, match="already has LoRA adapters"):
+        apply_lora(base, RANK)
 
 
 def test_training_changes_only_the_adapters(base: GPT) -> None:
