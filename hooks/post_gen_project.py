@@ -43,6 +43,9 @@ ARCHITECTURE_FILES = {
     "runtime/fill_mask.py": ("bert",),
     "runtime/seq2seq.py": ("t5",),
     "exporters/gguf.py": ("gpt",),
+    "importers": ("gpt",),  # make import: published Llama-family checkpoints
+    "models/hf_layout.py": ("gpt",),
+    "models/lora.py": ("gpt",),
     "exporters/cog_predictor.py": ("gpt",),
     "exporters/cog_fill_mask.py": ("bert",),
     "exporters/cog_text2text.py": ("t5",),
@@ -51,6 +54,8 @@ ARCHITECTURE_FILES = {
     "tests/test_generate.py": ("gpt",),
     "tests/test_chat.py": ("gpt",),
     "tests/test_export.py": ("gpt",),  # LlamaForCausalLM, GGUF (bert, t5: their own test file)
+    "tests/test_import.py": ("gpt",),
+    "tests/test_lora.py": ("gpt",),
     "tests/test_bert.py": ("bert",),
     "tests/test_t5.py": ("t5",),
     # Instruction tuning (make finetune): for models that write answers, not for an encoder.

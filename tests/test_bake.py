@@ -125,6 +125,7 @@ def test_bake_matrix(cookies, tmp_path, preset, model, tokenizer, license, plugi
         {f"models/architectures/{model}.py"}
     assert ("chat.py" in files) == (model != "bert")
     assert ("exporters/gguf.py" in files) == (model == "gpt")
+    assert ("importers/hf.py" in files) == ("models/lora.py" in files) == (model == "gpt")
 
     # llm.config.js parses and carries the preset's numbers for this architecture.
     config = parse_llm_config(project / "llm.config.js")

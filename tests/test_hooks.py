@@ -199,7 +199,8 @@ PLUGIN_FILES = {
 ALL_PLUGINS = "wandb,huggingface,synthex"
 ONLY_FOR = {"gpt": {"models/architectures/gpt.py", "exporters/gguf.py", "tests/test_model.py",
                     "tests/test_generate.py", "tests/test_chat.py", "exporters/cog_predictor.py",
-                    "tests/test_export.py"},
+                    "tests/test_export.py", "importers", "models/hf_layout.py",
+                    "models/lora.py", "tests/test_import.py", "tests/test_lora.py"},
             "bert": {"models/architectures/bert.py", "data/masked_lm.py", "runtime/fill_mask.py",
                      "tests/test_bert.py", "exporters/cog_fill_mask.py"},
             "t5": {"models/architectures/t5.py", "data/span_corruption.py", "runtime/seq2seq.py",

@@ -53,6 +53,7 @@ BERT_SPECIAL_TOKENS = ("[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]")
 TOKENIZER_TYPES = ("bpe", "wordpiece", "unigram")
 PARALLELISMS = ("auto", "none", "ddp", "fsdp")
 OPTIMIZERS = ("adamw", "adafactor")
+ROPE_SCALINGS = ("none", "llama3")  # gpt's model.rope_scaling (models/architectures/gpt.py)
 # Sizes beyond these are typos, not models: refuse them before torch tries to allocate them.
 MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
 MIN_LENGTH, MAX_LENGTH = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
@@ -140,6 +141,22 @@ class ModelConfig:
     tie_embeddings: bool = True
     """gpt: use the token embedding matrix as the output projection too (saves vocab_size * dim).
     bert and t5 always tie them (as their Hugging Face classes do)."""
+    qkv_bias: bool = False
+    """gpt: biases on the query, key and value projections (Qwen2 has them; Llama does not).
+    Set by `make import` for a checkpoint that has them."""
+    rope_scaling: str = "none"
+    """gpt: 'none', or 'llama3': Llama 3.1/3.2's RoPE, whose slow frequencies are divided by
+    rope_scaling_factor (set by `make import` from the checkpoint, with the three keys below)."""
+    rope_scaling_factor: float = 8.0
+    """gpt, rope_scaling 'llama3': how much the long wavelengths are stretched."""
+    rope_low_freq_factor: float = 1.0
+    """gpt, rope_scaling 'llama3': wavelengths above rope_original_max_length / this are
+    stretched fully."""
+    rope_high_freq_factor: float = 4.0
+    """gpt, rope_scaling 'llama3': wavelengths below rope_original_max_length / this are kept;
+    those in between are blended."""
+    rope_original_max_length: int = 8192
+    """gpt, rope_scaling 'llama3': the context the checkpoint was first trained with."""
     relative_attention_buckets: int = 32
     """t5: how many buckets of query-key distance get their own learned attention bias."""
     relative_attention_max_distance: int = 128
@@ -199,6 +216,14 @@ class ModelConfig:
         if not 0 < self.norm_eps <= 0.1:  # a huge eps flattens every activation to ~0
             fail("norm_eps", f"must be in (0, 0.1], got {self.norm_eps}",
                  "use norm_eps: 1e-5 (gpt), 1e-12 (bert) or 1e-6 (t5)")
+        if self.rope_scaling not in ROPE_SCALINGS:
+            fail("rope_scaling", f"is '{self.rope_scaling}'",
+                 "use 'none' (or 'llama3', which `make import` sets for Llama 3.1/3.2)")
+        if not 0 < self.rope_low_freq_factor < self.rope_high_freq_factor or \
+                not self.rope_scaling_factor >= 1 or self.rope_original_max_length <= 0:
+            fail("rope_scaling_factor", "and the other rope_* factors must satisfy factor >= 1, "
+                 "0 < low_freq_factor < high_freq_factor and original_max_length > 0",
+                 "use Llama 3's: 8.0 (3.2: 32.0), 1.0, 4.0 and 8192")
         if self.relative_attention_buckets < 4 or self.relative_attention_buckets % 2:
             fail("relative_attention_buckets", f"must be an even number >= 4, got "
                  f"{self.relative_attention_buckets}", "use 32 (T5's own value)")
@@ -772,6 +797,12 @@ ONLY_FOR = {
     ("model", "kv_heads"): ("gpt",),
     ("model", "rope_theta"): ("gpt",),
     ("model", "tie_embeddings"): ("gpt",),
+    ("model", "qkv_bias"): ("gpt",),
+    ("model", "rope_scaling"): ("gpt",),
+    ("model", "rope_scaling_factor"): ("gpt",),
+    ("model", "rope_low_freq_factor"): ("gpt",),
+    ("model", "rope_high_freq_factor"): ("gpt",),
+    ("model", "rope_original_max_length"): ("gpt",),
     ("model", "relative_attention_buckets"): ("t5",),
     ("model", "relative_attention_max_distance"): ("t5",),
     ("tokenizer", "sentinel_tokens"): ("t5",),

@@ -3,6 +3,7 @@
     create-llm                                  # asks for what it needs (in a terminal)
     create-llm my-llm --template tiny --yes     # no questions
     create-llm my-llm -t custom --layers 8 --heads 8 --dim 512
+    create-llm my-llm --from HuggingFaceTB/SmolLM2-135M     # start from a published model
     create-llm my-llm --plugins wandb,huggingface           # with plugins
     create-llm my-llm author="Ada Lovelace" license=Apache-2.0   # any template answer as KEY=VALUE
     create-llm --list-templates
@@ -38,6 +39,10 @@ ModelName = Literal[tuple(template_context()["model"])]  # type: ignore[valid-ty
 TokenizerName = Literal[tuple(template_context()["tokenizer"])]  # type: ignore[valid-type]
 
 KEY_ALIASES = {"template": "preset"}  # `template=small` reads like the -t/--template flag
+# What to do next in a project made with --from (its tokenizer and weights are the checkpoint's).
+FROM_STEPS = [("make generate", "try the imported model on a prompt"),
+              ("make data", "tokenize your text (data/raw) with its tokenizer"),
+              ("make train", "continue training it on that text")]
 PROMPTED_CUSTOM_KEYS = ("custom_layers", "custom_heads", "custom_dim", "custom_vocab_size",
                         "custom_max_length")
 
@@ -212,6 +217,33 @@ def prompt_missing(answers: dict[str, Any], context: dict[str, Any]) -> None:
                 answers[key] = typer.prompt(question, default=context[key], type=int)
 
 
+def start_from(source: str, answers: dict[str, Any]) -> dict[str, Any]:
+    """--from: refuse the flags it conflicts with, read the checkpoint's config.json (nothing is
+    written yet) and answer for a custom gpt project of its shape. Returns config.json."""
+    from create_llm.checkpoint import read_config, shape_answers
+
+    conflicts = {"model": "gpt", "preset": "custom", "tokenizer": "auto"}
+    for key, allowed in conflicts.items():
+        if answers.get(key, allowed) != allowed:
+            flag = "--template" if key == "preset" else f"--{key}"
+            why = {"model": "imports a Llama-family checkpoint, which is a gpt model",
+                   "preset": "takes the model's size from the checkpoint",
+                   "tokenizer": "uses the checkpoint's own tokenizer"}[key]
+            raise CreateLLMError(f"--from {why}; {flag} {answers[key]} conflicts with it.",
+                                 f"Leave out {flag}.")
+    given = [key for key in PROMPTED_CUSTOM_KEYS if key in answers]
+    if given:
+        flag = "--" + given[0].removeprefix("custom_").replace("_", "-")
+        raise CreateLLMError(f"--from takes the model's size from the checkpoint; {flag} "
+                             "conflicts with it.",
+                             f"Leave out {flag}: the checkpoint's own is used.")
+    config = read_config(source)
+    answers.update(shape_answers(config), tokenizer="auto")
+    answers.setdefault("description",
+                       f"A language model that starts from {source.rstrip('/').split('/')[-1]}")
+    return config
+
+
 # ---- writing the project ----
 
 def check_output_dir(output_dir: Path) -> None:
@@ -321,7 +353,8 @@ def cd_path(path: Path) -> str:
 
 
 def print_summary(project: Path, answers: dict[str, Any], context: dict[str, Any],
-                  installed: bool) -> None:
+                  installed: bool, source: str | None = None,
+                  checkpoint_config: dict[str, Any] | None = None) -> None:
     from rich.console import Console
 
     from create_llm.presets import describe, template_presets
@@ -334,14 +367,31 @@ def print_summary(project: Path, answers: dict[str, Any], context: dict[str, Any
     shape = template_presets().model_shape(chosen)
     where = display_path(project)
     console.print(f"\n[bold green]Success![/] Created {project.name} at {where}\n")
-    console.print(f"  Size      {preset}: {describe(shape)}")
-    cpu = "" if info["runs_on_cpu"] else " — too big to train on a CPU"
-    console.print(f"  Hardware  {info['device']}, {info['min_ram_gb']} GB RAM or more{cpu}")
-    console.print(f"  Time      {info['expected_time']}\n")
-    # cookiecutter.json's _next_steps (the post-gen hook prints the same ones): `make setup` first
-    # when nothing is installed yet, else everything after it.
-    after = context["_next_steps"][1:] if installed else context["_next_steps"][:-1]
-    steps = [(f"cd {shlex.quote(cd_path(project))}", "go into the project"), *map(tuple, after)]
+    cd = (f"cd {shlex.quote(cd_path(project))}", "go into the project")
+    if source is not None and checkpoint_config is not None:
+        from create_llm.checkpoint import describe_checkpoint, import_source, parameter_count
+
+        count = parameter_count(checkpoint_config, template_presets())
+        console.print(f"  Model     from {source}: {describe_checkpoint(checkpoint_config, count)}")
+        if installed:
+            console.print("  Weights   imported as checkpoints/step_000000.pt (and best.pt), with "
+                          "its tokenizer\n")
+            steps = [cd]
+        else:
+            console.print("  Weights   not imported yet: that needs the project's .venv\n")
+            steps = [cd, tuple(context["_next_steps"][0]),
+                     (f"make import ARGS=\"--from {shlex.quote(import_source(source))}\"",
+                      "copy its weights and tokenizer into the project")]
+        steps += FROM_STEPS
+    else:
+        console.print(f"  Size      {preset}: {describe(shape)}")
+        cpu = "" if info["runs_on_cpu"] else " — too big to train on a CPU"
+        console.print(f"  Hardware  {info['device']}, {info['min_ram_gb']} GB RAM or more{cpu}")
+        console.print(f"  Time      {info['expected_time']}\n")
+        # cookiecutter.json's _next_steps (the post-gen hook prints the same ones): `make setup`
+        # first when nothing is installed yet, else everything after it.
+        after = context["_next_steps"][1:] if installed else context["_next_steps"][:-1]
+        steps = [cd, *map(tuple, after)]
     width = max(len(command) for command, _ in steps) + 3
     console.print("Next steps:")
     for command, what in steps:
@@ -350,8 +400,10 @@ def print_summary(project: Path, answers: dict[str, Any], context: dict[str, Any
 
 
 def create(name: str | None, items: list[str], flags: dict[str, Any], yes: bool,
-           skip_install: bool, no_git: bool, output_dir: Path, debug: bool) -> None:
-    """Everything the command does, raising CreateLLMError for user mistakes."""
+           skip_install: bool, no_git: bool, output_dir: Path, debug: bool,
+           source: str | None = None) -> None:
+    """Everything the command does, raising CreateLLMError for user mistakes. source: --from,
+    a checkpoint to start from (read before anything is written, imported after the install)."""
     from create_llm.template import find_template
 
     template_dir = find_template()
@@ -360,6 +412,7 @@ def create(name: str | None, items: list[str], flags: dict[str, Any], yes: bool,
     merge(answers, "project_name", name)
     for key, value in flags.items():
         merge(answers, key, value)
+    checkpoint_config = start_from(source, answers) if source is not None else None
     custom_given = [key for key in PROMPTED_CUSTOM_KEYS if key in answers]
     if custom_given:
         answers.setdefault("preset", "custom")
@@ -428,7 +481,15 @@ def create(name: str | None, items: list[str], flags: dict[str, Any], yes: bool,
             )
             raise typer.Exit(130) from None
         installed = True
-    print_summary(project, answers, context, installed)
+    if source is not None and installed:
+        from create_llm.checkpoint import import_into
+
+        import_into(project, source, report=console.print)
+        if not no_git:
+            from create_llm.git import commit_all
+
+            commit_all(project, f"Import {source} (make import)")
+    print_summary(project, answers, context, installed, source, checkpoint_config)
 
 
 @app.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
@@ -464,6 +525,13 @@ def main(
         help="custom: tokenizer vocabulary size.", show_default=False)] = None,
     max_length: Annotated[int | None, typer.Option(
         help="custom: context length in tokens.", show_default=False)] = None,
+    from_: Annotated[str | None, typer.Option(
+        "--from", metavar="PATH_OR_HUB_ID",
+        help="Start from a published model instead of from scratch: a Hugging Face folder "
+             "(config.json, model.safetensors, tokenizer.json) or a Hub id such as "
+             "HuggingFaceTB/SmolLM2-135M. gpt; Llama, Mistral and Qwen2 checkpoints. Its "
+             "shape, tokenizer and weights become the project's (`make import` after the "
+             "install).", show_default=False)] = None,
     yes: Annotated[bool, typer.Option(
         "-y", "--yes", help="Use defaults for everything not given; never ask.")] = False,
     skip_install: Annotated[bool, typer.Option(
@@ -493,7 +561,8 @@ def main(
              "custom_layers": layers, "custom_heads": heads, "custom_dim": dim,
              "custom_vocab_size": vocab_size, "custom_max_length": max_length}
     try:
-        create(name, items, flags, yes, skip_install, no_git, output_dir, debug_enabled(debug))
+        create(name, items, flags, yes, skip_install, no_git, output_dir, debug_enabled(debug),
+               from_)
     except CreateLLMError as error:
         if debug_enabled(debug):
             raise

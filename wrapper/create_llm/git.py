@@ -15,6 +15,16 @@ def _git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
 
 
+def _identity(project_dir: Path) -> list[str]:
+    """`-c user.name=... -c user.email=...` only when the user has none configured, so theirs
+    is always used."""
+    identity = []
+    for key, fallback in (("user.name", "create-llm"), ("user.email", "create-llm@localhost")):
+        if _git(["config", "--get", key], project_dir).returncode != 0:
+            identity += ["-c", f"{key}={fallback}"]
+    return identity
+
+
 def init_repository(project_dir: Path) -> str | None:
     """Create the repository and commit every file. Returns a warning, or None on success."""
     if shutil.which("git") is None:
@@ -22,10 +32,7 @@ def init_repository(project_dir: Path) -> str | None:
     inside = _git(["rev-parse", "--is-inside-work-tree"], project_dir.parent)
     if inside.returncode == 0 and inside.stdout.strip() == "true":
         return "the project is inside another git repository; skipped `git init`."
-    identity = []  # only when the user has none configured, so theirs is always used
-    for key, fallback in (("user.name", "create-llm"), ("user.email", "create-llm@localhost")):
-        if _git(["config", "--get", key], project_dir).returncode != 0:
-            identity += ["-c", f"{key}={fallback}"]
+    identity = _identity(project_dir)
     commands = {
         "init": ["init", "-q"],
         "add": ["add", "-A"],
@@ -39,3 +46,12 @@ def init_repository(project_dir: Path) -> str | None:
             reason = f": {detail[-1]}" if detail else ""
             return f"`git {name}` failed{reason}; the project has no git repository."
     return None
+
+
+def commit_all(project_dir: Path, message: str) -> None:
+    """Commit what changed since, when init_repository made the repository (`create-llm --from`:
+    the import's llm.config.js and tokenizer files; checkpoints/ is ignored). Best effort."""
+    if shutil.which("git") is None or not (project_dir / ".git").is_dir():
+        return
+    if _git(["add", "-A"], project_dir).returncode == 0:
+        _git([*_identity(project_dir), "commit", "-q", "-m", message], project_dir)

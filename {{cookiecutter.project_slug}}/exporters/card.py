@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from config import Config
+from config import Config, valid_repo_id
 
 # Per architecture: the transformers class that loads the export, the Hub's pipeline tag, the
 # tags, and what the model is, in a line.
@@ -23,13 +23,27 @@ TAGS = {"gpt": ["create-llm", "llama", "text-generation", "pytorch", "base-model
         "t5": ["create-llm", "t5", "text2text-generation", "pytorch", "span-corruption"]}
 
 
-def yaml_metadata(cfg: Config) -> str:
-    """The block between `---` lines. Strings are written as JSON, which is valid YAML."""
+def yaml_metadata(cfg: Config, base_model: str | None = None) -> str:
+    """The block between `---` lines. Strings are written as JSON, which is valid YAML.
+    base_model: the Hub id `make import` started from (the Hub links the two models)."""
     d, architecture = cfg.deployment, cfg.model.architecture
     lines = ["---", f"license: {json.dumps(d.license)}", "language:", f"- {d.language}",
-             "library_name: transformers", f"pipeline_tag: {PIPELINES[architecture]}", "tags:"]
-    lines += [f"- {tag}" for tag in TAGS[architecture]]
+             "library_name: transformers", f"pipeline_tag: {PIPELINES[architecture]}"]
+    if base_model:
+        lines.append(f"base_model: {json.dumps(base_model)}")
+    lines += ["tags:", *(f"- {tag}" for tag in TAGS[architecture])]
     return "\n".join(lines + ["---"])
+
+
+def origin(info: dict[str, Any]) -> tuple[str | None, str | None]:
+    """(Hub id, how to name it) of the published model `make import` started from: a Hub id is
+    named; a local folder is not (a path on this machine never goes in the card)."""
+    source = info.get("imported_from")
+    if not source:
+        return None, None
+    if valid_repo_id(source) and not source.startswith("/"):
+        return source, f"[{source}](https://huggingface.co/{source})"
+    return None, "a published checkpoint (imported from a local folder)"
 
 
 def training_data(meta: dict[str, Any] | None) -> str:
@@ -63,7 +77,8 @@ def describe(m: dict[str, Any]) -> tuple[str, str, str]:
                 "instructions.",
                 "The tokenizer ends every input with </s>, as in training; the decoder starts "
                 "from <pad>.")
-    return ("LlamaForCausalLM (decoder-only: RMSNorm, RoPE, SwiGLU"
+    name = "Qwen2ForCausalLM" if m.get("qkv_bias") else "LlamaForCausalLM"
+    return (f"{name} (decoder-only: RMSNorm, RoPE, SwiGLU"
             f"{', tied embeddings' if m['tie_embeddings'] else ''})",
             "It is a *base* model: it continues text; it was not trained to follow instructions.",
             "No `trust_remote_code`: it is a plain Llama model. The tokenizer adds no "
@@ -131,11 +146,23 @@ def model_card(cfg: Config, info: dict[str, Any], parameters: int, sample: tuple
         "Greedy (temperature 0)"
     end = f" `{cfg.tokenizer.special_tokens[0]}` ends every training document." \
         if m["architecture"] == "gpt" else ""
-    return f"""{yaml_metadata(cfg)}
+    base_model, started = origin(info)
+    tokens = f"{info.get('tokens_seen', 0):,}"
+    if started is None:
+        intro = ("A small language model trained from scratch with "
+                 "[create-llm](https://pypi.org/project/create-llm/).")
+        limits = (f"Trained on {tokens} tokens, it knows little beyond the style of its\n"
+                  "training text, and makes things up.")
+    else:
+        intro = (f"A language model that starts from {started}, trained further on {tokens} "
+                 "tokens with [create-llm](https://pypi.org/project/create-llm/).")
+        limits = ("It has the knowledge and the limits of the model it starts from, and makes "
+                  "things up.")
+    return f"""{yaml_metadata(cfg, base_model)}
 
 # {name}
 
-A small language model trained from scratch with [create-llm](https://pypi.org/project/create-llm/).
+{intro}
 {what}
 
 {table}
@@ -162,6 +189,5 @@ A small language model trained from scratch with [create-llm](https://pypi.org/p
 
 ## Limitations
 
-Trained on {info.get('tokens_seen', 0):,} tokens, it knows little beyond the style of its
-training text, and makes things up. Do not rely on what it writes.
+{limits} Do not rely on what it writes.
 """

@@ -27,8 +27,9 @@ from tokenizers import Tokenizer
 
 from config import GenerationConfig
 from errors import DeploymentError
+from models.hf_layout import hf_tensors
 
-from .hf import SpecialTokens, llama_state_dict
+from .hf import SpecialTokens
 
 try:
     import gguf
@@ -43,6 +44,19 @@ def require_gguf() -> None:
     if gguf is None:
         raise DeploymentError("the `gguf` package is not installed (it writes GGUF files)",
                               "install it: `.venv/bin/pip install gguf` (or `make setup`)")
+
+
+def require_plain_llama(config: object) -> None:
+    """What this writer's "llama" file holds: no q/k/v biases (Qwen2's) and plain RoPE (Llama 3's
+    scaled frequencies need llama.cpp's rope_freqs tensor, which this writer does not make)."""
+    option = ("model.qkv_bias (a Qwen2 model)" if config.qkv_bias else
+              f"model.rope_scaling '{config.rope_scaling}'" if config.rope_scaling != "none"
+              else None)
+    if option is not None:
+        raise DeploymentError(
+            f"GGUF export writes plain Llama models, and this one has {option}",
+            "export for transformers (`make export`), then convert export/hf/ with llama.cpp's "
+            "own convert_hf_to_gguf.py, which knows these models")
 
 
 def require_byte_level_bpe(tokenizer: Tokenizer) -> None:
@@ -89,7 +103,7 @@ def gguf_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     c = model.config
     names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, c.layers)
     tensors = {}
-    for hf_name, tensor in llama_state_dict(model, "fp32").items():
+    for hf_name, tensor in hf_tensors(model, torch.float32).items():
         if hf_name.endswith("self_attn.q_proj.weight"):
             tensor = permute_for_llama_cpp(tensor, c.heads)
         elif hf_name.endswith("self_attn.k_proj.weight"):
@@ -117,16 +131,21 @@ def encode_tensor(tensor: torch.Tensor, file_type: str) -> tuple[np.ndarray, obj
 # ---- the file ----
 
 
-def add_tokenizer(writer: object, tokenizer: Tokenizer, special: SpecialTokens) -> None:
+def add_tokenizer(writer: object, tokenizer: Tokenizer, special: SpecialTokens,
+                  vocab_size: int = 0) -> None:
     """Byte-level BPE as llama.cpp's "gpt2" tokenizer: tokens by id, types, merges."""
     data = json.loads(tokenizer.to_str())
     vocab = tokenizer.get_vocab(with_added_tokens=True)
-    tokens = [""] * tokenizer.get_vocab_size()
+    # One token per embedding row: a published checkpoint may have more rows than its tokenizer
+    # has tokens (padding for fast matrix sizes); llama.cpp needs a name for each, as its own
+    # converter gives them.
+    tokens = [f"[PAD{i}]" for i in range(max(vocab_size, tokenizer.get_vocab_size()))]
     for token, index in vocab.items():
         tokens[index] = token
     specials = {i for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
-    types = [gguf.TokenType.CONTROL if i in specials else gguf.TokenType.NORMAL
-             for i in range(len(tokens))]
+    real = set(vocab.values())
+    types = [gguf.TokenType.CONTROL if i in specials else gguf.TokenType.NORMAL if i in real
+             else gguf.TokenType.UNUSED for i in range(len(tokens))]
     merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"]["merges"]]
     writer.add_tokenizer_model("gpt2")
     writer.add_tokenizer_pre("gpt-2")  # = ByteLevel(add_prefix_space=False, use_regex=True)
@@ -145,6 +164,7 @@ def write_gguf(model: torch.nn.Module, tokenizer: Tokenizer, special: SpecialTok
     """Write folder/<name>-<file_type>.gguf (through a temporary file) and return its path."""
     require_gguf()
     c = model.config
+    require_plain_llama(c)
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-.") or "model"
     path = Path(folder) / f"{name}-{file_type}.gguf"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -164,7 +184,7 @@ def write_gguf(model: torch.nn.Module, tokenizer: Tokenizer, special: SpecialTok
         writer.add_vocab_size(c.vocab_size)
         writer.add_file_type(getattr(gguf.LlamaFileType, FILE_TYPES[file_type][1]))
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-        add_tokenizer(writer, tokenizer, special)
+        add_tokenizer(writer, tokenizer, special, c.vocab_size)
         for tensor_name, tensor in gguf_tensors(model).items():
             data, qtype = encode_tensor(tensor, file_type)
             writer.add_tensor(tensor_name, data, raw_dtype=qtype)

@@ -1,5 +1,6 @@
 """A trained checkpoint -> a Hugging Face folder that `transformers` loads with no custom code:
-gpt as LlamaForCausalLM, bert as BertForMaskedLM, t5 as T5ForConditionalGeneration.
+gpt as LlamaForCausalLM (Qwen2ForCausalLM with model.qkv_bias), bert as BertForMaskedLM, t5 as
+T5ForConditionalGeneration.
 
     python deploy.py export                      # make export -> export/hf/
     python deploy.py export --dtype bf16         # half the size (fp32 is exact)
@@ -14,7 +15,8 @@ The folder holds config.json, model.safetensors, generation_config.json, tokeniz
 tokenizer_config.json and README.md (the model card, exporters/card.py). models/architectures/
 already uses each Hugging Face class's math and tensor names, so the weights are renamed at most
 (gpt: a `model.` prefix; bert: `bert.` and `cls.predictions.`; t5: none) and the logits are
-identical in fp32. The tokenizer gets the template its Hugging Face class applies: bert adds
+identical in fp32. gpt's names and config.json keys are models/hf_layout.py's, the table that
+`make import` reads too. The tokenizer gets the template its Hugging Face class applies: bert adds
 [CLS] ... [SEP] around a text, t5 ends it with </s>, as in training. Only the Python packages
 every project has are needed here (torch, safetensors, tokenizers): transformers is for whoever
 loads the folder.
@@ -78,39 +80,6 @@ def special_tokens_of(tokenizer: Tokenizer, names: list[str]) -> SpecialTokens:
 # ---- config.json, generation_config.json, tokenizer_config.json ----
 
 
-def llama_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> dict[str, Any]:
-    """config.json for transformers' LlamaForCausalLM with exactly our model's shape."""
-    return {
-        "architectures": ["LlamaForCausalLM"],
-        "model_type": "llama",
-        "vocab_size": mc.vocab_size,
-        "hidden_size": mc.dim,
-        "intermediate_size": mc.mlp_dim,
-        "num_hidden_layers": mc.layers,
-        "num_attention_heads": mc.heads,
-        "num_key_value_heads": mc.kv_heads,
-        "head_dim": mc.head_dim,
-        "hidden_act": "silu",
-        "max_position_embeddings": mc.max_length,
-        "rms_norm_eps": mc.norm_eps,
-        # Both places: transformers 5 reads rope_parameters, 4.x reads only the top-level key
-        # (and would silently use 10000 without it).
-        "rope_theta": mc.rope_theta,
-        "rope_parameters": {"rope_type": "default", "rope_theta": mc.rope_theta},
-        # Without the flag transformers 5 gives lm_head its own random weights.
-        "tie_word_embeddings": mc.tie_embeddings,
-        "attention_bias": False,
-        "attention_dropout": 0.0,
-        "mlp_bias": False,
-        "initializer_range": 0.02,
-        "use_cache": True,
-        "bos_token_id": special.eos_id,
-        "eos_token_id": special.eos_id,
-        "pad_token_id": special.pad_id,
-        "torch_dtype": DTYPE_NAMES[dtype],
-    }
-
-
 def bert_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> dict[str, Any]:
     """config.json for transformers' BertForMaskedLM with exactly our model's shape."""
     return {
@@ -170,7 +139,11 @@ def hf_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> d
         return bert_config(mc, special, dtype)
     if mc.architecture == "t5":
         return t5_config(mc, special, dtype)
-    return llama_config(mc, special, dtype)
+    from models import hf_layout  # gpt projects only
+
+    # gpt: our end-of-text token is Llama's bos and eos (see SpecialTokens)
+    return hf_layout.hf_config(mc, special.eos_id, special.eos_id, special.pad_id,
+                               DTYPE_NAMES[dtype])
 
 
 def generation_config(special: SpecialTokens, g: GenerationConfig,
@@ -247,8 +220,10 @@ def hf_tokenizer(tokenizer: Tokenizer, architecture: str, special: SpecialTokens
 def hf_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torch.Tensor]:
     """Our weights under the Hugging Face class's names (tied copies left out)."""
     architecture = model.config.architecture
-    if architecture == "gpt":
-        return llama_state_dict(model, dtype)
+    if architecture == "gpt":  # the names of models/hf_layout.py (the import reads them too)
+        from models import hf_layout  # gpt projects only
+
+        return hf_layout.hf_tensors(model, DTYPES[dtype])
     state = {}
     for name, tensor in model.state_dict().items():
         if architecture == "bert":
@@ -258,21 +233,6 @@ def hf_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torc
         state[name] = tensor.detach().to("cpu", DTYPES[dtype]).contiguous().clone()
     if architecture == "bert":  # transformers ties the decoder's bias to this one
         state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"].clone()
-    return state
-
-
-def llama_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torch.Tensor]:
-    """Our state dict under Llama's names: `model.` + ours, and lm_head only when untied
-    (transformers ties it back from tie_word_embeddings; safetensors refuses shared tensors)."""
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "lm_head.weight":
-            if model.config.tie_embeddings:
-                continue
-            key = name
-        else:
-            key = "model." + name
-        state[key] = tensor.detach().to("cpu", DTYPES[dtype]).contiguous().clone()
     return state
 
 
@@ -369,6 +329,7 @@ def check_hf_folder(folder: Path) -> dict[str, Any]:
 # tensors each layer has): enough to tell an export from a damaged or mismatched one.
 EXPECTED_TENSORS = {
     "LlamaForCausalLM": ("model.embed_tokens.weight", "model.layers.", 9),
+    "Qwen2ForCausalLM": ("model.embed_tokens.weight", "model.layers.", 12),  # + q/k/v biases
     "BertForMaskedLM": ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.", 16),
     "T5ForConditionalGeneration": ("shared.weight", "encoder.block.", 9),
 }

@@ -45,7 +45,9 @@ def load_trained(cfg: Config) -> Trained:
     with (exports are written from CPU tensors, the same on every machine)."""
     model, info = load_trained_model(cfg.deployment.checkpoint, cfg.checkpoints.dir, "cpu")
     tokenizer, used = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
-    if tokenizer.get_vocab_size() != model.config.vocab_size:
+    # More embedding rows than tokens is fine (published checkpoints pad it, `make import`);
+    # a token without a row is not.
+    if tokenizer.get_vocab_size() > model.config.vocab_size:
         raise DeploymentError(
             f"{info['path']} has a vocabulary of {model.config.vocab_size} tokens but the "
             f"tokenizer {used} has {tokenizer.get_vocab_size()}",

@@ -21,6 +21,11 @@ What one device holds while training with AdamW:
   recomputes the rest. They are the same under DDP and FSDP: each device runs its own
   micro-batch through the whole model.
 - the logits of the micro-batch and their gradient (batch_size x max_length x vocab_size).
+
+With LoRA (models/lora.py) only the adapters are trained: gradients and AdamW's moments are
+kept for them alone (12 bytes per trainable parameter), while every weight is still held (4
+bytes each) and the activations are the same (the backward pass still runs through every
+block to reach the adapters).
 """
 
 from __future__ import annotations
@@ -86,11 +91,13 @@ def activation_bytes(c: ModelConfig, batch_size: int, precision: str,
 
 def training_memory(c: ModelConfig, params: int, batch_size: int, precision: str,
                     parallelism: str, devices: int = 1,
-                    checkpointing: bool = False) -> MemoryEstimate:
+                    checkpointing: bool = False, trainable: int | None = None) -> MemoryEstimate:
     """What one of `devices` devices holds while training `c` (`params` parameters) with AdamW.
 
-    precision: 'bf16', 'fp16' or 'fp32'; parallelism: 'none', 'ddp' or 'fsdp'.
+    precision: 'bf16', 'fp16' or 'fp32'; parallelism: 'none', 'ddp' or 'fsdp'. trainable: the
+    parameters that get gradients and optimizer state (default: all; LoRA: the adapters).
     """
+    trainable = params if trainable is None else trainable
     if parallelism not in PARALLELISMS:
         raise ValueError(f"parallelism must be one of {PARALLELISMS}, got {parallelism!r}")
     shards = devices if parallelism == "fsdp" else 1
@@ -103,8 +110,8 @@ def training_memory(c: ModelConfig, params: int, batch_size: int, precision: str
         gathered = 2 * params if half else 0  # autocast's bf16 copies of every weight
     return MemoryEstimate(
         weights=4 * params // shards,
-        gradients=4 * params // shards,
-        optimizer=8 * params // shards,
+        gradients=4 * trainable // shards,
+        optimizer=8 * trainable // shards,
         activations=activation_bytes(c, batch_size, precision, checkpointing) + gathered,
     )
 
@@ -115,8 +122,9 @@ def gigabytes(n_bytes: float) -> str:
     return f"{gb:.1f}" if gb >= 1 else f"{gb:.2f}"
 
 
-def memory_table(models: dict[str, tuple[ModelConfig, int, int]]) -> list[str]:
-    """`make summary`'s memory table: name -> (config, parameters, micro-batch size)."""
+def memory_table(models: dict[str, tuple]) -> list[str]:
+    """`make summary`'s memory table: name -> (config, parameters, micro-batch size[, trainable
+    parameters, when not all of them: LoRA])."""
     lines = [
         "Training memory per device, estimated in GB (models/memory.py). State: weights,",
         "gradients and AdamW's moments, 16 bytes per parameter in fp32 (also with bf16, which",
@@ -129,9 +137,12 @@ def memory_table(models: dict[str, tuple[ModelConfig, int, int]]) -> list[str]:
         + "".join(f"{f'N={n}':>8}" for n in (2, 4, 8)) + f"{'batch':>7}",
     ]
     lines.append("-" * len(lines[-1]))
-    for name, (config, params, batch) in models.items():
-        ddp = {p: training_memory(config, params, batch, p, "ddp") for p in ("bf16", "fp32")}
-        fsdp = [training_memory(config, params, batch, "bf16", "fsdp", n) for n in (2, 4, 8)]
+    for name, (config, params, batch, *lora) in models.items():
+        trainable = lora[0] if lora else None
+        ddp = {p: training_memory(config, params, batch, p, "ddp", trainable=trainable)
+               for p in ("bf16", "fp32")}
+        fsdp = [training_memory(config, params, batch, "bf16", "fsdp", n, trainable=trainable)
+                for n in (2, 4, 8)]
         lines.append(f"{name:12}{gigabytes(ddp['bf16'].state):>7}"
                      f"{gigabytes(activation_bytes(config, batch, 'bf16')):>7}"
                      f"{gigabytes(activation_bytes(config, batch, 'fp32')):>7}"
@@ -143,4 +154,7 @@ def memory_table(models: dict[str, tuple[ModelConfig, int, int]]) -> list[str]:
         "in 85% of each device's memory, FSDP when it does not. Less memory: a smaller",
         "training.batch_size (more gradient_accumulation), or gradient_checkpointing: true.",
     ]
+    if any(len(row) > 3 for row in models.values()):
+        lines += ["LoRA rows: gradients and AdamW's moments of the adapters only",
+                  "(models/lora.py); the weights and the activations stay."]
     return lines

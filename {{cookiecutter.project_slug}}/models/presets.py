@@ -49,6 +49,8 @@ def read_presets(architecture: str = ARCHITECTURE) -> dict[str, dict[str, Any]]:
     return dict(sorted(shaped.items(), key=lambda item: item[1]["target_params"]))
 
 
+# The LoRA rank `make summary` shows for this project's model (litgpt's default; models/lora.py).
+SUMMARY_LORA_RANK = 8
 # name -> the whole preset: its shape, its training settings, target_params, hardware notes.
 PRESETS: dict[str, dict[str, Any]] = read_presets()
 
@@ -70,6 +72,16 @@ def count_parameters(config: ModelConfig) -> int:
     with torch.device("meta"):
         model = build_model(config)
     return model.num_parameters()
+
+
+def count_lora_parameters(config: ModelConfig, rank: int) -> tuple[int, int]:
+    """(all parameters, trainable ones) of the model with LoRA adapters of this rank on its
+    attention and MLP projections, counted on the meta device like count_parameters (gpt)."""
+    from models.lora import apply_lora, trainable_parameters  # gpt projects only
+
+    with torch.device("meta"):
+        model = apply_lora(build_model(config), rank)
+    return model.num_parameters(), trainable_parameters(model)
 
 
 def _project_model() -> tuple[ModelConfig | None, str]:
@@ -112,10 +124,20 @@ def summary() -> str:
     else:
         rows.append(row("this project", project))
         rows.append(f"  ({where}; preset '{project.preset}')")
+        lora = count_lora_parameters(project, SUMMARY_LORA_RANK) \
+            if project.architecture == "gpt" else None
+        if lora is not None:
+            total, trainable = lora
+            rows.append(f"  with LoRA rank {SUMMARY_LORA_RANK} (models/lora.py): "
+                        f"{trainable / 1e6:.2f}M trainable of {total / 1e6:.2f}M "
+                        f"({100 * trainable / total:.1f}%): adapters on q/k/v/o, gate/up/down")
     memory = {name: (preset_config(name), count_parameters(preset_config(name)),
                      PRESETS[name]["batch_size"]) for name in PRESETS}
     if project is not None:
         memory["this project"] = (project, count_parameters(project), _project_batch_size())
+        if lora is not None:
+            memory[f"+ LoRA r={SUMMARY_LORA_RANK}"] = (project, lora[0], _project_batch_size(),
+                                                       lora[1])
     return "\n".join([*rows, "", *memory_table(memory)])
 
 

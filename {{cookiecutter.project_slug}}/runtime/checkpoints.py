@@ -493,8 +493,10 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
     """Find a checkpoint (best, else latest; or a path) and return (model in eval mode, info).
 
     info holds: path, step, tokens_seen, val_loss, val_bpb, metrics (dict), model_config
-    (dict), config (dict), tokenizer_hash; stage ('train' or 'finetune'), chat_template (the
-    tuned model's, else None) and finetune (its base and data).
+    (dict), config (dict), tokenizer_hash, imported_from (None unless `make import` wrote it);
+    stage ('train' or 'finetune'), chat_template (the tuned model's, else None) and finetune (its
+    base and data). A checkpoint with LoRA adapters (state["lora"], models/lora.py) comes back
+    merged: a plain model.
     """
     from config import ModelConfig, available_architectures
     from models.build import build_model  # here, so checkpoint I/O does not need the models
@@ -511,8 +513,15 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
     try:
         model_config = ModelConfig(**state["model_config"])
         model = build_model(model_config)
-        model.load_state_dict(state["model"])
-    except (KeyError, TypeError, RuntimeError) as error:
+        if state.get("lora"):  # LoRA adapters (models/lora.py): wrap as trained, load, merge
+            from models.lora import apply_lora, merge_lora
+
+            apply_lora(model, **state["lora"])
+            model.load_state_dict(state["model"])
+            merge_lora(model)
+        else:
+            model.load_state_dict(state["model"])
+    except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise TrainingError(
             f"{path} does not match this project's model code: {str(error).splitlines()[0]}",
             "it was written by a different version of models/; retrain, or restore that code",
@@ -529,6 +538,7 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
         "model_config": dataclasses.asdict(model_config),
         "config": state.get("config", {}),
         "tokenizer_hash": state.get("tokenizer_hash"),
+        "imported_from": state.get("imported_from"),  # `make import`'s source, if it was one
         # A tuned checkpoint (make finetune): the chat template it was trained with, its base.
         "stage": state.get("stage", "train"),
         "chat_template": state.get("chat_template"),

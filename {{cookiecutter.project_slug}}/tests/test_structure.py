@@ -7,7 +7,7 @@ The floors, top to bottom (a module may import from its own floor or any floor b
     6  plugins/                               optional callbacks; the training entry point loads
                                               them and hands them to the run
     5  training/, evaluation/, exporters/,    the jobs; training and evaluation never import
-       dashboard/                             each other
+       importers/, dashboard/                 each other
     4  runtime/                               what both jobs need: device, checkpoints, metrics
     3  models/, data/                         the model (and its sizes); token ids: prepared
                                               splits, batches, the objectives' batch makers
@@ -35,7 +35,7 @@ FLOORS = {
     "tokenizer": 2,
     "models": 3, "data": 3,
     "runtime": 4,
-    "training": 5, "evaluation": 5, "exporters": 5, "dashboard": 5,
+    "training": 5, "evaluation": 5, "exporters": 5, "importers": 5, "dashboard": 5,
     "plugins": 6,
     "chat": ENTRY, "compare": ENTRY, "bench": ENTRY, "deploy": ENTRY,
 }

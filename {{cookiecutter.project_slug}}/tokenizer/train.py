@@ -147,6 +147,9 @@ def up_to_date(cfg: Config) -> tuple[bool, str]:
         record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     except ValueError:  # a damaged record: treat the tokenizer as not ours, so it is kept
         record = {}
+    if record.get("imported_from") and record.get("tokenizer_hash") == tokenizer_hash(path):
+        return True, f"{path} came with the model imported from {record['imported_from']} " \
+                     "(`make import`): keeping it, the model's weights were trained with it."
     if record.get("tokenizer_hash") != tokenizer_hash(path):
         return True, (f"{path} was not written by `make tokenizer` (or was edited since): "
                       "keeping it. Run `python -m tokenizer.train --force` to replace it.")

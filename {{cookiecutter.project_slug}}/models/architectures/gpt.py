@@ -4,10 +4,12 @@
            -> norm -> lm_head (tied to embed_tokens) -> logits for the next token
 
 Attention uses rotary position embeddings (RoPE, "rotate-half" layout) and optionally
-grouped-query attention (kv_heads < heads). There are no biases. The math and the tensor names
-match Hugging Face `LlamaForCausalLM` exactly, so exporting to it is a rename of keys
-(a `model.` prefix) with identical logits. Rename or reshape things here and the export needs the
-same change.
+grouped-query attention (kv_heads < heads). There are no biases, unless model.qkv_bias asks for
+them on q/k/v (Qwen2's). The math and the tensor names match Hugging Face `LlamaForCausalLM`
+(`Qwen2ForCausalLM` with qkv_bias) exactly, so exporting to it, and importing a published
+checkpoint from it (`make import`), is a rename of keys (a `model.` prefix) with identical
+logits; models/hf_layout.py is that rename, in both directions. Rename or reshape things here and
+models/hf_layout.py needs the same change.
 
     python -m models.presets                   # sizes of the presets and of this project's model
     python -m training.train                  # train it (make train)
@@ -34,21 +36,45 @@ from errors import ConfigurationError
 
 
 def precompute_rope(
-    head_dim: int, max_length: int, theta: float, device: torch.device | str | None = None
+    head_dim: int, max_length: int, theta: float, device: torch.device | str | None = None,
+    llama3: tuple[float, float, float, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cos and sin tables, each (max_length, head_dim), in float32.
 
     Rotate-half layout: element i of a head is rotated together with element i + head_dim/2, by the
     angle position * theta^(-2i/head_dim). That is Hugging Face Llama's layout, so no permutation
     of the q/k weights is needed at export. Computed in float32 even for bf16 models: at position
-    2000 an angle in bf16 would be off by whole radians.
+    2000 an angle in bf16 would be off by whole radians. llama3: (factor, low_freq_factor,
+    high_freq_factor, original_max_length) of Llama 3.1/3.2's scaled frequencies (llama3_inv_freq).
     """
     exponents = torch.arange(0, head_dim, 2, dtype=torch.int64, device=device).float() / head_dim
     inv_freq = 1.0 / (theta**exponents)  # (D/2,)
+    if llama3 is not None:
+        inv_freq = llama3_inv_freq(inv_freq, *llama3)
     positions = torch.arange(max_length, dtype=torch.int64, device=device).float()  # (max_length,)
     freqs = torch.outer(positions, inv_freq)  # (max_length, D/2)
     angles = torch.cat((freqs, freqs), dim=-1)  # (max_length, D): pairs (i, i + D/2) share an angle
     return angles.cos(), angles.sin()
+
+
+def llama3_inv_freq(inv_freq: torch.Tensor, factor: float, low_freq_factor: float,
+                    high_freq_factor: float, original_max_length: int) -> torch.Tensor:
+    """Llama 3.1's RoPE scaling (model.rope_scaling 'llama3'), as transformers computes it
+    (modeling_rope_utils._compute_llama3_parameters), operation for operation.
+
+    Frequencies whose wavelength fits many times into the original context (the fast ones) stay;
+    those longer than the original context / low_freq_factor are divided by `factor` (they now
+    span the longer context); those in between are blended smoothly. Nothing else changes.
+    """
+    low_freq_wavelen = original_max_length / low_freq_factor
+    high_freq_wavelen = original_max_length / high_freq_factor
+    wavelen = 2 * math.pi / inv_freq  # (D/2,)
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)
+    smooth = (original_max_length / wavelen - low_freq_factor) / (
+        high_freq_factor - low_freq_factor)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = ~(wavelen < high_freq_wavelen) * ~(wavelen > low_freq_wavelen)
+    return torch.where(is_medium, smoothed, scaled)  # (D/2,)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -112,9 +138,10 @@ class Attention(nn.Module):
         super().__init__()
         self.layer_idx = layer_idx  # which slice of the KV cache is ours
         self.heads, self.kv_heads, self.head_dim = config.heads, config.kv_heads, config.head_dim
-        self.q_proj = nn.Linear(config.dim, config.heads * self.head_dim, bias=False)
-        self.k_proj = nn.Linear(config.dim, config.kv_heads * self.head_dim, bias=False)
-        self.v_proj = nn.Linear(config.dim, config.kv_heads * self.head_dim, bias=False)
+        bias = config.qkv_bias  # Qwen2's q/k/v biases; Llama has none
+        self.q_proj = nn.Linear(config.dim, config.heads * self.head_dim, bias=bias)
+        self.k_proj = nn.Linear(config.dim, config.kv_heads * self.head_dim, bias=bias)
+        self.v_proj = nn.Linear(config.dim, config.kv_heads * self.head_dim, bias=bias)
         self.o_proj = nn.Linear(config.heads * self.head_dim, config.dim, bias=False)
         self.dropout = config.dropout
         self.resid_dropout = nn.Dropout(config.dropout)
@@ -257,15 +284,24 @@ class GPT(nn.Module):
             attn, mlp = layer.self_attn, layer.mlp
             for linear in (attn.q_proj, attn.k_proj, attn.v_proj, mlp.gate_proj, mlp.up_proj):
                 nn.init.normal_(linear.weight, mean=0.0, std=std)
+                if linear.bias is not None:
+                    nn.init.zeros_(linear.bias)
             for linear in (attn.o_proj, mlp.down_proj):
                 nn.init.normal_(linear.weight, mean=0.0, std=residual_std)
             layer.input_layernorm.reset_parameters()  # weight = 1
             layer.post_attention_layernorm.reset_parameters()
         self.norm.reset_parameters()
-        cos, sin = precompute_rope(
-            self.config.head_dim, self.config.max_length, self.config.rope_theta,
-            device=self.rope_cos.device,
-        )
+        self.init_rope()
+
+    @torch.no_grad()
+    def init_rope(self) -> None:
+        """Fill the RoPE tables from the config (the only state that is not a weight: a model
+        whose weights were loaded from elsewhere, e.g. by `make import`, needs only this)."""
+        c = self.config
+        llama3 = (c.rope_scaling_factor, c.rope_low_freq_factor, c.rope_high_freq_factor,
+                  c.rope_original_max_length) if c.rope_scaling == "llama3" else None
+        cos, sin = precompute_rope(c.head_dim, c.max_length, c.rope_theta,
+                                   device=self.rope_cos.device, llama3=llama3)
         self.rope_cos.copy_(cos)
         self.rope_sin.copy_(sin)
 
