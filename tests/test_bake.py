@@ -50,12 +50,12 @@ MATRIX = [
 # make finetune's section: gpt and t5 (an encoder is not tuned to chat).
 FINETUNE_KEYS = {"data_dir", "base", "max_steps", "epochs", "batch_size", "gradient_accumulation",
                  "learning_rate", "min_lr", "warmup_steps", "weight_decay", "max_length",
-                 "val_split", "eval_interval", "eval_batches", "builtin_conversations", "seed",
-                 "lora_rank", "lora_alpha"}
+                 "val_split", "eval_interval", "eval_batches", "builtin_conversations", "seed"}
+LORA_KEYS = {"lora_rank", "lora_alpha"}  # gpt's projections (models/lora.py)
 OWN_KEYS = {
     "gpt": {"model": {"kv_heads", "rope_theta", "tie_embeddings"}, "data": {"stride"},
             "generation": {"temperature", "top_p", "repetition_penalty", "max_new_tokens"},
-            "deployment": {"gguf_type"}, "finetune": FINETUNE_KEYS},
+            "deployment": {"gguf_type"}, "finetune": FINETUNE_KEYS | LORA_KEYS},
     "bert": {"objective": {"mask_probability"}},
     "t5": {"model": {"relative_attention_buckets", "relative_attention_max_distance"},
            "tokenizer": {"sentinel_tokens"}, "objective": {"noise_density", "mean_span_length"},

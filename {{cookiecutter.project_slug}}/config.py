@@ -819,6 +819,9 @@ ONLY_FOR = {
     ("deployment", "gguf_type"): ("gpt",),  # llama.cpp files: gpt only (see exporters/gguf.py)
     # An encoder writes no answers: bert has no instruction tuning.
     **{("finetune", f.name): ("gpt", "t5") for f in dataclasses.fields(FinetuneConfig)},
+    # LoRA adapters wrap gpt's projections (models/lora.py).
+    ("finetune", "lora_rank"): ("gpt",),
+    ("finetune", "lora_alpha"): ("gpt",),
 }
 
 

@@ -151,8 +151,10 @@ module.exports = {
     eval_batches: 10,         // validation batches per evaluation
     builtin_conversations: 20000,  // size of the built-in instruction set (questions about stories)
     seed: 1337,               // seed of the built-in set, the split and the batch order
+{%- if arch == 'gpt' %}
     lora_rank: 0,             // 0 = tune every weight; N = train rank-N LoRA adapters only (training/lora.py)
     lora_alpha: 16,           // LoRA scale: the adapters' update is multiplied by lora_alpha / lora_rank
+{%- endif %}
   },
 {% endif %}
   checkpoints: {

@@ -71,6 +71,15 @@ from tokenizer.train import training_record_path
 # slower and bigger (raise it with --max-length, up to the checkpoint's max_position_embeddings).
 DEFAULT_CONTEXT = 2048
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# A published model has learned already: continued pretraining takes small steps (a tenth of
+# a from-scratch rate, a short warmup) on small batches of long windows, and instruction tuning
+# trains LoRA adapters (a few million numbers instead of every weight; models/lora.py), which is
+# what fits a laptop. Change them in llm.config.js like any other setting.
+CONTINUED_TRAINING = {"batch_size": 4, "gradient_accumulation": 4, "max_steps": 500,
+                      "learning_rate": 1e-4, "min_lr": 1e-5, "warmup_steps": 20,
+                      "eval_interval": 100, "eval_batches": 10}
+TUNING = {"batch_size": 4, "gradient_accumulation": 4, "learning_rate": 2e-4, "min_lr": 2e-5,
+          "lora_rank": 8, "lora_alpha": 16}
 STEP_FILE, BEST_FILE = "step_000000.pt", "best.pt"
 # Comments of the llm.config.js keys an import may have to add (a new project lacks them).
 NEW_KEY_COMMENTS = {
@@ -117,7 +126,8 @@ def project_changes(cfg: Config, mc: ModelConfig, tok: ImportedTokenizer,
     return {"model": model,
             "tokenizer": {"type": tok.type, "vocab_size": tok.vocab_size,
                           "special_tokens": tok.special_tokens},
-            "data": {"stride": stride}}
+            "data": {"stride": stride},
+            "training": CONTINUED_TRAINING, "finetune": TUNING}
 
 
 def check_project(cfg: Config, tok: ImportedTokenizer) -> None:
@@ -218,8 +228,11 @@ def write_project(plan: Plan, cfg: Config) -> None:
     """Write the tokenizer, the checkpoints, and llm.config.js last (what points at them)."""
     tok_path = Path(cfg.tokenizer.path)
     write_atomically(tok_path, plan.tokenizer.data)
+    # embedding_rows: published models often pad the embedding past the tokenizer (Qwen2.5:
+    # 151,936 rows for 151,665 tokens); training builds the model with this many (training/run.py).
     record = {"imported_from": plan.source, "tokenizer_hash": tokenizer_hash(tok_path),
-              "vocab_size": plan.tokenizer.vocab_size}
+              "vocab_size": plan.tokenizer.vocab_size,
+              "embedding_rows": plan.model_config.vocab_size}
     write_atomically(training_record_path(tok_path), (json.dumps(record, indent=2) + "\n").encode())
     template = tok_path.with_name("chat_template.jinja")
     if plan.tokenizer.chat_template is not None:

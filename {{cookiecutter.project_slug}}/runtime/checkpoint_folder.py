@@ -68,6 +68,15 @@ class CheckpointFolder:
                       and (path.is_file() or checkpoints.is_sharded(path))
                       and not path.is_symlink())
 
+    def imported_start(self) -> Path | None:
+        """The imported checkpoint (`make import`: step 0, no optimizer) when it is the only
+        step checkpoint here: a new run then continues from its weights."""
+        steps = checkpoints.list_step_checkpoints(self.path)
+        if len(steps) != 1 or steps[0][0] != 0:
+            return None
+        info = checkpoints.read_sidecar(steps[0][1]) or {}
+        return steps[0][1] if info.get("imported_from") else None
+
     def best_val_loss(self) -> float:
         """The validation loss of best.pt (inf if none or not measured): a resumed run replaces
         best.pt only with a better model, even when it branches from an older step."""
@@ -80,7 +89,7 @@ class CheckpointFolder:
     def prepare(self, resume: bool, fresh: bool) -> None:
         """Never overwrite a previous run by accident: refuse, or (fresh) move it aside; check
         that the folder is writable and clear what an interrupted save left."""
-        has_run = self.has_run()
+        has_run = self.has_run() and (fresh or self.imported_start() is None)
         if has_run and not resume and not fresh:
             latest = checkpoints.list_step_checkpoints(self.path)
             where = f" (up to step {latest[-1][0]})" if latest else ""

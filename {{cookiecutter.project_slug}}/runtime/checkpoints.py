@@ -234,8 +234,10 @@ def is_sharded(path: str | Path) -> bool:
 
 
 def rotate(folder: str | Path, keep: int) -> list[Path]:
-    """Delete all but the newest `keep` step checkpoints (never the best); return the deleted."""
-    steps = list_step_checkpoints(folder)
+    """Delete all but the newest `keep` step checkpoints (never the best, never an imported
+    model's step 0: `make import` cannot be undone from here); return the deleted."""
+    steps = [(step, path) for step, path in list_step_checkpoints(folder)
+             if not (step == 0 and (read_sidecar(path) or {}).get("imported_from"))]
     deleted = []
     for _, path in steps[:-keep] if keep > 0 else []:
         remove(path)

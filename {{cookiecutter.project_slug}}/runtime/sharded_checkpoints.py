@@ -36,6 +36,7 @@ import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_state_dict,
+    set_model_state_dict,
     set_state_dict,
 )
 
@@ -169,6 +170,11 @@ def load_full(model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     set_state_dict(model, optimizer, model_state_dict=model_state,
                    optim_state_dict=by_name(optimizer_state, names),
                    options=StateDictOptions(full_state_dict=True))
+
+
+def load_full_weights(model: torch.nn.Module, model_state: dict[str, torch.Tensor]) -> None:
+    """Whole weights (an imported model's) into an FSDP model, without optimizer state."""
+    set_model_state_dict(model, model_state, options=StateDictOptions(full_state_dict=True))
 
 
 # ---- optimizer state: by number (torch.optim's state_dict) or by name (DCP's) ----

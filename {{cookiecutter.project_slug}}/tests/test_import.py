@@ -562,3 +562,77 @@ def test_the_model_card_names_a_hub_model_it_started_from() -> None:
         load_config(PROJECT_ROOT / "llm.config.js"), base)
     assert origin({"imported_from": "/home/me/models/x"})[0] is None
     assert origin({}) == (None, None)
+
+
+# ---- the commands a user runs after an import ----
+
+
+def run_command(project: Path, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TOKENIZERS_PARALLELISM": "false"}
+    if argv[0].endswith(".py"):
+        argv = (str(PROJECT_ROOT / argv[0]), *argv[1:])
+    result = subprocess.run([sys.executable, *argv], cwd=project, env=env, text=True,
+                            capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def test_make_train_continues_from_the_import_and_finetune_trains_lora(imported, tmp_path):
+    """make data, make train (continued pretraining from the imported weights, the embedding's
+    padded rows kept), make resume, make finetune with LoRA (only the adapters change), and the
+    merged export loads in transformers."""
+    project = tmp_path / "project"
+    shutil.copytree(imported["untied"], project)
+    (project / "data" / "raw").mkdir(parents=True)
+    for i in range(40):  # documents of real-ish text, for a validation split of its own
+        (project / "data" / "raw" / f"doc{i}.txt").write_text(TEXT.replace("cat", f"cat {i}"))
+    run_command(project, "-m", "data.prepare")
+    small = ("--training.threads", "1", "--training.precision", "fp32", "--training.device",
+             "cpu", "--logging.progress_bar", "false", "--training.gradient_accumulation", "1",
+             "--training.log_interval", "1", "--checkpoints.save_interval", "4",
+             "--checkpoints.save_total_limit", "1", "--training.eval_interval", "4",
+             "--training.eval_batches", "2", "--training.warmup_steps", "2",
+             "--training.learning_rate", "3e-3", "--model.max_length", "64",
+             "--data.stride", "64")
+    result = run_command(project, "-m", "training.train", "--training.max_steps", "8", *small)
+    assert "Starting from the weights of checkpoints/step_000000.pt (imported from" in \
+        result.stdout, result.stdout
+    records = [json.loads(line) for line in
+               (project / "logs" / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in records if "loss" in r]
+    assert losses[-1] < losses[0] - 0.3, losses
+    folder = project / "checkpoints"
+    steps = [s for s, _ in checkpoints.list_step_checkpoints(folder)]
+    assert steps == [0, 8]  # save_total_limit 1 never rotates the import away
+    trained = checkpoints.load_checkpoint(folder / "step_000008.pt")
+    assert trained["model_config"]["vocab_size"] == VOCAB_ROWS  # the padded rows, kept
+    assert trained["imported_from"] == str(imported["untied"].resolve()) or \
+        trained["imported_from"]
+    run_command(project, "-m", "training.train", "--resume", "auto", "--training.max_steps",
+                "12", *small)
+    assert [s for s, _ in checkpoints.list_step_checkpoints(folder)] == [0, 12]
+
+    (project / "data" / "finetune").mkdir()
+    (project / "data" / "finetune" / "chat.jsonl").write_text("".join(
+        json.dumps({"messages": [{"role": "user", "content": f"Say {w}."},
+                                 {"role": "assistant", "content": w}]}) + "\n"
+        for w in ("cat", "tree", "bird", "garden", "time", "day") * 10))
+    result = run_command(project, "-m", "training.finetune", "--finetune.max_steps", "6",
+                         "--finetune.eval_interval", "3", "--finetune.lora_rank", "4",
+                         "--finetune.batch_size", "4", "--finetune.gradient_accumulation", "1",
+                         *small[:10], "--model.max_length", "64", "--data.stride", "64")
+    assert "LoRA rank 4: training" in result.stdout
+    base = checkpoints.load_checkpoint(folder / "best.pt")["model"]
+    tuned = checkpoints.load_checkpoint(folder / "finetune" / "best.pt")
+    assert tuned["lora"]["rank"] == 4
+    adapters = [k for k in tuned["model"] if ".lora_" in k]
+    assert adapters and all(k.endswith(("lora_A", "lora_B")) for k in adapters)
+    for key, tensor in base.items():  # every weight of the base is frozen: bit for bit
+        assert torch.equal(tuned["model"][key], tensor), key
+    assert any(tuned["model"][k].abs().sum() > 0 for k in adapters if k.endswith("lora_B"))
+    run_command(project, "deploy.py", "export", "--checkpoint", "checkpoints/finetune/best.pt")
+    exported = transformers.AutoModelForCausalLM.from_pretrained(project / "export" / "hf")
+    merged, _ = load_trained_model(str(folder / "finetune" / "best.pt"), folder)
+    x = torch.tensor([[1, 5, 9, 40]])
+    with torch.no_grad():
+        assert torch.allclose(exported(x).logits, merged(x)[0], atol=1e-4)

@@ -153,12 +153,21 @@ def finetune(cfg: Config, resume: str | None, fresh: bool, plugins: list[Callbac
         callbacks = build_callbacks(stage, plugins, extra_callbacks, world, parallelism)
         model.train()
         torch.manual_seed(stage.training.seed)
-        objective = chat_objective(mc, chat, val_rows, val, collate, train_rows, start)
-        batches = ConversationBatches(train_rows, stage.training.batch_size, stage.training.seed,
-                                      collate, world.rank, world.size)
         extra = {"stage": "finetune", "chat_template": chat.template_text,
                  "finetune": {"base": base["path"], "base_step": base["step"],
                               "base_val_loss": base["val_loss"], "data": source}}
+        if base.get("imported_from"):
+            extra["imported_from"] = base["imported_from"]
+        if cfg.finetune.lora_rank:  # adapters only, the rest frozen (before the optimizer)
+            from models.lora import apply_lora, lora_settings, trainable_parameters
+
+            apply_lora(model, cfg.finetune.lora_rank, cfg.finetune.lora_alpha)
+            extra["lora"] = lora_settings(model)
+            print(f"LoRA rank {cfg.finetune.lora_rank}: training "
+                  f"{trainable_parameters(model):,} of {model.num_parameters():,} parameters")
+        objective = chat_objective(mc, chat, val_rows, val, collate, train_rows, start)
+        batches = ConversationBatches(train_rows, stage.training.batch_size, stage.training.seed,
+                                      collate, world.rank, world.size)
         key = "output" if mc.architecture == "t5" else "ids"
         meta = {"train_tokens": sum(len(row[key]) for row in train_rows),
                 "val_tokens": sum(len(row[key]) for row in val_rows)}

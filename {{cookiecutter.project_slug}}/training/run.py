@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -28,11 +29,12 @@ from data.splits import check_enough_tokens, load_split, read_meta
 from errors import TrainingError
 from models.memory import MemoryEstimate, gigabytes, training_memory
 from models.presets import count_parameters
-from runtime import checkpoints, distributed
+from runtime import checkpoints, distributed, sharded_checkpoints
 from runtime.checkpoint_folder import CheckpointFolder
 from runtime.device import describe, device_memory, pick_device, pick_precision, set_threads
 from runtime.distributed import World
 from tokenizer.load import keep_copy
+from tokenizer.train import training_record_path
 from training.callbacks.base import Callback
 from training.callbacks.checkpoint import CheckpointCallback
 from training.callbacks.logging import LoggingCallback
@@ -43,7 +45,9 @@ from training.trainer import Trainer, build_trainer
 
 # Keys that change the shape of the weights: a checkpoint must agree on all of them to resume.
 ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
-                     "vocab_size", "tie_embeddings", "relative_attention_buckets")
+                     "vocab_size", "tie_embeddings", "relative_attention_buckets", "qkv_bias",
+                     "rope_scaling", "rope_scaling_factor", "rope_low_freq_factor",
+                     "rope_high_freq_factor", "rope_original_max_length")
 
 
 def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) -> None:
@@ -83,7 +87,9 @@ def load_data(cfg: Config, processes: int = 1) -> TrainingData:
     """meta.json, the model config with the trained tokenizer's vocabulary, and both splits,
     checked for the tokenizer and for enough tokens (a global batch of `processes` shares)."""
     meta = read_meta(cfg.data.processed_dir, cfg.tokenizer.path)
-    model_config = dataclasses.replace(cfg.model, vocab_size=meta["vocab_size"])
+    # The embedding has a row per token, or more where an imported model padded it.
+    rows = max(meta["vocab_size"], embedding_rows(cfg.tokenizer.path))
+    model_config = dataclasses.replace(cfg.model, vocab_size=rows)
     if meta["vocab_size"] != cfg.tokenizer.vocab_size:
         print(f"vocabulary: {meta['vocab_size']} tokens, from the trained tokenizer "
               f"(tokenizer.vocab_size in llm.config.js asks for {cfg.tokenizer.vocab_size}; "
@@ -97,6 +103,33 @@ def load_data(cfg: Config, processes: int = 1) -> TrainingData:
     return TrainingData(meta, model_config, train_tokens, val_tokens)
 
 
+def embedding_rows(tokenizer_path: str | Path) -> int:
+    """The embedding rows an imported model came with (tokenizer/tokenizer.training.json), else
+    0."""
+    try:
+        record = json.loads(training_record_path(tokenizer_path).read_text())
+        return int(record.get("embedding_rows", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
+        return 0
+
+
+def start_from_weights(trainer: Trainer, path: Path) -> None:
+    """Begin a new run from the weights of `path` (an imported model's step 0): a fresh
+    optimizer and schedule, step 0, the model's own weights instead of random ones."""
+    state = checkpoints.load_checkpoint(path, map_location="cpu")
+    check_resumable(state, dataclasses.asdict(trainer.model.config), trainer.tokenizer_hash,
+                    path)
+    if trainer.parallelism == "fsdp":  # each process keeps its shards of the whole tensors
+        sharded_checkpoints.load_full_weights(trainer.model, state["model"])
+    else:
+        trainer.model.load_state_dict(state["model"])
+    source = state.get("imported_from")
+    if source:  # carried on in every checkpoint of the run (the model card names it)
+        trainer.extra_state["imported_from"] = source
+    print(f"Starting from the weights of {path}" + (f" (imported from {source})" if source else "")
+          + ": a fresh optimizer, from step 0")
+
+
 def resume_trainer(trainer: Trainer, folder: CheckpointFolder, which: str) -> bool:
     """Load the checkpoint `which` ('auto' = the newest good one) into the trainer, after
     checking that it fits this model and tokenizer. False when it has nothing left to train."""
@@ -104,9 +137,14 @@ def resume_trainer(trainer: Trainer, folder: CheckpointFolder, which: str) -> bo
     fsdp = trainer.parallelism == "fsdp"  # each process keeps a slice: read the file lazily
     state = checkpoints.load_checkpoint(path, map_location="cpu" if fsdp else trainer.device,
                                         weights=False, mmap=fsdp)
+    if "optimizer" not in state and "optimizer_param_groups" not in state:  # an import
+        start_from_weights(trainer, path)
+        return True
     check_resumable(state, dataclasses.asdict(trainer.model.config), trainer.tokenizer_hash,
                     path)
     trainer.load_state(state, str(path))
+    if state.get("imported_from"):
+        trainer.extra_state["imported_from"] = state["imported_from"]
     print(f"Resuming from {path} (step {trainer.step})")
     note_other_world_size(state, trainer)
     folder.set_aside_later(trainer.step)
@@ -292,6 +330,9 @@ def fit(trainer: Trainer, folder: CheckpointFolder, resume: str | None, fresh: b
     folder.prepare(resume=resume is not None, fresh=fresh)
     if resume is not None and not resume_trainer(trainer, folder, resume):
         return
+    imported = folder.imported_start() if resume is None and not fresh else None
+    if imported is not None:  # `make import` put a published model here: continue from it
+        start_from_weights(trainer, imported)
     if trainer.world.is_main:
         keep_copy(tokenizer_path, folder.path)  # the exact tokenizer, beside the checkpoints
     summary()
