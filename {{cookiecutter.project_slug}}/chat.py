@@ -64,7 +64,7 @@ from config import (
 from errors import ConfigurationError, TrainingError, run_cli
 from evaluation.generate import TextStream, add_sampling_options
 from runtime.chat_tuning import answer_tokens
-from runtime.checkpoints import has_checkpoints, load_trained_model
+from runtime.checkpoints import has_checkpoints, load_trained_model, model_folder
 from runtime.device import pick_device, set_threads
 from runtime.sampling import generate_tokens
 from tokenizer.chat_format import ChatFormat
@@ -586,11 +586,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
 
-    folder = Path(cfg.checkpoints.dir)
-    tuned = folder / "finetune"  # make finetune's run folder (training/finetune.py)
-    if args.checkpoint in ("auto", "best", "latest") and has_checkpoints(tuned):
-        folder = tuned
-    elif args.checkpoint in ("auto", "best", "latest") and not has_checkpoints(folder):
+    folder = model_folder(cfg.checkpoints.dir, args.checkpoint)  # the tuned one, if any
+    if args.checkpoint in ("auto", "best", "latest") and not has_checkpoints(folder):
         raise TrainingError(
             f"there is no trained model to chat with yet (no checkpoint in {folder}/)",
             "train one first: `make data train` (the nano preset takes a few minutes on a CPU), "

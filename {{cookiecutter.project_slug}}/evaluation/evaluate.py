@@ -38,7 +38,7 @@ from tokenizers import Tokenizer
 from config import Config, GenerationConfig, add_config_arguments, config_from_args
 from data.splits import load_split, read_meta
 from errors import ConfigurationError, run_cli
-from runtime.checkpoints import has_checkpoints, load_trained_model
+from runtime.checkpoints import load_trained_model, model_folder
 from runtime.device import autocast, pick_device, pick_precision, set_threads
 from runtime.objectives import Objective, objective_for
 from tokenizer.load import pad_token, tokenizer_of
@@ -135,10 +135,9 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = set_threads(cfg.training.threads)
     device = pick_device(cfg.training.device)
-    folder = Path(cfg.checkpoints.dir)
-    if args.chat and args.checkpoint in ("auto", "best", "latest") and \
-            has_checkpoints(folder / "finetune"):
-        folder = folder / "finetune"  # the tuned model (training/finetune.py)
+    # --chat scores the tuned model when there is one (make finetune); plain eval the trained.
+    folder = model_folder(cfg.checkpoints.dir, args.checkpoint) if args.chat \
+        else Path(cfg.checkpoints.dir)
     model, info = load_trained_model(args.checkpoint, folder, device)
     precision = pick_precision(cfg.training.precision, device, model.config.dim)
     tokenizer, tokenizer_path = tokenizer_of(info["path"], info["tokenizer_hash"],

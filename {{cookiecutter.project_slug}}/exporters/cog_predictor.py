@@ -1,8 +1,10 @@
 """The predictor Replicate runs (copied to deploy/replicate/predict.py by `make deploy ARGS=
 "--target replicate"`): the exported model in model/ (a Hugging Face folder) continuing a prompt,
-streamed as it is generated.
+or, tuned (make finetune), answering a conversation through its chat template, streamed as it is
+generated.
 
     cd deploy/replicate && cog predict -i prompt="Once upon a time"     # needs cog and Docker
+    cog predict -i messages='[{"role": "user", "content": "Hello!"}]'  # a tuned model
     COG_PREDICT_TYPE_STUB=predict.py:Runner PORT=5000 python -m cog.server.http   # no Docker
 
 It needs only cog, torch and transformers, never this project's code. The defaults of the
@@ -31,7 +33,10 @@ class Runner(BaseRunner):
 
     def run(
         self,
-        prompt: str = Input(description="Text for the model to continue"),
+        prompt: str = Input(default="", description="Text for the model to continue"),
+        messages: str = Input(default="", description='A conversation to answer, as JSON: '
+                              '[{"role": "user", "content": "..."}] (tuned models; it goes '
+                              "through the model's chat template). Empty: continue the prompt"),
         max_new_tokens: int = Input(default=DEFAULTS.get("max_new_tokens", 200), ge=1,
                                     le=CONTEXT - 1, description="How many tokens to generate"),
         temperature: float = Input(default=DEFAULTS.get("temperature", 0.8), ge=0.0, le=100.0,
@@ -42,7 +47,17 @@ class Runner(BaseRunner):
                              description="Nucleus sampling: smallest set with this probability"),
     ) -> ConcatenateIterator[str]:
         eos = self.tokenizer.eos_token_id
-        ids = self.tokenizer(prompt, return_tensors="pt").input_ids  # (1, T), no bos added
+        stop = DEFAULTS.get("eos_token_id", eos)  # a tuned model's end of turn, then eos
+        if messages:
+            if not self.tokenizer.chat_template:
+                raise ValueError("this model was not tuned to chat (it has no chat template): "
+                                 "give a prompt to continue instead")
+            conversation = json.loads(messages)
+            ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True,
+                                                     return_dict=True,
+                                                     return_tensors="pt")["input_ids"]
+        else:
+            ids = self.tokenizer(prompt, return_tensors="pt").input_ids  # (1, T), no bos added
         if ids.shape[1] == 0:  # an empty prompt: start a new document
             ids = torch.tensor([[eos]])
         max_new_tokens = min(max_new_tokens, CONTEXT - 1)
@@ -55,7 +70,7 @@ class Runner(BaseRunner):
         # sent to the client as soon as it exists.
         thread = Thread(target=self.model.generate, kwargs={
             "input_ids": ids, "attention_mask": torch.ones_like(ids), "streamer": streamer,
-            "max_new_tokens": max_new_tokens, "eos_token_id": eos, "pad_token_id": eos,
+            "max_new_tokens": max_new_tokens, "eos_token_id": stop, "pad_token_id": eos,
             "repetition_penalty": 1.0, **sampling})
         thread.start()
         for text in streamer:

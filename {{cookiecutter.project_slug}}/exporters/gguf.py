@@ -160,8 +160,11 @@ def add_tokenizer(writer: object, tokenizer: Tokenizer, special: SpecialTokens,
 
 
 def write_gguf(model: torch.nn.Module, tokenizer: Tokenizer, special: SpecialTokens,
-               folder: Path, name: str, file_type: str = "f16") -> Path:
-    """Write folder/<name>-<file_type>.gguf (through a temporary file) and return its path."""
+               folder: Path, name: str, file_type: str = "f16", chat_template: str | None = None,
+               end_of_turn: int | None = None) -> Path:
+    """Write folder/<name>-<file_type>.gguf (through a temporary file) and return its path. A
+    tuned model's chat template goes in as tokenizer.chat_template (llama.cpp's chat mode and
+    Ollama read it), its end-of-turn token as the end-of-turn id."""
     require_gguf()
     c = model.config
     require_plain_llama(c)
@@ -185,6 +188,10 @@ def write_gguf(model: torch.nn.Module, tokenizer: Tokenizer, special: SpecialTok
         writer.add_file_type(getattr(gguf.LlamaFileType, FILE_TYPES[file_type][1]))
         writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
         add_tokenizer(writer, tokenizer, special, c.vocab_size)
+        if chat_template:
+            writer.add_chat_template(chat_template)
+        if end_of_turn is not None:
+            writer.add_eot_token_id(end_of_turn)
         for tensor_name, tensor in gguf_tensors(model).items():
             data, qtype = encode_tensor(tensor, file_type)
             writer.add_tensor(tensor_name, data, raw_dtype=qtype)
@@ -202,19 +209,33 @@ def write_gguf(model: torch.nn.Module, tokenizer: Tokenizer, special: SpecialTok
     return path
 
 
-def write_modelfile(folder: Path, gguf_name: str, g: GenerationConfig, stop: str,
-                    context: int) -> Path:
-    """An Ollama Modelfile: the GGUF file, a plain-continuation template (a base model has no
-    chat template) and the project's sampling settings."""
+# Ollama's own ChatML template (its template/chatml.gotmpl), in Go's template language: Ollama
+# does not run Jinja. It renders what tokenizer/chat_template.jinja renders, turn by turn.
+CHATML_GO = ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n"
+             "{{ end }}<|im_start|>assistant\n")
+
+
+def write_modelfile(folder: Path, gguf_name: str, g: GenerationConfig, stops: tuple[str, ...],
+                    context: int, chat_template: str | None = None) -> Path:
+    """An Ollama Modelfile: the GGUF file, the chat format (a base model: plain continuation;
+    a tuned one: ChatML turns, or no TEMPLATE for another template, which Ollama then recognises
+    from the GGUF's tokenizer.chat_template), the tokens that end an answer and the project's
+    sampling settings."""
+    if not chat_template:
+        template = ['TEMPLATE """{{ .Prompt }}"""']
+    elif "<|im_start|>" in chat_template:
+        template = [f'TEMPLATE """{CHATML_GO}"""']
+    else:
+        template = []
     text = "\n".join([
         "# Ollama: `ollama create NAME -f Modelfile`, then `ollama run NAME`",
         f"FROM ./{gguf_name}",
-        'TEMPLATE """{{ .Prompt }}"""',
+        *template,
         f"PARAMETER temperature {g.temperature}",
         f"PARAMETER top_k {g.top_k}",
         f"PARAMETER top_p {g.top_p}",
         f"PARAMETER repeat_penalty {g.repetition_penalty}",
-        f"PARAMETER stop {json.dumps(stop)}",
+        *(f"PARAMETER stop {json.dumps(stop)}" for stop in stops),
         f"PARAMETER num_ctx {context}",
         "",
     ])

@@ -147,26 +147,32 @@ def hf_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> d
 
 
 def generation_config(special: SpecialTokens, g: GenerationConfig,
-                      architecture: str = "gpt") -> dict[str, Any]:
+                      architecture: str = "gpt", stop_ids: tuple[int, ...] = ()
+                      ) -> dict[str, Any]:
     """The project's `generation` settings, so `model.generate()` samples the way ours does
-    (none for bert: it does not generate)."""
+    (none for bert: it does not generate). A tuned model's answer also ends at its end-of-turn
+    token (`stop_ids`: <|im_end|>, then end of text), as in make chat."""
     if architecture == "bert":
         return {"pad_token_id": special.pad_id}
     sampled = g.temperature > 0
     settings = {"do_sample": sampled, "temperature": g.temperature, "top_k": g.top_k,
                 "top_p": g.top_p} if sampled else {"do_sample": False}
+    eos = list(stop_ids) if stop_ids else special.eos_id
     if architecture == "t5":
-        return {"decoder_start_token_id": special.pad_id, "eos_token_id": special.eos_id,
+        return {"decoder_start_token_id": special.pad_id, "eos_token_id": eos,
                 "pad_token_id": special.pad_id, "max_new_tokens": g.max_new_tokens,
                 "repetition_penalty": g.repetition_penalty, **settings}
-    return {"bos_token_id": special.eos_id, "eos_token_id": special.eos_id,
+    return {"bos_token_id": special.eos_id, "eos_token_id": eos,
             "pad_token_id": special.pad_id, "max_new_tokens": g.max_new_tokens,
             "repetition_penalty": g.repetition_penalty, **settings}
 
 
 def tokenizer_config(special: SpecialTokens, tokenizer: Tokenizer, max_length: int,
-                     architecture: str = "gpt") -> dict[str, Any]:
-    """tokenizer_config.json: the generic fast tokenizer over our tokenizer.json.
+                     architecture: str = "gpt", chat_template: str | None = None
+                     ) -> dict[str, Any]:
+    """tokenizer_config.json: the generic fast tokenizer over our tokenizer.json, and a tuned
+    model's chat template (`tokenizer.apply_chat_template(messages, add_generation_prompt=True)`
+    renders exactly the tokens make chat gives the model).
 
     "PreTrainedTokenizerFast", not transformers 5's own "TokenizersBackend": 4.x and llama.cpp's
     converter know only the former. No bos is added (we never train with one) and no spaces are
@@ -182,6 +188,8 @@ def tokenizer_config(special: SpecialTokens, tokenizer: Tokenizer, max_length: i
               "clean_up_tokenization_spaces": False, "added_tokens_decoder": added}
     if special.unk is not None:
         config["unk_token"] = special.unk
+    if chat_template:
+        config["chat_template"] = chat_template
     if architecture == "bert":  # no bos or eos: [CLS] and [SEP], and the [MASK] it fills in
         for key in ("bos_token", "eos_token", "add_bos_token", "add_eos_token"):
             config.pop(key)
@@ -245,8 +253,11 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 
 def write_hf_folder(model: torch.nn.Module, tokenizer: Tokenizer, special: SpecialTokens,
                     generation: GenerationConfig, folder: Path, dtype: str = "fp32",
-                    card: str = "") -> list[Path]:
-    """Write the whole folder (card included) and return its files.
+                    card: str = "", chat_template: str | None = None,
+                    stop_ids: tuple[int, ...] = ()) -> list[Path]:
+    """Write the whole folder (card included) and return its files. A tuned model's
+    chat_template goes into tokenizer_config.json and, as transformers 5 writes it, into
+    chat_template.jinja beside it (llama.cpp's converter reads either).
 
     It is written beside the target and renamed into place, so an interrupted export (or a Hub
     upload running at the same moment) never sees half a folder; the previous export is
@@ -261,13 +272,16 @@ def write_hf_folder(model: torch.nn.Module, tokenizer: Tokenizer, special: Speci
         architecture = model.config.architecture
         write_json(tmp / "config.json", hf_config(model.config, special, dtype))
         write_json(tmp / "generation_config.json",
-                   generation_config(special, generation, architecture))
+                   generation_config(special, generation, architecture, stop_ids))
         save_file(hf_state_dict(model, dtype), str(tmp / "model.safetensors"),
                   metadata={"format": "pt"})  # transformers expects the "pt" marker
         (tmp / "model.safetensors").chmod(0o644)  # safetensors writes it owner-only (0600)
         hf_tokenizer(tokenizer, architecture, special).save(str(tmp / "tokenizer.json"))
         write_json(tmp / "tokenizer_config.json",
-                   tokenizer_config(special, tokenizer, model.config.max_length, architecture))
+                   tokenizer_config(special, tokenizer, model.config.max_length, architecture,
+                                    chat_template))
+        if chat_template:
+            (tmp / "chat_template.jinja").write_text(chat_template, encoding="utf-8")
         if card:
             (tmp / "README.md").write_text(card, encoding="utf-8")
         _replace_folder(tmp, folder)

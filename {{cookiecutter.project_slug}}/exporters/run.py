@@ -22,7 +22,7 @@ from data.splits import read_meta
 from errors import DataError, DeploymentError
 from exporters import card, hf, hub, replicate
 from project_lock import project_lock
-from runtime.checkpoints import load_trained_model
+from runtime.checkpoints import load_trained_model, model_folder
 from runtime.objectives import objective_for
 from tokenizer.load import tokenizer_of
 
@@ -38,12 +38,26 @@ class Trained:
     info: dict
     tokenizer: Tokenizer
     special: hf.SpecialTokens
+    chat: ChatTurns | None = None
+    """A tuned model's chat template and the tokens that end its turn (None: a base model)."""
+
+
+@dataclasses.dataclass
+class ChatTurns:
+    template: str
+    """The Jinja chat template the model was tuned with (tokenizer/chat_template.jinja)."""
+    stop_ids: tuple[int, ...]
+    """The tokens that end an answer (<|im_end|>, end of text)."""
+    stops: tuple[str, ...]
+    """... as text."""
 
 
 def load_trained(cfg: Config) -> Trained:
-    """The checkpoint of deployment.checkpoint on the CPU, and the tokenizer it was trained
-    with (exports are written from CPU tensors, the same on every machine)."""
-    model, info = load_trained_model(cfg.deployment.checkpoint, cfg.checkpoints.dir, "cpu")
+    """The checkpoint of deployment.checkpoint on the CPU (the tuned model when `make finetune`
+    made one), and the tokenizer it was trained with (exports are written from CPU tensors, the
+    same on every machine)."""
+    which = cfg.deployment.checkpoint
+    model, info = load_trained_model(which, model_folder(cfg.checkpoints.dir, which), "cpu")
     tokenizer, used = tokenizer_of(info["path"], info["tokenizer_hash"], cfg.tokenizer.path)
     # More embedding rows than tokens is fine (published checkpoints pad it, `make import`);
     # a token without a row is not.
@@ -54,7 +68,15 @@ def load_trained(cfg: Config) -> Trained:
             "export the checkpoint from the project that trained it",
         )
     special = hf.special_tokens_of(tokenizer, cfg.tokenizer.special_tokens)
-    return Trained(model, info, tokenizer, special)
+    chat = None
+    if info.get("chat_template"):  # tuned: its template goes into every format
+        from tokenizer.chat_format import ChatFormat
+
+        turns = ChatFormat(tokenizer, info["chat_template"],
+                           {"bos_token": special.eos, "eos_token": special.eos})
+        chat = ChatTurns(info["chat_template"], turns.stop_ids,
+                         tuple(tokenizer.id_to_token(i) for i in turns.stop_ids))
+    return Trained(model, info, tokenizer, special, chat)
 
 
 def greedy_sample(cfg: Config, trained: Trained, prompt: str,
@@ -91,7 +113,9 @@ def export_hf(cfg: Config, trained: Trained) -> Path:
                            name=Path(cfg.path).resolve().parent.name, repo_id=d.repo_id,
                            dtype=d.dtype)
     files = hf.write_hf_folder(trained.model, trained.tokenizer, trained.special, cfg.generation,
-                               folder, dtype=d.dtype, card=text)
+                               folder, dtype=d.dtype, card=text,
+                               chat_template=trained.chat and trained.chat.template,
+                               stop_ids=trained.chat.stop_ids if trained.chat else ())
     print(f"Exported {trained.info['path']} (step {trained.info.get('step', '?')}) to {folder}/ "
           f"in {time.perf_counter() - started:.1f}s: {size_of(files)}, {d.dtype}")
     for path in files:
@@ -117,10 +141,15 @@ def export_gguf(cfg: Config, trained: Trained) -> Path:
     d, started = cfg.deployment, time.perf_counter()
     gguf.require_byte_level_bpe(trained.tokenizer)
     folder = Path(d.export_dir) / "gguf"
+    chat = trained.chat
     path = gguf.write_gguf(trained.model, trained.tokenizer, trained.special, folder,
-                           name=Path(cfg.path).resolve().parent.name, file_type=d.gguf_type)
-    modelfile = gguf.write_modelfile(folder, path.name, cfg.generation, trained.special.eos,
-                                     trained.model.config.max_length)
+                           name=Path(cfg.path).resolve().parent.name, file_type=d.gguf_type,
+                           chat_template=chat and chat.template,
+                           end_of_turn=chat.stop_ids[0] if chat else None)
+    modelfile = gguf.write_modelfile(folder, path.name, cfg.generation,
+                                     chat.stops if chat else (trained.special.eos,),
+                                     trained.model.config.max_length,
+                                     chat_template=chat and chat.template)
     print(f"Exported {trained.info['path']} (step {trained.info.get('step', '?')}) to {path} in "
           f"{time.perf_counter() - started:.1f}s: {size_of([path])}, {d.gguf_type}")
     print(f"  llama.cpp:  llama-cli -m {path} -p \"{cfg.generation.prompt}\" --temp 0")

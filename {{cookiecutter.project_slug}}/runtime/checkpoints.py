@@ -263,6 +263,15 @@ def has_checkpoints(folder: str | Path) -> bool:
         folder / "best.json").exists()
 
 
+def model_folder(folder: str | Path, which: str = "auto") -> Path:
+    """Where a reader looks for 'auto' / 'best' / 'latest': the tuned model's run folder
+    (<folder>/finetune/, `make finetune`) when it has a checkpoint, else `folder`. make chat,
+    make export and make eval ARGS=--chat use the model that answers; a path is a path."""
+    tuned = Path(folder) / "finetune"
+    return tuned if which in ("auto", "best", "latest") and has_checkpoints(tuned) \
+        else Path(folder)
+
+
 # ---- finding and verifying ----
 
 

@@ -417,3 +417,53 @@ def test_a_fresh_base_run_moves_the_tuning_aside_with_it(project: Path) -> None:
     assert (archive / "finetune" / "best.pt").is_file()
     assert (archive / "finetune-logs" / "metrics.jsonl").is_file()
     assert not (project / "checkpoints" / "finetune").exists()
+
+
+def test_the_export_answers_as_make_chat_does(project: Path) -> None:
+    """export/hf/ of the tuned model: tokenizer.apply_chat_template + greedy generate() give
+    exactly the tokens make chat writes; GGUF and the Ollama Modelfile carry the chat format."""
+    if ARCHITECTURE != "gpt":
+        pytest.skip("gpt's export (t5's goes to T5ForConditionalGeneration, no chat template)")
+    transformers = pytest.importorskip("transformers")
+    from config import GenerationConfig
+    from runtime.chat_tuning import answer_tokens, prompt_ids
+    from runtime.checkpoints import load_trained_model
+
+    assert finetune("--finetune.max_steps", "40") == 0
+    result = run(project, "deploy.py", "export")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "checkpoints/finetune/best.pt" in result.stdout  # the tuned model, by default
+    folder = project / "export" / "hf"
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert config["chat_template"] == (PROJECT / "tokenizer" / "chat_template.jinja").read_text()
+    assert (folder / "chat_template.jinja").read_text() == config["chat_template"]
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    hf_model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    model, info = load_trained_model("best", project / "checkpoints" / "finetune")
+    chat = ChatFormat(tokenizer_of(project), info["chat_template"],
+                      {"bos_token": EOT, "eos_token": EOT})
+    greedy = GenerationConfig(max_new_tokens=12, temperature=0.0, top_k=0, top_p=1.0,
+                              repetition_penalty=1.0)
+    for question in ("What comes after three?", "What comes after nine?", "Hello!"):
+        messages = [{"role": "user", "content": question}]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True,
+                                            return_dict=True, return_tensors="pt")["input_ids"]
+        assert ids[0].tolist() == prompt_ids(model, chat, messages, greedy)
+        out = hf_model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                max_new_tokens=12, pad_token_id=tokenizer.pad_token_id)
+        theirs = out[0, ids.shape[1]:].tolist()
+        ours = list(answer_tokens(model, chat, ids[0].tolist(), greedy))
+        stops = json.loads((folder / "generation_config.json").read_text())["eos_token_id"]
+        if theirs and theirs[-1] in stops:  # transformers keeps the end-of-turn token
+            theirs = theirs[:-1]
+        assert theirs == ours, (question, theirs, ours)
+    result = run(project, "deploy.py", "export", "--format", "gguf")
+    assert result.returncode == 0, result.stdout + result.stderr
+    import gguf
+
+    path = next((project / "export" / "gguf").glob("*.gguf"))
+    reader = gguf.GGUFReader(str(path))
+    field = reader.fields["tokenizer.chat_template"]
+    assert bytes(field.parts[field.data[0]]).decode() == config["chat_template"]
+    modelfile = (project / "export" / "gguf" / "Modelfile").read_text()
+    assert "<|im_start|>{{ .Role }}" in modelfile and 'PARAMETER stop "<|im_end|>"' in modelfile
