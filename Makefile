@@ -1,6 +1,7 @@
 # create-llm — the template repository.
 #   make demo   set everything up, scaffold a nano project, train it on the built-in corpus,
-#               and print generated text (the main job, on built-in defaults)
+#               print generated text, instruction-tune it and have it answer a question about a
+#               story (the main job, on built-in defaults)
 #   make test   set everything up and run the whole test suite
 #   make bench  speed figures on this machine (training, data preparation, generation)
 # Both install into ./.venv; TORCH_SPEC picks the torch build (default: torch).
@@ -26,10 +27,11 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed ## create .venv with the wrapper and everything the tests need
 
-demo: venv ## scaffold a nano project in build/, train it on the built-in stories, generate text
+demo: venv ## scaffold a nano project in build/, train it, generate text, tune it, ask it a question
 	rm -rf $(DEMO_DIR)
 	CI=1 $(VENV)/bin/create-llm $(notdir $(DEMO_DIR)) --template nano --yes --skip-install --no-git -o $(dir $(DEMO_DIR))
-	$(MAKE) -C $(DEMO_DIR) data train generate PYTHON=$(PY)
+	$(MAKE) -C $(DEMO_DIR) data train generate finetune PYTHON=$(PY)
+	$(MAKE) -C $(DEMO_DIR) eval ARGS="--chat --samples 1" PYTHON=$(PY)
 
 bench: venv ## scaffold a project in build/ and print speed figures for the nano and tiny presets
 	rm -rf $(BENCH_DIR)

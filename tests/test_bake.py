@@ -50,7 +50,8 @@ MATRIX = [
 # make finetune's section: gpt and t5 (an encoder is not tuned to chat).
 FINETUNE_KEYS = {"data_dir", "base", "max_steps", "epochs", "batch_size", "gradient_accumulation",
                  "learning_rate", "min_lr", "warmup_steps", "weight_decay", "max_length",
-                 "val_split", "eval_interval", "eval_batches", "builtin_conversations", "seed"}
+                 "val_split", "length_warmup", "eval_interval", "eval_batches",
+                 "builtin_conversations", "seed"}
 LORA_KEYS = {"lora_rank", "lora_alpha"}  # gpt's projections (models/lora.py)
 OWN_KEYS = {
     "gpt": {"model": {"kv_heads", "rope_theta", "tie_embeddings"}, "data": {"stride"},

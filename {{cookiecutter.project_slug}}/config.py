@@ -437,7 +437,7 @@ class FinetuneConfig:
     """Folder of .jsonl conversations; empty (or missing) = the built-in instruction set."""
     base: str = "auto"
     """The checkpoint to tune: 'auto' (checkpoints.dir's best, else latest) or a .pt path."""
-    max_steps: int = 300
+    max_steps: int = 1000
     """Optimizer steps (unless epochs is set)."""
     epochs: float = 0.0
     """Passes over the training conversations instead of max_steps (0 = use max_steps)."""
@@ -458,6 +458,10 @@ class FinetuneConfig:
     val_split: float = 0.05
     """Share of the conversations held out for validation (the built-in set holds out stories
     of its own)."""
+    length_warmup: float = 0.6
+    """Share of the steps over which the batches grow from the shortest conversations to all
+    of them (0 = all from the start): a small model learns to find answers near them first
+    (data/finetune.py)."""
     eval_interval: int = 50
     """Evaluate every N steps (loss on the assistant's tokens, answer accuracy)."""
     eval_batches: int = 10
@@ -479,6 +483,9 @@ class FinetuneConfig:
         for key in ("epochs", "max_length", "lora_rank", "weight_decay", "lora_alpha"):
             if getattr(self, key) < 0:
                 _fail("finetune", key, "must be >= 0", f"set finetune.{key} to 0 or more")
+        if not 0 <= self.length_warmup <= 1:
+            _fail("finetune", "length_warmup", f"must be between 0 and 1, got "
+                  f"{self.length_warmup}", "use 0.6 (the first 60% of the steps), or 0 (off)")
         if not 0 < self.val_split < 1:
             _fail("finetune", "val_split", f"must be between 0 and 1, got {self.val_split}",
                   "use 0.05 (5% of the conversations)")

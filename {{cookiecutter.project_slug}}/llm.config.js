@@ -137,7 +137,7 @@ module.exports = {
   finetune: {                 // `make finetune`: teach the trained model to answer (instruction tuning)
     data_dir: 'data/finetune',  // .jsonl conversations ({"messages": [...]} or {"prompt", "completion"}); empty = built-in set
     base: 'auto',             // the checkpoint to tune: 'auto' (best, else latest) or a .pt path
-    max_steps: 300,           // optimizer steps (or set epochs)
+    max_steps: 1000,          // optimizer steps (or set epochs)
     epochs: 0,                // passes over the conversations instead of max_steps (0 = use max_steps)
     batch_size: 16,           // conversations per micro-batch (padded to the longest)
     gradient_accumulation: 1, // micro-batches per optimizer step
@@ -147,6 +147,7 @@ module.exports = {
     weight_decay: 0.0,        // decay on matrices
     max_length: 0,            // longest conversation in tokens (0 = model.max_length); longer ones are cut
     val_split: 0.05,          // share of your conversations held out for validation
+    length_warmup: 0.6,       // share of the steps that grow from the shortest conversations to all (0 = off)
     eval_interval: 50,        // evaluate every N steps: loss on the answers, answer accuracy
     eval_batches: 10,         // validation batches per evaluation
     builtin_conversations: 20000,  // size of the built-in instruction set (questions about stories)

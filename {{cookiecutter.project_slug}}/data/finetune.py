@@ -21,9 +21,9 @@ t5 (text to text): one row per assistant turn. The encoder reads the conversatio
 turn, as the chat template renders it (ending with the assistant's header); the decoder writes
 the answer, then </s>.
 
-Batches are drawn by epochs: a seeded permutation of the rows per epoch, a global batch of
-batch_size x processes rows at a time (each process keeps its slice, as TrainBatches does), so
-a resumed run gets exactly the batches it would have had (state_dict holds the position).
+Batches draw rows at random, the shortest first (a length warm-up: ConversationBatches says why),
+a global batch of batch_size x processes rows at a time (each process keeps its slice, as
+TrainBatches does), so a resumed run gets exactly the batches it would have had.
 """
 
 from __future__ import annotations
@@ -176,37 +176,55 @@ def collate_t5(pad_id: int, decoder_start: int) -> Collate:
 
 
 class ConversationBatches:
-    """Training batches of rows, epoch after epoch, in a seeded order; resumable exactly."""
+    """Training batches of rows, shortest first: a length warm-up, then all of them.
+
+    Each step draws its global batch (batch_size x processes rows) at random, seeded by the step
+    number, from the shortest part of the rows: the shortest START_SHARE at first, growing to all
+    of them by `warmup_steps`. Why: a small model learns to find an answer in a conversation at
+    all only where it is a few tokens away. On the built-in questions the nano preset stayed
+    below 6% answer accuracy after 800 steps with the rows in random order, and kept climbing to
+    37% by step 800 with the shortest rows first (README: the curves). It is the sequence-length
+    warm-up of pretraining, for conversations.
+
+    The draws depend on nothing but the seed and the step, so a resumed run (state_dict: the
+    step) gets exactly the batches it would have had, with any number of processes.
+    """
+
+    START_SHARE = 0.1
 
     def __init__(self, rows: list[Row], batch_size: int, seed: int, collate: Collate,
-                 rank: int = 0, world_size: int = 1) -> None:
+                 rank: int = 0, world_size: int = 1, warmup_steps: int = 0) -> None:
         self.rows = rows
-        self.fingerprint = fingerprint(rows)  # a resumed run must have the same rows
         self.batch_size = batch_size
         self.seed = seed
         self.collate = collate
         self.rank, self.world_size = rank, world_size
-        self.epoch, self.position = 0, 0
-        self.order = self._order(0)
+        self.warmup_steps = warmup_steps
+        self.fingerprint = fingerprint(rows)  # a resumed run must have the same rows
+        # Shortest first; rows of one length in a seeded random order.
+        shuffled = np.random.default_rng([seed, 0]).permutation(len(rows))
+        lengths = np.array([len(next(iter(rows[i].values()))) for i in shuffled])
+        self.order = shuffled[np.argsort(lengths, kind="stable")]
+        self.step = 0
 
-    def _order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.rows))
+    def admitted(self) -> int:
+        """How many of the shortest rows this step draws from."""
+        share = 1.0 if self.warmup_steps <= 0 else min(
+            1.0, self.START_SHARE + (1 - self.START_SHARE) * self.step / self.warmup_steps)
+        return max(min(len(self.rows), self.batch_size * self.world_size),
+                   round(share * len(self.rows)))
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         """This process's share of the next global batch (batch_size x processes rows)."""
-        chosen = []
-        while len(chosen) < self.batch_size * self.world_size:
-            if self.position == len(self.order):  # the next epoch, in a new order
-                self.epoch, self.position = self.epoch + 1, 0
-                self.order = self._order(self.epoch)
-            chosen.append(int(self.order[self.position]))
-            self.position += 1
+        rng = np.random.default_rng([self.seed, 1, self.step])
+        chosen = self.order[rng.integers(0, self.admitted(), size=self.batch_size
+                                         * self.world_size)]
+        self.step += 1
         mine = chosen[self.rank * self.batch_size:(self.rank + 1) * self.batch_size]
         return as_tensors(self.collate([self.rows[i] for i in mine]))
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position, "rows": len(self.rows),
-                "fingerprint": self.fingerprint}
+        return {"step": self.step, "rows": len(self.rows), "fingerprint": self.fingerprint}
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("fingerprint") != self.fingerprint or state.get("rows") != len(self.rows):
@@ -215,8 +233,7 @@ class ConversationBatches:
                 f"({state.get('rows')} rows then, {len(self.rows)} now)",
                 "put back the data (finetune.data_dir and its settings), or start again with "
                 "`make finetune ARGS=--fresh`")
-        self.epoch, self.position = int(state["epoch"]), int(state["position"])
-        self.order = self._order(self.epoch)
+        self.step = int(state["step"])
 
 
 def fixed_row_batches(rows: list[Row], batch_size: int, collate: Collate,

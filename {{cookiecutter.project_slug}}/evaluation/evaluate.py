@@ -57,6 +57,8 @@ def sample(model: torch.nn.Module, objective: Objective, settings: GenerationCon
     for i in range(count):
         generator = torch.Generator(device=next(model.parameters()).device).manual_seed(i)
         text = objective.sample(model, settings.prompt, settings, generator)
+        if objective.name == "chat":  # the question, then the model's answer
+            text = f"{settings.prompt}\n\n=> {text}"
         texts.append(settings.prompt + text if objective.continues_prompt else text)
     return texts, count / max(time.perf_counter() - started, 1e-9)
 

@@ -299,18 +299,26 @@ def test_batches_resume_exactly_and_refuse_other_data(prepared: Path) -> None:
     conversations = [parse_conversation(json.dumps(r), "x") for r in counting_conversations(30)]
     rows, _ = make_rows(ARCHITECTURE, conversations, chat, 64, 16)
     collate = collate_for(ARCHITECTURE, 1)
-    first = ConversationBatches(rows, 4, seed=3, collate=collate)
-    for _ in range(9):  # past the end of the first epoch
+    first = ConversationBatches(rows, 4, seed=3, collate=collate, warmup_steps=12)
+    for _ in range(9):  # inside the length warm-up
         first.next_batch()
     state = first.state_dict()
     expected = [first.next_batch() for _ in range(5)]
-    again = ConversationBatches(rows, 4, seed=3, collate=collate)
+    again = ConversationBatches(rows, 4, seed=3, collate=collate, warmup_steps=12)
     again.load_state_dict(state)
     for a, b in zip(expected, [again.next_batch() for _ in range(5)], strict=True):
         assert all(torch.equal(a[k], b[k]) for k in a)
     other = ConversationBatches(rows[:-1], 4, seed=3, collate=collate)
     with pytest.raises(TrainingError, match="not those this run was tuned on"):
         other.load_state_dict(state)
+    # The length warm-up: the first batches are drawn from the shortest rows only.
+    warm = ConversationBatches(rows, 4, seed=3, collate=collate, warmup_steps=100)
+    assert warm.admitted() == 4 and len({int(i) for i in warm.order[:4]}) == 4
+    key = "ids" if "ids" in rows[0] else "input"
+    shortest = sorted(len(r[key]) for r in rows)[3]
+    assert max(len(rows[i][key]) for i in warm.order[:4]) == shortest
+    warm.step = 100
+    assert warm.admitted() == len(rows)
     # Two processes read disjoint halves of the global batch of one.
     one = ConversationBatches(rows, 4, seed=3, collate=collate).next_batch()
     halves = [ConversationBatches(rows, 2, seed=3, collate=collate, rank=r,
@@ -348,7 +356,8 @@ class StopAt(Callback):
 
 def test_tuning_learns_the_answers_in_its_own_run_folder(project: Path) -> None:
     base = checkpoints.file_sha256(project / "checkpoints" / "best.pt")
-    assert finetune("--finetune.max_steps", "150", "--finetune.eval_interval", "50") == 0
+    assert finetune("--finetune.max_steps", "250", "--finetune.eval_interval", "50",
+                    "--finetune.length_warmup", "0") == 0  # (rows of one length: no warm-up)
     folder = project / "checkpoints" / "finetune"
     assert checkpoints.verify_checkpoint(folder / "best.pt") is None
     assert checkpoints.file_sha256(project / "checkpoints" / "best.pt") == base  # untouched
@@ -358,7 +367,7 @@ def test_tuning_learns_the_answers_in_its_own_run_folder(project: Path) -> None:
     assert state["stage"] == "finetune" and "<|im_start|>" in state["chat_template"]
     assert state["finetune"]["base"] == "checkpoints/best.pt"
     assert state["finetune"]["data"] == "data/finetune (300 conversations)"
-    # The tuned model answers: greedy, through the chat template, after 150 steps on 285 rows.
+    # The tuned model answers: greedy, through the chat template, after 250 steps on 285 rows.
     from runtime.chat_tuning import answer
     from runtime.checkpoints import load_trained_model
 

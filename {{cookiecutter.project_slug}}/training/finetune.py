@@ -166,8 +166,9 @@ def finetune(cfg: Config, resume: str | None, fresh: bool, plugins: list[Callbac
             print(f"LoRA rank {cfg.finetune.lora_rank}: training "
                   f"{trainable_parameters(model):,} of {model.num_parameters():,} parameters")
         objective = chat_objective(mc, chat, val_rows, val, collate, train_rows, start)
-        batches = ConversationBatches(train_rows, stage.training.batch_size, stage.training.seed,
-                                      collate, world.rank, world.size)
+        t = stage.training
+        batches = ConversationBatches(train_rows, t.batch_size, t.seed, collate, world.rank,
+                                      world.size, round(cfg.finetune.length_warmup * t.max_steps))
         key = "output" if mc.architecture == "t5" else "ids"
         meta = {"train_tokens": sum(len(row[key]) for row in train_rows),
                 "val_tokens": sum(len(row[key]) for row in val_rows)}
