@@ -323,6 +323,11 @@ EVALUATE = ("-m", "evaluation.evaluate")
 GENERATE = ("-m", "evaluation.generate", *(() if ARCHITECTURE == "bert" else
                                            ("--max-new-tokens", "4")))
 CHAT, COMPARE, BENCH = ("chat.py",), ("compare.py", "."), ("bench.py", "--steps", "1")
+FINETUNE = ("-m", "training.finetune", "--finetune.max_steps", "2")
+CONVERSATIONS = "data/finetune/chats.jsonl"
+GOOD_LINE = ('{"messages": [{"role": "user", "content": "hi"}, '
+             '{"role": "assistant", "content": "ok"}]}')
+TUNED = only("gpt", "t5")  # bert projects have no instruction tuning
 OTHER_ARCHITECTURE = next(a for a in ARCHITECTURES if a != ARCHITECTURE)
 OWN_TOKENIZER = {"gpt": "bpe", "bert": "wordpiece", "t5": "unigram"}[ARCHITECTURE]
 # (t5's 100 sentinels would not fit in a 320-token bpe: 256 bytes come first)
@@ -573,6 +578,29 @@ REFUSED = [
     pytest.param(no_setup, (*RESUME, "checkpoints/step_000999.pt"),
                  ["checkpoint checkpoints/step_000999.pt not found"],
                  id="checkpoint-resume-path-absent"),
+    # -- instruction tuning (make finetune): its base model and its conversations --
+    pytest.param(remove("checkpoints"), FINETUNE, ["there is no trained model to tune yet"],
+                 id="finetune-without-a-trained-model", marks=TUNED),
+    pytest.param(write_file(CONVERSATIONS, f"{GOOD_LINE}\n" + '{"messages": [\n'), FINETUNE,
+                 [f"{CONVERSATIONS}:2 is not valid JSON"], id="finetune-broken-line",
+                 marks=TUNED),
+    pytest.param(write_file(CONVERSATIONS, '{"messages": [{"role": "robot", "content": "x"}]}\n'),
+                 FINETUNE, [f"{CONVERSATIONS}:1: message 1 has the role 'robot'"],
+                 id="finetune-unknown-role", marks=TUNED),
+    pytest.param(write_file(CONVERSATIONS, '{"messages": [{"role": "user", "content": "x"}]}\n'),
+                 FINETUNE, [f"{CONVERSATIONS}:1 has no assistant turn"],
+                 id="finetune-no-assistant-turn", marks=TUNED),
+    pytest.param(write_file(CONVERSATIONS, '{"prompt": "a", "completion": 3}\n'), FINETUNE,
+                 ['"completion" must be a non-empty list of messages'],
+                 id="finetune-completion-not-text", marks=TUNED),
+    pytest.param(write_file(CONVERSATIONS, GOOD_LINE + "\n"), FINETUNE,
+                 ["only 1 conversation(s) to tune on"], id="finetune-too-few", marks=TUNED),
+    pytest.param(no_setup, (*FINETUNE, "--finetune.max_length", "999"),
+                 ["finetune.max_length (999) is longer than the model's context"],
+                 id="finetune-longer-than-the-context", marks=TUNED),
+    pytest.param(no_setup, (*FINETUNE, "--finetune.lora_rank", "4"),
+                 ["`finetune.lora_rank` is a setting of gpt models"], id="finetune-lora-of-t5",
+                 marks=only("t5")),
     # -- the project lock (project_lock.py): a lock file that cannot be made --
     pytest.param(lock_file_is_a_folder, TRAIN,
                  ["cannot create the lock file .llm.lock: Is a directory"],
@@ -652,6 +680,11 @@ GOES_ON = [
     pytest.param(retrain_tokenizer_with_vocab(300, prepare=False), CHAT,
                  "(Using checkpoints/tokenizer-", id="tokenizer-retrained-chat-uses-the-kept-copy",
                  marks=only("gpt", "t5")),
+    pytest.param(write_file(CONVERSATIONS, "".join(
+        GOOD_LINE.replace('"ok"', f'"ok {i}"') + "\n" for i in range(40)) + GOOD_LINE.replace(
+        '"hi"', '"' + "a very long question " * 30 + '"') + "\n"), FINETUNE,
+        "were longer than 32 tokens and were cut to it", id="finetune-long-conversation-cut",
+        marks=TUNED),
 ]
 
 

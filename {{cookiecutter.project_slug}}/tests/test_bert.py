@@ -255,6 +255,15 @@ def test_chat_says_an_encoder_cannot_chat(trained: Path) -> None:
     assert not (PROJECT / "chat.py").exists()  # no chat code path it cannot use
 
 
+def test_finetune_says_an_encoder_cannot_be_tuned_to_chat(trained: Path) -> None:
+    result = subprocess.run(["make", "-s", "-f", str(PROJECT / "Makefile"), "finetune"],
+                            cwd=trained, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "Error: a BERT model cannot be tuned to chat" in result.stderr
+    assert "Suggestion: fill in masks with make generate" in result.stderr
+    assert not (PROJECT / "training" / "finetune.py").exists()
+
+
 def test_transformers_loads_the_export_and_fills_masks_like_make_generate(trained: Path) -> None:
     transformers = pytest.importorskip("transformers")
     hf = trained / "export" / "hf"

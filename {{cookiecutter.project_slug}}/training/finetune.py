@@ -13,7 +13,8 @@ instruction set (corpus/instructions.py: questions about stories) when that fold
 Conversations go through the chat template (tokenizer/chat_template.jinja); the loss counts the
 assistant's tokens only (data/finetune.py). gpt learns each whole conversation; t5 learns to
 write each assistant turn from the conversation before it (text to text). bert cannot be tuned
-to chat: an encoder fills in blanks and writes no answers.
+to chat: an encoder fills in blanks and writes no answers (a bert project has no such file, and
+its `make finetune` says so).
 
 This is the same training as `make train`, one stage later: the same Trainer, callbacks and
 checkpoint rules (training/run.py), in a run folder of its own (checkpoints/finetune/,
@@ -57,12 +58,6 @@ def main(argv: list[str] | None = None, extra_callbacks: list[Callback] | None =
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     cfg = config_from_args(args)
-    if cfg.model.architecture == "bert":
-        raise ConfigurationError(
-            "a BERT model cannot be tuned to chat: it is an encoder, which fills in [MASK] "
-            "tokens and writes no answers",
-            "fill in masks with `make generate`; for a model that answers, make a gpt project: "
-            "`create-llm my-chat --model gpt`")
     main_process = os.environ.get("RANK", "0") == "0"
     lock = project_lock("make finetune", Path(cfg.path).parent,
                         run_folder=stage_folders(cfg)[0]) if main_process \
