@@ -150,7 +150,8 @@ def test_a_full_log_disk_saves_the_model_then_stops_clearly(trained: Path, tmp_p
 
     def begin(self, trainer) -> None:
         original(self, trainer)
-        self.file = FullAfter(self.file, lines=4)  # the run's facts, steps 5, 10, 15; 20 fails
+        # the run's facts, steps 5, 10, 15; 20 fails
+        self.writer.file = FullAfter(self.writer.file, lines=4)
 
     monkeypatch.setattr(LoggingCallback, "on_train_begin", begin)
     monkeypatch.chdir(project)
