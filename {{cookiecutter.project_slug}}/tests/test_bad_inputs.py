@@ -12,6 +12,8 @@ and copied for each case.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -21,9 +23,10 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -163,6 +166,20 @@ def append_bytes(relative: str, content: bytes) -> Callable[[Path], None]:
     def setup(folder: Path) -> None:
         with open(folder / relative, "ab") as f:
             f.write(content)
+
+    return setup
+
+
+def link(relative: str, target: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        (folder / relative).symlink_to(target)
+
+    return setup
+
+
+def mkfifo(relative: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        os.mkfifo(folder / relative)
 
     return setup
 
@@ -454,6 +471,14 @@ REFUSED = [
                  ["hold only whitespace"], id="data-whitespace-only-tokenizer"),
     pytest.param(write_file("data/raw/notes.txt", "  \n\n\t\n"), PREPARE,
                  ["hold only whitespace"], id="data-whitespace-only"),
+    pytest.param(set_key("data.sample_size_mb", 1e-9), TOKENIZER,
+                 ["data.sample_size_mb is 1e-09, too little for even one story of the built-in "
+                  "corpus (data/raw is empty"], id="data-sample-size-too-small-tokenizer"),
+    pytest.param(set_key("data.sample_size_mb", 1e-9), PREPARE,
+                 ["data.sample_size_mb is 1e-09, too little"], id="data-sample-size-too-small"),
+    pytest.param(both(link("data/raw/passwd.txt", "/etc/passwd"), mkfifo("data/raw/pipe.txt")),
+                 PREPARE, ["no usable text in data/raw: every file was skipped"],
+                 id="data-raw-holds-only-a-link-and-a-fifo"),
     pytest.param(write_file("data/raw/notes.txt", b"caf\xe9 \xff\xfe broken bytes\n"), PREPARE,
                  ["no usable text in data/raw"], id="data-invalid-utf8"),
     pytest.param(write_file("data/raw/docs.jsonl", '{"content": "no text field"}\n'), PREPARE,
@@ -632,6 +657,29 @@ GOES_ON = [
     pytest.param(both(sample_text, write_file("data/raw/photo.txt", b"\x89PNG\r\n\x00\x00" * 99)),
                  PREPARE, "Skipping data/raw/photo.txt: binary or not UTF-8 text",
                  id="data-binary-file-is-skipped"),
+    pytest.param(both(sample_text, write_file("data/raw/tail.txt",
+                                              b"Text. " * 20_000 + b"\x00")), PREPARE,
+                 "Skipping data/raw/tail.txt: binary or not UTF-8 text",
+                 id="data-nul-far-into-a-file-is-binary"),
+    # data/raw is read as the files in it (corpus/sources.py walk_raw): links are not followed
+    pytest.param(both(sample_text, link("data/raw/passwd.txt", "/etc/passwd")), PREPARE,
+                 "Skipping data/raw/passwd.txt: a link to /etc/passwd, outside data/raw",
+                 id="data-link-out-of-raw-is-skipped"),
+    pytest.param(both(sample_text, link("data/raw/etc", "/etc")), TOKENIZER,
+                 "Skipping data/raw/etc: a link to /etc, outside data/raw",
+                 id="data-link-to-a-folder-outside-is-skipped"),
+    pytest.param(both(sample_text, link("data/raw/copy.txt", "stories.txt")), PREPARE,
+                 "Skipping data/raw/copy.txt: a link (to ",
+                 id="data-link-inside-is-not-read-twice"),
+    pytest.param(both(sample_text, link("data/raw/gone.txt", "missing.txt")), PREPARE,
+                 "Skipping data/raw/gone.txt: a link to missing.txt, which does not exist",
+                 id="data-dangling-link-is-skipped"),
+    pytest.param(both(sample_text, link("data/raw/loop.txt", "loop.txt")), PREPARE,
+                 "Skipping data/raw/loop.txt: a link that loops back to itself",
+                 id="data-looping-link-is-skipped"),
+    pytest.param(both(sample_text, mkfifo("data/raw/pipe.txt")), PREPARE,
+                 "Skipping data/raw/pipe.txt: a FIFO, not a regular file",
+                 id="data-fifo-is-skipped-not-waited-for"),
     pytest.param(both(sample_text, write_file("data/raw/notes.pdf", b"%PDF-1.4 ...")), PREPARE,
                  "Skipping data/raw/notes.pdf: not a .txt, .md or .jsonl file",
                  id="data-other-file-type-is-skipped"),
@@ -667,6 +715,65 @@ def test_recoverable_input_says_so_in_one_line_and_goes_on(
     assert sum(line in text for text in output.splitlines()) == 1, output
 
 
+def cannot_read_everything() -> None:
+    """For the child process: folders without permissions are unreadable even to root (who runs
+    these tests in CI): root's override of file permissions leaves the capability bounding set
+    (prctl PR_CAPBSET_DROP) before the exec. Elsewhere the call fails harmlessly."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        libc.prctl(24, capability, 0, 0, 0)
+
+
+def test_data_raw_is_read_inside_data_raw_only(project: Path, tmp_path: Path) -> None:
+    """Links out of data/raw (a file, a folder), a link inside, a dangling and a looping link, a
+    FIFO and a folder that cannot be read: each is skipped in one line, `make tokenizer` and
+    `make data` go on (never waiting on the FIFO), and nothing from outside is trained on."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET-OUTSIDE " * 200)
+    raw = project / "data" / "raw"
+    sample_text(project)
+    (raw / "passwd.txt").symlink_to("/etc/passwd")
+    (raw / "elsewhere").symlink_to(outside)
+    (raw / "secret.txt").symlink_to(outside / "secret.txt")
+    (raw / "again.txt").symlink_to("stories.txt")
+    (raw / "gone.txt").symlink_to("missing.txt")
+    (raw / "loop.txt").symlink_to("loop.txt")
+    os.mkfifo(raw / "pipe.txt")
+    (raw / "locked").mkdir()
+    (raw / "locked" / "more.txt").write_text("LOCKED-TEXT " * 200)
+    (raw / "locked").chmod(0)
+    try:
+        results = [run(project, *command, preexec_fn=cannot_read_everything)
+                   for command in ((*TOKENIZER, "--force"), PREPARE)]
+    finally:
+        (raw / "locked").chmod(0o755)
+    skipped = {"passwd.txt": "a link to /etc/passwd, outside data/raw",
+               "elsewhere": f"a link to {outside}, outside data/raw",
+               "secret.txt": f"a link to {outside / 'secret.txt'}, outside data/raw",
+               "again.txt": f"a link (to {raw.resolve() / 'stories.txt'}); links are not "
+                            "followed", "gone.txt": "a link to missing.txt, which does not exist",
+               "loop.txt": "a link that loops back to itself",
+               "pipe.txt": "a FIFO, not a regular file",
+               "locked": "cannot read this folder (Permission denied)"}
+    for result in results:
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "Traceback" not in output and "Error" not in output, output
+        for name, why in skipped.items():
+            assert output.count(f"Skipping data/raw/{name}: {why}") == 1, (name, output)
+    meta = json.loads((project / "data" / "processed" / "meta.json").read_text())
+    assert meta["sources"] == ["data/raw/stories.txt"]
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(project / "tokenizer" / "tokenizer.json"))
+    text = "".join(tokenizer.decode(np.fromfile(project / "data" / "processed" / f"{name}.bin",
+                                                dtype=meta["dtype"]).tolist())
+                   for name in ("train", "val"))
+    assert "Once upon a time" in text
+    assert "SECRET" not in text and "root:" not in text and "LOCKED" not in text
+
+
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(project: Path) -> None:
     before = snapshot(project)
     result = run(project, *RESUME, "--training.max_steps", "20", preexec_fn=limit_file_size)
@@ -678,6 +785,46 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(project: Path) 
     assert snapshot(project) == before  # nothing half-written, nothing lost
     assert checkpoints.verify_checkpoint(project / STEP_10) is None
     assert not list((project / "checkpoints").glob(".*tmp*"))
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[None]:
+    """A tmpfs of `size` mounted on `folder` (its files copied in): a disk that fills up.
+    Skips the test where mounting is not allowed (not root, or in a container without it)."""
+    saved = folder.with_name(folder.name + "-saved")
+    shutil.copytree(folder, saved)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(saved)
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+    try:
+        shutil.copytree(saved, folder, dirs_exist_ok=True)
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_logs_disk_saves_the_model_then_stops_clearly(project: Path) -> None:
+    """logs/ on a disk that fills up during the run (checkpoints/ on one with room): the run
+    saves a checkpoint, then stops with one Error naming the logs folder and the fix."""
+    size = (project / "logs" / "metrics.jsonl").stat().st_size
+    with small_disk(project / "logs", f"{size // 1024 + 40}k"):
+        result = run(project, *RESUME, "--training.max_steps", "100000", "--training.log_interval",
+                     "1", "--checkpoints.save_interval", "100000")
+        output = result.stdout + result.stderr
+        records = (project / "logs" / "metrics.jsonl").read_text().splitlines()
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and "Exception in thread" not in output, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith("Error: could not write logs/"), output
+    assert "No space left on device; training stopped at step " in errors[0]
+    step = int(errors[0].split("training stopped at step ")[1].split()[0])
+    assert f"Saved checkpoints/step_{step:06d}.pt" in result.stdout
+    assert checkpoints.verify_checkpoint(project / "checkpoints" / f"step_{step:06d}.pt") is None
+    assert "Suggestion: free some disk space where logs/ is (logging.dir)" in result.stderr
+    assert "make resume" in result.stderr
+    assert 10 < step < 100000 and json.loads(records[0])["type"] == "run"
 
 
 def test_secrets_are_never_printed_or_saved(project: Path) -> None:
