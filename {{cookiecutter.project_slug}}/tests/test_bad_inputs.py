@@ -48,7 +48,7 @@ MICRO = {
     "logging": {"progress_bar": False},
 }
 # What a user made and must never lose to an error.
-WATCHED = ("llm.config.js", "data/raw", "data/processed", "tokenizer", "checkpoints")
+WATCHED = ("llm.config.js", "data/raw", "data/processed", "tokenizer", "checkpoints", "export")
 
 
 # ---- the project, and running its commands ----
@@ -267,6 +267,32 @@ def evil_checkpoint(relative: str, sidecar: bool = True) -> Callable[[Path], Non
             checkpoints.save_checkpoint(path, {"model": Evil()}, {"step": 20})
         else:
             torch.save({"model": Evil()}, path)
+
+    return setup
+
+
+def torch_file(relative: str, content: object) -> Callable[[Path], None]:
+    """A file torch.save wrote, but not a checkpoint of this project ("best-model": one that
+    holds a model and its config, but no optimizer or other training state)."""
+
+    def setup(folder: Path) -> None:
+        state = content
+        if content == "best-model":
+            full = checkpoints.load_checkpoint(folder / "checkpoints" / "best.pt")
+            state = {key: full[key] for key in ("model", "model_config", "step")}
+        torch.save(state, folder / relative)
+
+    return setup
+
+
+def corrupt(relative: str) -> Callable[[Path], None]:
+    """One byte in the middle changed: the size is right, the checksum is not."""
+
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
 
     return setup
 
@@ -574,6 +600,31 @@ REFUSED = [
     pytest.param(no_setup, (*TRAIN, "--checkpoints.dir", "llm.config.js/checkpoints"),
                  ["cannot write checkpoints to llm.config.js/checkpoints/: Not a directory"],
                  id="checkpoint-folder-unwritable"),
+    # -- is this ours? (runtime/checkpoints.py checks every file before it is unpickled) --
+    pytest.param(no_setup, (*GENERATE, "--checkpoint", "/etc/passwd"),
+                 ["/etc/passwd is not a checkpoint: it is a text file"],
+                 id="checkpoint-is-etc-passwd"),
+    pytest.param(write_file("notes.pt", "just some text\n"),
+                 (*EVALUATE, "--checkpoint", "notes.pt"),
+                 ["notes.pt is not a checkpoint: it is a text file"], id="checkpoint-is-a-text-pt"),
+    pytest.param(no_setup, (*RESUME, "llm.config.js"),
+                 ["llm.config.js is not a checkpoint: it is a text file"],
+                 id="checkpoint-is-the-config-resume"),
+    pytest.param(no_setup, ("deploy.py", "export", "--checkpoint", "data/processed/train.bin"),
+                 ["data/processed/train.bin is not a checkpoint: it is not a file that "
+                  "torch.save writes"], id="checkpoint-is-the-token-data-export"),
+    pytest.param(no_setup, (*CHAT, "--checkpoint", "tokenizer/tokenizer.json"),
+                 ["tokenizer/tokenizer.json is not a checkpoint"], id="checkpoint-is-a-json-chat",
+                 marks=only("gpt", "t5")),
+    pytest.param(no_setup, (*COMPARE, "llm.config.js"),
+                 ["llm.config.js is not a checkpoint: it is a text file"],
+                 id="checkpoint-is-the-config-compare"),
+    pytest.param(torch_file("plain.pt", {"model": {}}), (*GENERATE, "--checkpoint", "plain.pt"),
+                 ["plain.pt is not a checkpoint written by this project: it has no valid "
+                  "model_config, step"], id="checkpoint-torch-file-of-something-else"),
+    pytest.param(torch_file("weights.pt", "best-model"), (*RESUME, "weights.pt"),
+                 ["cannot resume from weights.pt: it holds a model but no training state"],
+                 id="checkpoint-without-training-state-resume"),
     pytest.param(no_setup, TRAIN, ["checkpoints/ already holds a training run (up to step 10)"],
                  id="checkpoint-second-run-without-resume"),
     # -- where a run may write (config.py's run folders): never among the project's own files --
@@ -620,6 +671,19 @@ REFUSED = [
     pytest.param(no_setup, ("deploy.py", "export", "--format", "gguf"),
                  [f"GGUF export is for gpt models, and this one is {ARCHITECTURE}"],
                  id="export-gguf-of-bert-or-t5", marks=only("bert", "t5")),
+    pytest.param(no_setup, ("deploy.py", "export", "--deployment.export_dir", "llm.config.js"),
+                 ["cannot export to llm.config.js/hf/: llm.config.js is a file, not a folder"],
+                 id="export-folder-is-a-file"),
+    pytest.param(write_file("export/hf/notes.txt", "mine"), ("deploy.py", "export"),
+                 ["export/hf/ holds files that no export wrote (notes.txt)"],
+                 id="export-never-replaces-a-folder-of-yours"),
+    pytest.param(no_setup, ("deploy.py", "export", "--deployment.export_dir", "/proc/none"),
+                 ["could not write the export to /proc/none/hf/: No such file or directory"],
+                 id="export-folder-cannot-be-made"),
+    pytest.param(no_setup, ("deploy.py", "export", "--format", "gguf",
+                            "--deployment.export_dir", "/proc/none"),
+                 ["could not write /proc/none/gguf/"], id="export-gguf-folder-cannot-be-made",
+                 marks=only("gpt")),
     # -- other commands' own inputs --
     pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),
@@ -688,6 +752,16 @@ GOES_ON = [
     pytest.param(truncate(STEP_10), (*RESUME, "--training.max_steps", "12"),
                  "Skipping checkpoints/step_000010.pt: it has 1000 bytes",
                  id="checkpoint-newest-truncated-resume-uses-another"),
+    # a corrupt best.pt: said in one line, then the newest good step is used
+    pytest.param(corrupt("checkpoints/best.pt"), GENERATE,
+                 "Skipping checkpoints/best.pt: its checksum does not match its sidecar",
+                 id="checkpoint-best-corrupt-generate-says-so"),
+    pytest.param(corrupt("checkpoints/best.pt"), ("deploy.py", "export"),
+                 "Skipping checkpoints/best.pt: its checksum does not match its sidecar",
+                 id="checkpoint-best-corrupt-export-says-so"),
+    pytest.param(corrupt("checkpoints/best.pt"), CHAT,
+                 "Skipping checkpoints/best.pt: its checksum does not match its sidecar",
+                 id="checkpoint-best-corrupt-chat-says-so", marks=only("gpt", "t5")),
     pytest.param(write_file("tokenizer/tokenizer.training.json", "{"), TOKENIZER,
                  "was not written by `make tokenizer` (or was edited since): keeping it",
                  id="tokenizer-record-damaged-keeps-the-tokenizer"),
@@ -825,6 +899,23 @@ def test_a_full_logs_disk_saves_the_model_then_stops_clearly(project: Path) -> N
     assert "Suggestion: free some disk space where logs/ is (logging.dir)" in result.stderr
     assert "make resume" in result.stderr
     assert 10 < step < 100000 and json.loads(records[0])["type"] == "run"
+
+
+@pytest.mark.parametrize("kind", ["hf", pytest.param("gguf", marks=only("gpt"))])
+def test_an_export_to_a_full_disk_says_so_and_leaves_no_half_export(project: Path,
+                                                                     kind: str) -> None:
+    (project / "export").mkdir()
+    with small_disk(project / "export", "60k"):
+        result = run(project, "deploy.py", "export", "--format", kind)
+        left = sorted(p.name for p in (project / "export").rglob("*") if p.is_file())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith("Error: could not write "), errors
+    assert f"export/{kind}/" in errors[0], errors
+    assert "No space left on device" in errors[0] or "0 written" in errors[0], errors
+    assert "Suggestion: free some disk space" in result.stderr
+    assert left == [], left  # no half-written file
 
 
 def test_secrets_are_never_printed_or_saved(project: Path) -> None:

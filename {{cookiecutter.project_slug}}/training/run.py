@@ -45,7 +45,17 @@ ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_
 
 
 def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) -> None:
-    """Refuse a checkpoint from another architecture or tokenizer, saying which key differs."""
+    """Refuse a checkpoint from another architecture or tokenizer, saying which key differs,
+    and one without a training state to continue (what Trainer.load_state reads)."""
+    missing = [key for key in ("tokens_seen", "data", "rng") if key not in state]
+    if "optimizer" not in state and "optimizer_param_groups" not in state:
+        missing.insert(0, "optimizer")
+    if missing:
+        raise TrainingError(
+            f"cannot resume from {path}: it holds a model but no training state to continue "
+            f"({', '.join(missing)} missing)",
+            "resume from a checkpoint `make train` saved (`make resume` picks the newest), or "
+            "start a new run with `make train ARGS=--fresh`")
     saved = state.get("model_config", {})
     if state.get("tokenizer_hash") != tok_hash:
         vocab = (f" ({saved.get('vocab_size')} tokens; the current one has "
