@@ -281,7 +281,7 @@ def list_step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
 def read_sidecar(path: str | Path) -> dict | None:
     """The .json sidecar of checkpoint `path`, or None (missing, unreadable, or not a sidecar:
     every one names the file it describes; a .json file is never its own sidecar)."""
-    if sidecar_path(path) == Path(path):
+    if sidecar_path(path) == Path(path) or not sidecar_path(path).is_file():
         return None
     try:
         sidecar = json.loads(sidecar_path(path).read_text())
