@@ -477,7 +477,7 @@ def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, f
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # a line cut short by a crash
         if not isinstance(record, dict) or _float(record.get("step")) is None:
             continue  # not a record of a run (another project's file is only data)

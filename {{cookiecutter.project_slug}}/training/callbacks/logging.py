@@ -50,10 +50,11 @@ def truncate_metrics(path: Path, after_step: int) -> None:
     kept = []
     for line in path.read_text().splitlines():
         try:
-            if json.loads(line).get("step", 0) <= after_step:
+            record = json.loads(line)
+            if isinstance(record, dict) and record.get("step", 0) <= after_step:
                 kept.append(line)
-        except ValueError:
-            continue  # a line cut short by a crash
+        except (ValueError, TypeError, RecursionError):
+            continue  # a line cut short by a crash (or not a record)
     # A new file renamed into place: a reader following the old one (`make dashboard`) sees a
     # new file and starts over, instead of reading on from the middle of the rewritten one.
     tmp = path.with_name(f".{path.name}.tmp")
