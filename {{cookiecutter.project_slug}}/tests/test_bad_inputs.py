@@ -184,6 +184,14 @@ def mkfifo(relative: str) -> Callable[[Path], None]:
     return setup
 
 
+def prepend(relative: str, text: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        path.write_text(text + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+    return setup
+
+
 def remove(relative: str) -> Callable[[Path], None]:
     def setup(folder: Path) -> None:
         path = folder / relative
@@ -424,6 +432,20 @@ REFUSED = [
                  id="config-warmup-beyond-max-steps"),
     pytest.param(drop_section("data"), TOKENIZER, ["section `data` is missing"],
                  id="config-missing-section"),
+    pytest.param(write_file("llm.config.js", "module.exports = " + "{a: " * 150 + "1" + "}" * 150
+                            + ";\n"), TOKENIZER,
+                 ["llm.config.js nests objects or lists far too deeply to be a config"],
+                 id="config-nested-150-deep"),
+    pytest.param(replace_in_config('"training": {', '"model": {"layers": 3},\n  "training": {'),
+                 TRAIN, ["llm.config.js sets `model` twice in one object (lines 2 and ",
+                         "the second would silently replace the first"],
+                 id="config-section-written-twice"),
+    pytest.param(replace_in_config('"layers": 2,', '"layers": 2,\n    "layers": 3,'), EVALUATE,
+                 ["llm.config.js sets `layers` twice in one object (lines 5 and 6)"],
+                 id="config-key-written-twice"),
+    pytest.param(no_setup, (*PREPARE, "--tokenizer.special_tokens", "[" * 3000 + "]" * 3000,
+                            "--training.max_steps", "[" * 3000),
+                 ["--training.max_steps must be a whole number"], id="override-nested-deep"),
     pytest.param(write_file("llm.config.js", ""), PREPARE, ["llm.config.js is empty"],
                  id="config-empty-file"),
     pytest.param(remove("llm.config.js"), PREPARE, ["config file llm.config.js not found"],
@@ -765,6 +787,9 @@ GOES_ON = [
     pytest.param(write_file("tokenizer/tokenizer.training.json", "{"), TOKENIZER,
                  "was not written by `make tokenizer` (or was edited since): keeping it",
                  id="tokenizer-record-damaged-keeps-the-tokenizer"),
+    pytest.param(prepend("llm.config.js", "\ufeff// saved by an editor that writes a BOM\n"),
+                 PREPARE, "data/raw is empty: using the built-in sample corpus",
+                 id="config-with-a-utf8-bom"),
     pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), ("-m", "models.presets"),
                  "This project: not shown (llm.config.js is not a plain object literal",
                  id="summary-with-a-broken-config"),
