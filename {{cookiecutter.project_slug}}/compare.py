@@ -207,11 +207,15 @@ def text_from_validation(run: Run, max_bytes: int) -> EvalText:
 def text_from_file(path: str, max_bytes: int) -> EvalText:
     file = Path(path).expanduser()
     try:
+        if not file.is_file():  # (a folder; a FIFO would wait for a writer forever)
+            raise DataError(f"--text {path}: {'not a file' if file.exists() else 'file not found'}",
+                            "pass a UTF-8 text file")
         text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"--text {path}: file not found", "pass a UTF-8 text file") from None
     except UnicodeDecodeError:
         raise DataError(f"--text {path} is not UTF-8 text", "convert it to UTF-8") from None
+    except OSError as error:  # unreadable, a name too long
+        raise DataError(f"--text {path[:80]}: {error.strerror or error}",
+                        "pass a UTF-8 text file") from None
     if max_bytes:
         text = _truncate_utf8(text, max_bytes)
     return EvalText([text], len(text.encode("utf-8")), str(file))

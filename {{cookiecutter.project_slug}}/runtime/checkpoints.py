@@ -379,10 +379,16 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",
     folder = Path(folder)
     if which not in ("auto", "best", "latest"):
         path = Path(which)
-        if path.is_dir() and not is_sharded(path):  # a project folder or a checkpoints folder
+        try:
+            is_folder = path.is_dir()
+            problem = None if is_folder and not is_sharded(path) else verify_checkpoint(path)
+        except (OSError, ValueError) as error:  # a name too long, a NUL in it
+            raise TrainingError(f"checkpoint {which[:80]} cannot be read: "
+                                f"{getattr(error, 'strerror', None) or error}",
+                                f"list the available ones with `ls {folder}`") from None
+        if is_folder and not is_sharded(path):  # a project folder or a checkpoints folder
             inner = path / "checkpoints" if (path / "checkpoints").is_dir() else path
             return find_checkpoint("auto", inner, prefer)
-        problem = verify_checkpoint(path)
         if problem == "the file does not exist":
             raise TrainingError(f"checkpoint {path} not found",
                                 f"list the available ones with `ls {folder}`")

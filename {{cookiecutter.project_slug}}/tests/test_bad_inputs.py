@@ -711,6 +711,10 @@ REFUSED = [
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),
     pytest.param(no_setup, ("compare.py", ".", "../no-such-project"),
                  ["../no-such-project does not exist"], id="compare-path-absent"),
+    pytest.param(no_setup, ("compare.py", ".", "--text", ".."), ["--text ..: not a file"],
+                 id="compare-text-is-a-folder"),
+    pytest.param(no_setup, (*GENERATE, "--checkpoint", "x" * 300),
+                 ["cannot be read: File name too long"], id="checkpoint-name-too-long"),
     pytest.param(no_setup, ("compare.py", ".", "--max-new-token", "x"),
                  ["--max-new-tokens: invalid int value: 'x'"], id="compare-bad-option-value"),
 ]
