@@ -26,10 +26,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_bad_inputs import MICRO, run
+from test_bad_inputs import trained_project
 
 import dashboard.serve as serve_module
-from conftest import ARCHITECTURE, write_project_config
+from conftest import ARCHITECTURE
 from errors import run_cli
 
 # Few examples each: every one runs a real command (a second or two).
@@ -88,19 +88,13 @@ DAMAGED = st.one_of(st.none(), st.tuples(st.sampled_from(FILES), st.sampled_from
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A microscopic project: tokenizer, data, a 10-step run (checkpoints, logs)."""
-    folder = tmp_path_factory.mktemp("any-input") / "p"
-    write_project_config(folder, MICRO)
-    (folder / "data" / "raw").mkdir(parents=True)
-    for module in ("tokenizer.train", "data.prepare", "training.train"):
-        result = run(folder, "-m", module)
-        assert result.returncode == 0, result.stdout + result.stderr
-    return folder
+    return trained_project(tmp_path_factory.mktemp("any-input"))
 
 
 @contextlib.contextmanager
 def copy_of(trained: Path, damaged: tuple[str, str] | None) -> Iterator[Path]:
-    """A fresh copy of the project as the working directory, with one file damaged."""
+    """A fresh copy of the project (test_bad_inputs.py's: a tokenizer, data, a 10-step run) as
+    the working directory, with one file damaged."""
     before = Path.cwd()
     with tempfile.TemporaryDirectory() as root:
         folder = Path(root) / "my-llm"

@@ -78,9 +78,12 @@ def run(folder: Path, *argv: str, env: dict[str, str] | None = None,
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_project(tmp_path_factory.mktemp("prepared"))
+
+
+def trained_project(folder: Path) -> Path:
     """llm.config.js (MICRO), an empty data/raw (the built-in corpus), a trained tokenizer,
     prepared data, and a 10-step training run (checkpoints/step_000010.pt and best.pt)."""
-    folder = tmp_path_factory.mktemp("prepared")
     write_project_config(folder, MICRO)
     (folder / "data" / "raw").mkdir(parents=True)
     for module in ("tokenizer.train", "data.prepare", "training.train"):
