@@ -4,6 +4,7 @@
     make bench ARGS="--preset tiny"                  # a preset's shape (models/presets.py)
     make bench ARGS="--model.dim 320 --model.layers 6 --training.batch_size 8"
     make bench ARGS="--compare"                      # also time plain fp32 (the speedup)
+    make bench ARGS="--logging"                      # also time logging at log_interval 1
     make bench ARGS="--training.precision fp32"      # force a choice (also compile, threads, ...)
     python bench.py --steps 10 --repeats 5 --skip data,generate
 
@@ -20,6 +21,9 @@ What is measured (warm-up excluded, several repeats, medians):
 - data preparation: MB/s of `data.prepare.prepare` on a generated corpus (what `make data` runs).
 - generation: tokens/s for 256 new tokens with and without the KV cache (`make generate`'s path:
   gpt's text, t5's decoder; bert does not generate: it fills in its masks in one pass).
+- logging (--logging): the step time of `Trainer.fit` at training.log_interval 1 with the run's
+  progress records, logs/metrics.jsonl and TensorBoard (written to a temporary folder) and with
+  no callback at all, interleaved; and the time the loop itself spends in those callbacks.
 
 Timings move with whatever else the machine is doing: compare numbers from one run (`--compare`
 interleaves the two setups for that reason), and close other programs for absolute figures.
@@ -35,6 +39,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import platform
 import statistics
 import subprocess
@@ -65,6 +70,9 @@ from runtime.device import (
     pick_precision,
     set_threads,
 )
+from training.callbacks.base import Callback
+from training.callbacks.logging import LoggingCallback
+from training.callbacks.progress import ProgressCallback
 from training.optimizer import lr_at
 from training.trainer import Trainer, build_model, build_trainer
 
@@ -304,6 +312,89 @@ def bench_training(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
     return result
 
 
+# ---- logging ----
+
+
+class TimedLogging(Callback):
+    """The run's logging callbacks (progress records, metrics.jsonl, TensorBoard) behind one
+    callback that notes when each step ends (wall clock and the process's CPU time, all threads)
+    and how long the loop spent in them at that step (the records they log reach on_log from
+    inside on_step_end, so that time includes it)."""
+
+    def __init__(self, inner: list[Callback]) -> None:
+        self.inner = inner
+        self.ends: list[float] = []
+        self.cpu_ends: list[float] = []
+        self.in_callbacks: list[float] = []
+
+    def on_train_begin(self, trainer: Any) -> None:
+        for cb in self.inner:
+            cb.on_train_begin(trainer)
+
+    def on_step_end(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        start = time.perf_counter()
+        for cb in self.inner:
+            cb.on_step_end(trainer, metrics)
+        self.ends.append(time.perf_counter())
+        self.cpu_ends.append(time.process_time())
+        self.in_callbacks.append(self.ends[-1] - start)
+
+    def on_evaluate(self, trainer: Any, metrics: dict[str, Any]) -> None:
+        for cb in self.inner:
+            cb.on_evaluate(trainer, metrics)
+
+    def on_log(self, trainer: Any, record: dict[str, Any]) -> None:
+        for cb in self.inner:
+            cb.on_log(trainer, record)
+
+    def on_train_end(self, trainer: Any) -> None:
+        for cb in self.inner:
+            cb.on_train_end(trainer)
+
+
+def bench_logging(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
+                  device: torch.device, precision: str, args: argparse.Namespace,
+                  tokenizer: Tokenizer | None = None) -> dict[str, Any]:
+    """What logging every step costs: Trainer.fit's step time (from one step's end to the next)
+    with the run's logging callbacks and without, interleaved (the order alternates), each
+    repeat a fit() of --steps + 2 steps (the first and last are left out: start-up and the final
+    evaluation). Console lines go to /dev/null (a terminal costs more than a file)."""
+    t = dataclasses.replace(cfg.training, log_interval=1, eval_interval=10**9, eval_batches=1,
+                            warmup_steps=0)  # (each timed fit() is a few steps long)
+    cfg = dataclasses.replace(cfg, training=t)
+    trainer, _ = make_trainer(cfg, model_config, tokens, device, precision, tokenizer)
+    trainer.meta = {"train_tokens": len(tokens), "val_tokens": len(tokens)}  # the run record's
+    time_steps(trainer, args.warmup)
+    steps: dict[str, list[float]] = {"logging": [], "none": []}
+    cpu: dict[str, list[float]] = {"logging": [], "none": []}
+    in_callbacks: list[float] = []
+    with tempfile.TemporaryDirectory() as logs, open(os.devnull, "w") as devnull, \
+            contextlib.redirect_stdout(devnull):
+        for r in range(args.repeats):
+            for name in ("logging", "none") if r % 2 == 0 else ("none", "logging"):
+                inner = [ProgressCallback(progress_bar=False),
+                         LoggingCallback(logs, cfg.logging.tensorboard)] if name == "logging" \
+                    else []
+                timed = TimedLogging(inner)
+                trainer.callbacks = [timed]
+                trainer.cfg = dataclasses.replace(cfg, training=dataclasses.replace(
+                    t, max_steps=trainer.step + args.steps + 2))
+                trainer.fit()
+                for times, ends in ((steps, timed.ends), (cpu, timed.cpu_ends)):
+                    times[name] += [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)][:-1]
+                if name == "logging":
+                    in_callbacks += timed.in_callbacks[1:-1]
+    with_logging, without = statistics.median(steps["logging"]), statistics.median(steps["none"])
+    loop = statistics.median(in_callbacks)
+    cpu_logging, cpu_none = statistics.median(cpu["logging"]), statistics.median(cpu["none"])
+    return {"step_seconds_logging": with_logging, "step_seconds_none": without,
+            "overhead": with_logging / without - 1, "cpu_seconds_logging": cpu_logging,
+            "cpu_seconds_none": cpu_none, "cpu_overhead": cpu_logging / cpu_none - 1,
+            "loop_seconds_in_logging": loop,
+            "loop_share": loop / without, "steps_timed": len(steps["none"]),
+            "tensorboard": cfg.logging.tensorboard}
+
+
 # ---- data preparation ----
 
 
@@ -530,6 +621,17 @@ def print_report(report: dict[str, Any]) -> None:
             base = tr["fp32_eager"]
             row("plain fp32 eager, same run", f"{base['tokens_per_sec']:,.0f} tokens/s -> "
                 f"this setup is {base['speedup']:.2f}x faster")
+    lg = report.get("logging")
+    if lg:
+        print("\nlogging every step (progress records, metrics.jsonl"
+              f"{', TensorBoard' if lg['tensorboard'] else ''}; {lg['steps_timed']} steps each)")
+        row("step time with logging", f"{1e3 * lg['step_seconds_logging']:.2f} ms")
+        row("step time without", f"{1e3 * lg['step_seconds_none']:.2f} ms  -> logging adds "
+            f"{100 * lg['overhead']:+.1f}%")
+        row("CPU time per step (all threads)", f"{1e3 * lg['cpu_seconds_logging']:.2f} ms with, "
+            f"{1e3 * lg['cpu_seconds_none']:.2f} ms without ({100 * lg['cpu_overhead']:+.1f}%)")
+        row("the loop's time in the callbacks", f"{1e6 * lg['loop_seconds_in_logging']:.0f} us "
+            f"per step ({100 * lg['loop_share']:.2f}% of a step)")
     d = report.get("data_preparation")
     if d:
         print("\ndata preparation (make data)")
@@ -560,6 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (2)")
     parser.add_argument("--compare", action="store_true",
                         help="also time plain fp32 eager training, interleaved, for the speedup")
+    parser.add_argument("--logging", action="store_true",
+                        help="also time logging every step (with and without, interleaved)")
     parser.add_argument("--data-mb", type=float, default=20.0,
                         help="MB of generated text for the data preparation benchmark (20)")
     parser.add_argument("--new-tokens", type=int, default=256,
@@ -625,6 +729,10 @@ def main(argv: list[str] | None = None) -> int:
         model = training.pop("_trainer").model
         report["training"] = training
         report["model"]["params"] = training["params"]
+    if args.logging:
+        print("Timing logging at training.log_interval 1...", flush=True)
+        report["logging"] = bench_logging(cfg, model_config, tokens, device, precision, args,
+                                          tokenizer)
     if "generate" not in skip:
         print(f"Timing generation ({args.new_tokens} tokens, with and without the KV cache)...",
               flush=True)

@@ -219,27 +219,58 @@ SETTING_COMMANDS = {
 
 @dataclass
 class ProjectPaths:
-    """What /save never writes: these files, and anything inside these folders."""
+    """Where /save may write: never over or among the project's own files.
 
-    files: list[Path] = field(default_factory=list)
+    - Never inside the folders of its data, tokenizer, checkpoints and logs (wherever they
+      are), its code (a folder below the project folder that holds a .py file) or a hidden
+      folder (.git, .venv).
+    - Elsewhere in the project folder (that of llm.config.js), only a .txt or .md file: a new
+      one, or one that /save wrote (empty or starting with "User:"), which /save! replaces. (A
+      new chat.py, GNUmakefile or pytest.ini would change what the project's commands run.)
+    - Outside the project: any new file, and /save! replaces the file you name.
+    """
+
+    root: Path | None = None  # the project folder (None: no project, as in a test)
     folders: list[Path] = field(default_factory=list)
 
     @classmethod
     def of(cls, cfg: Config) -> ProjectPaths:
-        folders = [cfg.checkpoints.dir, cfg.data.raw_dir, cfg.data.processed_dir,
+        root = Path(cfg.path).resolve().parent
+        folders = [cfg.checkpoints.dir, cfg.logging.dir, cfg.data.raw_dir, cfg.data.processed_dir,
                    str(Path(cfg.tokenizer.path).parent)]
-        return cls([Path(cfg.path)], [Path(folder) for folder in folders])
+        return cls(root, [(root / folder).resolve() for folder in folders])  # (as config.py)
 
     def protects(self, path: Path) -> str | None:
-        """Why `path` must not be written, or None."""
-        target = path.resolve()
-        for file in self.files:
-            if target == file.resolve():
-                return f"your project's {file.name}"
+        """Why /save must not write `path` (as "your project's ..."), or None."""
+        target = path.resolve()  # a link is judged by where it leads
         for folder in self.folders:
-            if target.is_relative_to(folder.resolve()):
-                return f"inside your project's {folder}/ folder"
+            if target.is_relative_to(folder):
+                return f"inside your project's {self._name(folder)}/ folder"
+        if self.root is None or not target.is_relative_to(self.root):
+            return None
+        for part in list(target.relative_to(self.root).parents)[:-1]:  # (the last is '.')
+            folder = self.root / part
+            if folder.name.startswith(".") or any(folder.glob("*.py")):
+                return f"inside your project's {self._name(folder)}/ folder"
+        if target.exists():
+            if not is_transcript(target):
+                return f"your project's {self._name(target)}, not a transcript that /save wrote"
+        elif target.suffix.lower() not in (".txt", ".md"):
+            return ("a new file among your project's own (in the project folder, /save writes "
+                    ".txt and .md files)")
         return None
+
+    def _name(self, path: Path) -> str:
+        return str(path.relative_to(self.root)) if self.root and path.is_relative_to(self.root) \
+            else str(path)
+
+
+def is_transcript(path: Path) -> bool:
+    """Whether `path` is a file that /save wrote: a regular file, empty or starting "User:"."""
+    if not path.is_file():  # a folder, a FIFO, a device: never (opening a FIFO would hang)
+        return False
+    with open(path, "rb") as file:
+        return file.read(len(USER)) in (b"", USER.encode())
 
 
 class ChatSession:
@@ -258,7 +289,7 @@ class ChatSession:
         # One generator for the whole session: with --seed, a whole scripted session repeats.
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.dropped = 0  # how many of the oldest turns the model no longer sees
-        # What /save must never write over or into: the config, checkpoints, data, tokenizer.
+        # What /save must never write over or into: the project's own files.
         self.project_paths = project_paths or ProjectPaths()
 
     def prompt(self, user: str) -> list[int]:
@@ -358,21 +389,26 @@ class ChatSession:
 
     def save(self, arg: str, replace: bool = False) -> str:
         """/save FILE writes the transcript to a new file; /save! FILE may replace one. Never
-        inside the project's checkpoints, data or tokenizer, and never over its config."""
+        over or among the project's own files (ProjectPaths)."""
         if not arg:
             return "/save needs a file name, e.g. /save chat.txt"
         path = Path(arg).expanduser()
         try:
             problem = self.project_paths.protects(path)
-        except (OSError, ValueError):  # e.g. a NUL byte in the name
+            exists = path.exists()
+            if exists and not path.is_file():
+                problem = problem or "not a regular file"
+        except (OSError, ValueError):  # e.g. a NUL byte in the name, a folder we cannot read
             return f"Not saved: {arg!r} is not a file name you can use"
         if problem:
             return f"Not saved: {path} is {problem}; choose another name, e.g. /save chat.txt"
-        if path.exists() and not replace:
+        if exists and not replace:
             return (f"Not saved: {path} already exists. /save! {arg} replaces it; /save with "
                     "another name keeps it")
         try:
-            path.write_text(transcript(self.history), encoding="utf-8")
+            # "x": a file that appeared meanwhile is never replaced by /save
+            with open(path, "w" if replace else "x", encoding="utf-8") as file:
+                file.write(transcript(self.history))
         except (OSError, ValueError) as error:  # ValueError: a name the file system refuses
             return f"Could not write {arg!r}: {getattr(error, 'strerror', None) or error}"
         turns = len(self.history)

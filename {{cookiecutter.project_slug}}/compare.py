@@ -20,9 +20,14 @@ accuracy on the tokens hidden from them (masked-lm) or the spans cut out (span-c
 of them are ranked by that loss only when they share a tokenizer (then the same tokens are
 hidden); models with different objectives are never ranked, since their losses measure different
 tasks, but are shown side by side. Their "generations" fill in the prompt's [MASK] or
-<extra_id_N> blanks (one is added at the end of a prompt without any). A model of an
-architecture this project has no code for is scored by its own project's code (compare.py run
-there, in a child process).
+<extra_id_N> blanks (one is added at the end of a prompt without any).
+
+Another project is read as data, never run: its llm.config.js is parsed (not executed), its
+checkpoints are loaded with weights_only and this project's model code, its tokenizer.json and
+logs/metrics.jsonl are read as files. A model of an architecture this project has no code for
+is shown from its files alone (describe_from_files): its size, steps and the losses its own
+training measured on its own validation data; it is not scored on the shared text, ranked, or
+asked for generations, and the report says why.
 
 The report: a table, the same prompts' generations side by side (fixed seed), and the loss
 curves of every run (from its logs/metrics.jsonl) in one PNG; --markdown and --json write it all
@@ -41,9 +46,7 @@ import functools
 import itertools
 import json
 import shutil
-import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from dataclasses import dataclass
@@ -55,6 +58,7 @@ import torch
 from tokenizers import Tokenizer
 
 from config import (
+    ARCHITECTURES,
     Config,
     GenerationConfig,
     available_architectures,
@@ -65,7 +69,7 @@ from data.splits import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
 from runtime.checkpoints import find_checkpoint, is_sharded, load_checkpoint, load_trained_model
 from runtime.device import autocast, pick_device, pick_precision, set_threads
-from runtime.objectives import Objective, objective_for
+from runtime.objectives import Objective, objective_for, objective_name
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash, tokenizer_of
 
 # ---- which models: project folders and checkpoint files ----
@@ -92,7 +96,7 @@ class Run:
     def metrics_path(self) -> Path:
         # A run archived by `make train ARGS=--fresh` keeps its metrics next to its checkpoints.
         beside = self.checkpoint.parent / "metrics.jsonl"
-        return beside if beside.exists() else self.path(self.config.logging.dir) / "metrics.jsonl"
+        return beside if beside.is_file() else self.path(self.config.logging.dir) / "metrics.jsonl"
 
 
 def find_project(path: Path) -> Path | None:
@@ -203,11 +207,15 @@ def text_from_validation(run: Run, max_bytes: int) -> EvalText:
 def text_from_file(path: str, max_bytes: int) -> EvalText:
     file = Path(path).expanduser()
     try:
+        if not file.is_file():  # (a folder; a FIFO would wait for a writer forever)
+            raise DataError(f"--text {path}: {'not a file' if file.exists() else 'file not found'}",
+                            "pass a UTF-8 text file")
         text = file.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"--text {path}: file not found", "pass a UTF-8 text file") from None
     except UnicodeDecodeError:
         raise DataError(f"--text {path} is not UTF-8 text", "convert it to UTF-8") from None
+    except OSError as error:  # unreadable, a name too long
+        raise DataError(f"--text {path[:80]}: {error.strerror or error}",
+                        "pass a UTF-8 text file") from None
     if max_bytes:
         text = _truncate_utf8(text, max_bytes)
     return EvalText([text], len(text.encode("utf-8")), str(file))
@@ -296,6 +304,7 @@ def evaluate_run(run: Run, text: EvalText, prompts: list[str], settings: Generat
         "tokens_seen": info["tokens_seen"],
         **metrics,
         "generation_tokens_per_sec": speed,
+        "scored_here": True,  # on the shared text, by this project's code
         "generations": generations,
     }
     del model
@@ -304,39 +313,38 @@ def evaluate_run(run: Run, text: EvalText, prompts: list[str], settings: Generat
     return result
 
 
-def evaluate_elsewhere(run: Run, text: EvalText, prompts: list[str],
-                       settings: GenerationConfig, seed: int, device: str) -> dict[str, Any]:
-    """evaluate_run with the code of the run's own project, in a child process there: a project
-    has the code of its own architecture only, so a bert model is scored by its bert project's
-    code (its compare.py), even from a gpt project."""
-    request = {"run": str(run.checkpoint), "label": run.label, "documents": text.documents,
-               "bytes": text.num_bytes, "source": text.source, "prompts": prompts,
-               "settings": dataclasses.asdict(settings), "seed": seed, "device": device}
-    with tempfile.TemporaryDirectory(prefix="compare-") as folder:
-        path = Path(folder) / "request.json"
-        path.write_text(json.dumps(request), encoding="utf-8")
-        result = subprocess.run([sys.executable, str(run.project / "compare.py"), "--score-one",
-                                 str(path)], cwd=run.project, capture_output=True, text=True)
-        if result.returncode != 0 or not (Path(folder) / "result.json").is_file():
-            lines = (result.stderr or result.stdout).strip().splitlines()
-            raise TrainingError(
-                f"could not score it with its own project's code ({run.project}): "
-                f"{(lines or ['no output'])[-1][:200]}",
-                f"check that `make eval` works in {run.project}")
-        return json.loads((Path(folder) / "result.json").read_text(encoding="utf-8"))
+def describe_from_files(run: Run, state: dict[str, Any], prompts: list[str]) -> dict[str, Any]:
+    """A model of an architecture this project has no code for: what its checkpoint (`state`,
+    loaded with its tensors memory-mapped: only their shapes are read) says. Comparing never runs
+    another project's code, and this project's code cannot run this model: so its losses are the
+    ones its own training measured, on its own validation data, and it writes nothing here."""
+    saved, metrics = state["model_config"], state.get("metrics") or {}
+    architecture = str(saved.get("architecture", "gpt"))
+    shapes = {(t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)): t.numel()
+              for t in state["model"].values()}  # a tied embedding is one storage: counted once
+    ours = " and ".join(available_architectures())
+    why = (f"(no generations: it is a {architecture} model, and this project has the code of "
+           f"{ours} only; comparing never runs another project's code. `make generate` in "
+           f"{run.project} shows its own.)")
+    accuracy = metrics.get("val_mlm_accuracy", metrics.get("val_span_match"))
+    return {
+        "label": run.label, "checkpoint": str(run.checkpoint), "project": str(run.project),
+        "architecture": architecture,
+        "objective": objective_name(architecture) if architecture in ARCHITECTURES else "?",
+        "tokenizer": f"{run.config.tokenizer.type} {saved.get('vocab_size', '?')}",
+        "tokenizer_hash": state.get("tokenizer_hash"), "parameters": sum(shapes.values()),
+        "steps": state["step"], "tokens_seen": state.get("tokens_seen", 0),
+        "val_loss": _float(metrics.get("val_loss")), "perplexity": _float(metrics.get("val_ppl")),
+        "bits_per_byte": _float(metrics.get("val_bpb")), "accuracy": _float(accuracy),
+        "eval_tokens": None, "generation_tokens_per_sec": None,
+        "scored_here": False,  # its own numbers, on its own validation data
+        "generations": [why] * len(prompts),
+    }
 
 
-def score_one(request_path: str) -> None:
-    """The child side of evaluate_elsewhere: score one run, write result.json beside the
-    request."""
-    request = json.loads(Path(request_path).read_text(encoding="utf-8"))
-    run = resolve_run(request["run"])
-    run.label = request["label"]
-    text = EvalText(request["documents"], request["bytes"], request["source"])
-    device = pick_device(request["device"])
-    result = evaluate_run(run, text, request["prompts"], GenerationConfig(**request["settings"]),
-                          request["seed"], device)
-    (Path(request_path).parent / "result.json").write_text(json.dumps(result), encoding="utf-8")
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) \
+        else None
 
 
 # ---- the report ----
@@ -349,6 +357,11 @@ def ranking(results: list[dict[str, Any]]) -> tuple[str | None, str]:
     objectives are never ranked by loss: their losses measure different tasks."""
     if len(results) < 2:
         return None, "Only one model: nothing to compare it with."
+    elsewhere = [r["label"] for r in results if not r.get("scored_here", True)]
+    if elsewhere:
+        return None, (f"Not ranked: {', '.join(elsewhere)} could not be scored on the same text "
+                      "here (an architecture this project has no code for): its numbers (+) "
+                      "are its own training's, on its own validation data; shown side by side.")
     objectives = sorted({r["objective"] for r in results})
     if len(objectives) > 1:
         return None, (f"Not ranked: these models learn different objectives "
@@ -395,12 +408,18 @@ def _number(value: float | None, text: str) -> str:
 def table_rows(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> list[list[str]]:
     rows = []
     for r in results:
+        own = "" if r.get("scored_here", True) else "+"  # its own training's numbers
         cells = {"run": r["label"] + (" *" if r is winner else ""), "objective": r["objective"],
                  "parameters": _human(r["parameters"]), "steps": f"{r['steps']:,}",
                  "tokens seen": _human(r["tokens_seen"]), "tokenizer": r["tokenizer"],
-                 "val loss": f"{r['val_loss']:.4f}", "perplexity": f"{r['perplexity']:.2f}",
-                 "bits/byte": _number(r["bits_per_byte"], "{:.4f}"),
-                 "accuracy": _number(r["accuracy"] and 100 * r["accuracy"], "{:.1f}%"),
+                 "val loss": _number(r["val_loss"], "{:.4f}") + own * bool(
+                     r["val_loss"] is not None),
+                 "perplexity": _number(r["perplexity"], "{:.2f}") + own * bool(
+                     r["perplexity"] is not None),
+                 "bits/byte": _number(r["bits_per_byte"], "{:.4f}") + own * bool(
+                     r["bits_per_byte"] is not None),
+                 "accuracy": _number(r["accuracy"] and 100 * r["accuracy"], "{:.1f}%")
+                 + own * bool(r["accuracy"] is not None),
                  "gen tok/s": _number(r["generation_tokens_per_sec"], "{:,.0f}")}
         rows.append([cells[name] for name in columns(results)])
     return rows
@@ -459,15 +478,19 @@ def read_metrics(path: Path) -> tuple[list[tuple[int, float]], list[tuple[int, f
     """(step, training loss) and (step, validation bits per byte; bert and t5, which have none:
     validation loss) from a metrics.jsonl."""
     train, val = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue  # a line cut short by a crash
-        if "loss" in record:
-            train.append((record["step"], record["loss"]))
-        if "val_bpb" in record or "val_loss" in record:
-            val.append((record["step"], record.get("val_bpb", record.get("val_loss"))))
+        if not isinstance(record, dict) or _float(record.get("step")) is None:
+            continue  # not a record of a run (another project's file is only data)
+        loss, measure = _float(record.get("loss")), _float(record.get("val_bpb",
+                                                                      record.get("val_loss")))
+        if loss is not None:
+            train.append((record["step"], loss))
+        if measure is not None:
+            val.append((record["step"], measure))
     return train, val
 
 
@@ -482,7 +505,7 @@ def plot_curves(runs: list[Run], path: Path, only_gpt: bool = True) -> list[str]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
     missing = []
     for run in runs:
-        if not run.metrics_path.exists():
+        if not run.metrics_path.is_file():  # (a FIFO would wait for a writer forever)
             missing.append(run.label)
             continue
         train, val = read_metrics(run.metrics_path)
@@ -553,7 +576,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", metavar="FILE", help="also write the report as Markdown")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
-    parser.add_argument("--score-one", metavar="REQUEST", help=argparse.SUPPRESS)
     parser.error = functools.partial(raise_argument_error, parser)  # type: ignore[method-assign]
     return parser
 
@@ -570,11 +592,13 @@ def score_runs(runs: list[Run], text: EvalText, prompts: list[str],
     for i, run in enumerate(runs, 1):
         print(f"  [{i}/{len(runs)}] {run.label}: {run.checkpoint}", file=sys.stderr, flush=True)
         try:
-            if run.config.model.architecture in available_architectures():
+            state = load_checkpoint(run.checkpoint, mmap=True)  # (its "is this ours?" check)
+            architecture = state["model_config"].get("architecture", "gpt")
+            if architecture in available_architectures():
+                del state  # evaluate_run loads it into this project's model
                 results.append(evaluate_run(run, text, prompts, settings, seed, device))
-            else:  # a model this project has no code for: scored by its own project's
-                results.append(evaluate_elsewhere(run, text, prompts, settings, seed,
-                                                  device_name))
+            else:  # read as data: never another project's code
+                results.append(describe_from_files(run, state, prompts))
         except TrainingError as error:  # name the run the problem belongs to
             raise TrainingError(f"{run.label}: {error.message}", error.suggestion) from None
     return results
@@ -611,9 +635,6 @@ def write_file(path: Path, text: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.score_one:  # the child process of evaluate_elsewhere
-        score_one(args.score_one)
-        return 0
     if not args.runs:
         raise ConfigurationError("no models to compare",
                                  "name project folders or checkpoints, e.g. "

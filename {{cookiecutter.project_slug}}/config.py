@@ -940,10 +940,26 @@ def parse_config_text(text: str, path: str = DEFAULT_CONFIG_PATH) -> dict[str, A
             f"{path} is empty",
             "restore it from git (`git checkout llm.config.js`) or regenerate the project",
         )
+    text = text.removeprefix("\ufeff")  # a BOM (some Windows editors write one): not content
     body = _strip_module_exports(text, path)
+    duplicates: list[str] = []
     try:
-        data = json5.loads(body)
+        data = json5.loads(body, object_pairs_hook=lambda pairs: _refuse_duplicates(
+            pairs, duplicates))
+    except RecursionError:
+        raise ConfigurationError(
+            f"{path} nests objects or lists far too deeply to be a config (llm.config.js has "
+            "sections of plain values)",
+            "restore it from git (`git checkout llm.config.js`) or regenerate the project",
+        ) from None
     except ValueError as error:
+        if duplicates:  # (json5 reports the hook's error as its own ValueError)
+            lines = _lines_of_duplicate(text, duplicates[0])
+            where = f" (lines {lines[0]} and {lines[1]})" if len(lines) >= 2 else ""
+            raise ConfigurationError(
+                f"{path} sets `{duplicates[0]}` twice in one object{where}: the second would "
+                "silently replace the first", f"keep one `{duplicates[0]}` and move what you "
+                "want from the other into it") from None
         raise ConfigurationError(
             f"{path} is not a plain object literal: {_syntax_error_detail(str(error), text)}",
             "llm.config.js may hold plain values only (numbers, 'strings', true/false, lists, "
@@ -955,6 +971,36 @@ def parse_config_text(text: str, path: str = DEFAULT_CONFIG_PATH) -> dict[str, A
             "write `module.exports = { model: {...}, training: {...}, ... };`",
         )
     return data
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]], duplicates: list[str]) -> dict[str, Any]:
+    """json5's object hook: a key written twice in one object is a mistake (a second `model:`
+    section would silently replace the first), never a way to set it: noted in `duplicates`."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            duplicates.append(key)
+            raise ValueError(f"duplicate key {key!r}")
+        data[key] = value
+    return data
+
+
+def _lines_of_duplicate(text: str, key: str) -> list[int]:
+    """The lines (1-based) of `key:` written twice in one object, as far as a scan of the lines
+    can tell (keys on lines of their own, as llm.config.js has them); [] if it cannot."""
+    pattern = re.compile(rf"^\s*['\"]?{re.escape(key)}['\"]?\s*:")
+    opened: list[int] = [0]  # the line of each open { or [ (0: outside any)
+    found: dict[int, list[int]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        code = re.sub(r"//.*", "", re.sub(r"\"(\\.|[^\"\\])*\"|'(\\.|[^'\\])*'", "''", line))
+        if pattern.match(line):
+            found.setdefault(opened[-1], []).append(number)
+        for char in code:
+            if char in "{[":
+                opened.append(number)
+            elif char in "}]" and len(opened) > 1:
+                opened.pop()
+    return next((lines for lines in found.values() if len(lines) > 1), [])
 
 
 def _syntax_error_detail(error: str, text: str) -> str:
@@ -1089,19 +1135,21 @@ def validate(cfg: Config, text: str = "", path: str = DEFAULT_CONFIG_PATH,
 
 def _check_run_folders(cfg: Config, text: str, path: str, overridden: Collection[str]) -> None:
     """A run writes, and moves aside, files in checkpoints.dir and logging.dir
-    (runtime/checkpoint_folder.py): each must be a folder of its own, never the project folder
-    (or one above it), and never overlap the folders of the project's text, data and tokenizer,
-    so that no run can write into, or move, what you made."""
+    (runtime/checkpoint_folder.py), and make export writes deployment.export_dir: each must be a
+    folder of its own, never the project folder (or one above it), and never overlap the folders
+    of the project's text, data and tokenizer, so that nothing can write into, or move, what you
+    made (an export's README.md in data/raw would be trained on)."""
     project = Path(cfg.path).resolve().parent
     inputs = {"data.raw_dir": cfg.data.raw_dir, "data.processed_dir": cfg.data.processed_dir,
               "the tokenizer's folder (tokenizer.path)": str(Path(cfg.tokenizer.path).parent)}
     if cfg.data.val_path:
         inputs["data.val_path"] = cfg.data.val_path
     for section, key, value in (("checkpoints", "dir", cfg.checkpoints.dir),
-                                ("logging", "dir", cfg.logging.dir)):
+                                ("logging", "dir", cfg.logging.dir),
+                                ("deployment", "export_dir", cfg.deployment.export_dir)):
         folder = (project / value).resolve()  # relative paths are the project folder's
         where = _where(text, path, section, key, overridden)
-        default = SECTIONS[section]().dir
+        default = getattr(SECTIONS[section](), key)
         if not value.strip() or project.is_relative_to(folder):
             raise ConfigurationError(
                 f"{section}.{key} is {value!r}{where}: that is the project folder"
@@ -1145,7 +1193,7 @@ def _parse_override(raw: str, tp: Any, name: str) -> Any:
             value = json5.loads(raw)
             if isinstance(value, list):
                 return value
-        except ValueError:
+        except (ValueError, RecursionError):  # not a list literal: a comma-separated one
             pass
         return [part.strip() for part in raw.split(",") if part.strip()]
     raise ConfigurationError(

@@ -8,8 +8,13 @@ How files become documents:
   (`<|endoftext|>`, the format of TinyStories) separates documents inside a file.
 - .jsonl: one document per line, from its "text" field. A broken line or a missing "text" field
   stops with an error naming file:line — silently training on less data than you think is worse.
-- Files are read as UTF-8 (a BOM is fine; Windows line endings become \\n). A binary or non-UTF-8
-  file is skipped with a one-line message, and so is any other file type.
+- Files are read as UTF-8 (a BOM is fine; Windows line endings become \\n). A binary (a NUL
+  byte anywhere) or non-UTF-8 file is skipped with a one-line message, and so is any other file
+  type.
+- data/raw is read as the files that are in it (walk_raw): a link is not followed (it could lead
+  out of data/raw, e.g. to /etc/passwd, or loop), and neither a FIFO, socket or device (reading
+  one could wait forever) nor a folder that cannot be read stops the others; each is skipped with
+  a one-line message. Hidden names (.git, .DS_Store) are passed over silently.
 
 Long documents are cut into chunks of about CHUNK_CHARS characters at blank lines. Files are
 streamed one chunk at a time, so memory does not grow with the corpus, and the train/validation
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 import random
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,11 +59,9 @@ def is_utf8_text(path: Path) -> bool:
     """True if the whole file decodes as UTF-8 and has no NUL bytes (binary files do)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     with open(path, "rb") as f:
-        first = True
         while block := f.read(READ_BLOCK):
-            if first and b"\x00" in block[:8192]:
+            if b"\x00" in block:  # anywhere: a text file with a binary tail is not text
                 return False
-            first = False
             try:
                 decoder.decode(block)
             except UnicodeDecodeError:
@@ -68,16 +73,74 @@ def is_utf8_text(path: Path) -> bool:
     return True
 
 
+def walk_raw(root: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The regular files under `root` (a folder, or one file), sorted, and what was passed
+    over, with why (hidden names are left out of both).
+
+    Links are never followed, so the text stays inside `root` and no walk can loop; only
+    regular files are kept, so nothing is opened that could block (a FIFO waits for a writer).
+    `root` itself may be a link: it is the folder (or file) you named in data.raw_dir.
+    """
+    if not root.is_dir():
+        return ([root], []) if root.is_file() else ([], [(root, _not_a_file(root))])
+    files: list[Path] = []
+    skipped: list[tuple[Path, str]] = []
+
+    def visit(folder: Path) -> None:
+        try:
+            with os.scandir(folder) as scan:
+                entries = list(scan)
+        except OSError as error:
+            skipped.append((folder, f"cannot read this folder ({error.strerror or error})"))
+            return
+        for entry in sorted(entries, key=lambda e: e.name):
+            path = Path(entry.path)
+            if entry.name.startswith("."):
+                continue  # .gitkeep, .DS_Store, .git/...: not data, not worth a message
+            if entry.is_symlink():
+                skipped.append((path, _link(path, root)))
+            elif entry.is_dir(follow_symlinks=False):
+                visit(path)
+            elif entry.is_file(follow_symlinks=False):
+                files.append(path)
+            else:
+                skipped.append((path, _not_a_file(path)))
+
+    visit(root)
+    return sorted(files, key=lambda p: p.as_posix()), skipped
+
+
+def _link(path: Path, root: Path) -> str:
+    """Why a link in data/raw is not read: where it leads (or that it leads nowhere)."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError:
+        return f"a link to {os.readlink(path)}, which does not exist"
+    except (OSError, RuntimeError):  # ELOOP (RuntimeError before Python 3.13)
+        return "a link that loops back to itself"
+    if not target.is_relative_to(root.resolve()):
+        return (f"a link to {target}, outside {root} (links are not followed: copy the file "
+                f"into {root}, or point data.raw_dir at it)")
+    return f"a link (to {target}); links are not followed: the files it leads to are read as " \
+        "themselves"
+
+
+def _not_a_file(path: Path) -> str:
+    mode = path.lstat().st_mode
+    kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else \
+        "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file or folder"
+    return f"{kind}, not a regular file"
+
+
 def find_text_files(root: Path, announce: bool = True) -> list[Path]:
-    """Every usable file under `root` (a folder or one file), in a stable sorted order."""
-    candidates = [root] if root.is_file() else sorted(
-        (p for p in root.rglob("*") if p.is_file()), key=lambda p: p.as_posix()
-    )
+    """Every usable file under `root` (a folder or one file), in a stable sorted order; what is
+    passed over is said in one line each (with `announce`)."""
+    candidates, skipped = walk_raw(root)
+    if announce:
+        for path, why in skipped:
+            print(f"Skipping {path}: {why}")
     files = []
     for path in candidates:
-        relative = path.relative_to(root) if path != root else Path(path.name)
-        if any(part.startswith(".") for part in relative.parts):
-            continue  # .gitkeep, .DS_Store, .git/...: not data, not worth a message
         suffix = path.suffix.lower()
         if suffix not in TEXT_SUFFIXES + JSONL_SUFFIXES:
             if announce:
@@ -197,6 +260,17 @@ class Corpus:
             names.append(f"... and {len(self.files) - 100} more files")
         return names
 
+    def no_text(self, raw_dir: str) -> DataError:
+        """The error for a corpus that gave no text at all (every chunk empty or blank)."""
+        if not self.files:  # the built-in stories: a size too small for one of them
+            return DataError(
+                f"data.sample_size_mb is {self.sample_size_mb:g}, too little for even one story "
+                f"of the built-in corpus ({raw_dir} is empty, so that corpus is used)",
+                "set data.sample_size_mb to a few MB in llm.config.js (the preset's default is "
+                "fine), or put your own text in " + raw_dir)
+        return DataError(f"no text in {raw_dir}: its files hold only whitespace",
+                         "put some text in them, or empty the folder to use the built-in stories")
+
     def chunks(self) -> Iterator[Chunk]:
         """Stream the corpus chunk by chunk, always in the same order."""
         if not self.files:
@@ -220,10 +294,8 @@ def open_raw_corpus(raw_dir: str, sample_size_mb: float, seed: int,
             f"create it (mkdir -p {raw_dir}) and put .txt/.md/.jsonl files in it, or leave it "
             "empty to train on the built-in stories",
         )
-    has_any = root.is_file() or any(
-        not any(part.startswith(".") for part in p.relative_to(root).parts)
-        for p in root.rglob("*") if p.is_file()
-    )
+    files, skipped = walk_raw(root)
+    has_any = bool(files or skipped)  # (hidden files alone: empty)
     if not has_any:
         if announce:
             print(f"{raw_dir} is empty: using the built-in sample corpus "
@@ -257,14 +329,9 @@ def raw_fingerprint(raw_dir: str) -> list:
     """Names, sizes and modification times of the files under raw_dir: cheap to compute, and it
     changes whenever a file is added, removed or edited (used to skip an up-to-date tokenizer)."""
     root = Path(raw_dir)
-    if root.is_file():
-        files = [root]
-    elif root.is_dir():
-        files = sorted((p for p in root.rglob("*") if p.is_file()
-                        and not any(part.startswith(".") for part in p.relative_to(root).parts)),
-                       key=lambda p: p.as_posix())
-    else:
+    if not root.exists():
         return []
+    files = walk_raw(root)[0]
     return [[p.as_posix(), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from config import add_config_arguments, config_from_args
-from dashboard.server import LOOPBACK_NAMES, DashboardServer
+from dashboard.server import LOOPBACK_NAMES, DashboardServer, HostError
 from errors import ConfigurationError, run_cli
 
 POLL_SECONDS = 0.5
@@ -58,8 +58,8 @@ class MetricsFollower:
         for line in lines:
             try:
                 record = json.loads(line)
-            except ValueError:
-                continue  # a line cut short by a crash
+            except (ValueError, RecursionError):  # cut short by a crash; absurdly nested
+                continue
             if isinstance(record, dict):
                 records.append(record)
         return started_over, records
@@ -72,6 +72,11 @@ def serve(path: Path, host: str, port: int, title: str, polls: int | None = None
     server = DashboardServer(host, port, title, history)
     try:
         url = server.start()
+    except HostError as error:
+        raise ConfigurationError(
+            f"the dashboard cannot listen on logging.dashboard_host: {error}",
+            "use 127.0.0.1 (this computer only, the default) or 0.0.0.0 (every network it is "
+            "on): make dashboard ARGS=\"--host 127.0.0.1\"") from None
     except OSError as error:
         raise ConfigurationError(
             f"the dashboard could not listen on {host}:{port} or the ports after it ({error})",

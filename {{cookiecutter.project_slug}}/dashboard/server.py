@@ -27,6 +27,8 @@ tricks. It uses Flask's built-in server (Werkzeug), which is fine for a few loca
 from __future__ import annotations
 
 import contextlib
+import errno
+import math
 import queue
 import socket
 import threading
@@ -85,11 +87,31 @@ def _only_local_hosts(app: Callable) -> Callable:
     return guarded
 
 
+def plain(value: Any, depth: int = 0) -> Any:
+    """`value` as what JSON can carry for the browser: NaN and the infinities (which Python's
+    json writes as bare tokens that no browser parses) become the strings "NaN", "Infinity" and
+    "-Infinity", anything that is not JSON becomes its text, and nesting stops at 20 levels.
+    Records are data: the page writes every string as text, never as HTML."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if depth < 20 and isinstance(value, dict):
+        return {str(key): plain(item, depth + 1) for key, item in value.items()}
+    if depth < 20 and isinstance(value, (list, tuple)):
+        return [plain(item, depth + 1) for item in value]
+    return str(value)
+
+
+class HostError(OSError):
+    """logging.dashboard_host is not an address this computer can listen on."""
+
+
 class DashboardServer:
     def __init__(self, host: str = "127.0.0.1", port: int = 5050, title: str = "training",
                  history: Iterable[dict[str, Any]] = ()) -> None:
         self.host, self.port, self.title = host, port, title
-        self.history: list[dict[str, Any]] = list(history)
+        self.history: list[dict[str, Any]] = [plain(record) for record in history]
         self.lock = threading.Lock()  # guards history while the sender appends to it
         self.queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=QUEUE_SIZE)
         self.stopping = threading.Event()
@@ -145,7 +167,7 @@ class DashboardServer:
         """Replace the whole history (a new run started in the file being followed); every
         open page starts over with it."""
         with self.lock:
-            self.history = list(history)
+            self.history = [plain(record) for record in history]
         self.socketio.emit("history", self.snapshot())
 
     def _send_loop(self) -> None:
@@ -159,6 +181,7 @@ class DashboardServer:
             with contextlib.suppress(queue.Empty):
                 while len(batch) < QUEUE_SIZE:
                     batch.append(self.queue.get_nowait())
+            batch = [plain(record) for record in batch]  # (here: off the training's path)
             with self.lock:
                 self.history.extend(batch)
             self.socketio.emit("records", batch)
@@ -175,8 +198,14 @@ class DashboardServer:
     def start(self) -> str:
         """Listen on host:port, or the next free port; serve in daemon threads. Returns the URL.
 
-        Raises OSError when no port in PORT_ATTEMPTS could be bound.
+        Raises OSError when no port in PORT_ATTEMPTS could be bound, HostError when the host
+        is not a name or an address of this computer (no port would help).
         """
+        try:
+            socket.getaddrinfo(self.host, None, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError, ValueError) as error:  # unknown name, NUL, too long
+            raise HostError(f"{self.host!r} is not a name or address this computer knows "
+                            f"({getattr(error, 'strerror', None) or error})") from None
         app = self.app.wsgi_app  # Flask routes and, wrapped around them, the Socket.IO channel
         if self.host in LOOPBACK_NAMES:
             self.app.wsgi_app = _only_local_hosts(app)
@@ -187,6 +216,9 @@ class DashboardServer:
             try:
                 listening = _listen(self.host, port)
             except OSError as busy:  # in use, or not ours to bind
+                if busy.errno == errno.EADDRNOTAVAIL:  # an address of another computer
+                    raise HostError(f"{self.host!r} is not an address of this computer "
+                                    f"({busy.strerror})") from None
                 error = busy
                 continue
             # Werkzeug serves the socket we bound (it exits the process on a bind error of its

@@ -170,9 +170,7 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
                     writers[name].add(ids, text_bytes)
                     bar.update(text_bytes)
         if not writers["train"].documents + writers["val"].documents:
-            raise DataError(f"no text in {data.raw_dir}: its files hold only whitespace",
-                            "put some text in them, or empty the folder to use the built-in "
-                            "stories")
+            raise train.no_text(data.raw_dir)
         bytes_per_token = max(1, writers["train"].bytes) / max(1, writers["train"].tokens)
         for name, writer in writers.items():
             check_enough_tokens(writer.tokens, batch_size, max_length, name, bytes_per_token)

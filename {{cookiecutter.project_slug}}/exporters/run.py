@@ -10,8 +10,10 @@ project's write lock around them), and what the huggingface plugin calls when tr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -101,21 +103,65 @@ def size_of(paths: list[Path]) -> str:
     return f"{total / 2**20:.1f} MB" if total >= 2**20 else f"{total / 2**10:.1f} KB"
 
 
+# ---- where an export is written, and what can go wrong on the way ----
+
+EXPORT_FIX = "free some disk space, or set deployment.export_dir to a writable folder"
+
+
+def check_export_folder(folder: Path, replaces: tuple[str, ...] = ()) -> None:
+    """Before anything is written: every folder on the way to `folder` is a folder, and, when
+    the export replaces `folder` as a whole (`replaces`: the files an export writes there),
+    `folder` holds nothing else: a folder of yours that happens to have its name is never
+    replaced, nor a file."""
+    for path in (folder, *folder.parents):
+        if (path.exists() or path.is_symlink()) and not path.is_dir():
+            raise DeploymentError(f"cannot export to {folder}/: {path} is a file, not a folder",
+                                  "move that file, or set deployment.export_dir to another "
+                                  "folder (--deployment.export_dir export-2)")
+    if replaces and folder.is_dir():
+        others = sorted(p.name for p in folder.iterdir()
+                        if p.name not in replaces and not p.name.startswith("."))
+        if others:
+            raise DeploymentError(
+                f"{folder}/ holds files that no export wrote ({', '.join(others[:5])}"
+                f"{', ...' if len(others) > 5 else ''}), and an export replaces that folder "
+                "whole: nothing was written", "move those files elsewhere, or set "
+                "deployment.export_dir to another folder (--deployment.export_dir export-2)")
+
+
+@contextlib.contextmanager
+def writing_export(folder: Path) -> Iterator[None]:
+    """A write that fails (a full disk, a read-only or vanished folder; safetensors reports its
+    own errors as SafetensorError) -> DeploymentError naming the folder and the fix. The writers
+    work on temporary names, so a failed export leaves the previous one as it was."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except (OSError, SafetensorError) as error:
+        reason = getattr(error, "strerror", None) or \
+            str(error).removeprefix("Error while serializing: ")
+        raise DeploymentError(f"could not write the export to {folder}/: {reason}",
+                              EXPORT_FIX) from None
+
+
 # ---- make export ----
 
 
 def export_hf(cfg: Config, trained: Trained) -> Path:
     d, started = cfg.deployment, time.perf_counter()
     folder = Path(d.export_dir) / "hf"
+    check_export_folder(folder, replaces=(*hf.FILES, "README.md"))
     prompt = cfg.generation.prompt
     text = card.model_card(cfg, trained.info, trained.model.num_parameters(),
                            (prompt, greedy_sample(cfg, trained, prompt)), data_meta(cfg),
                            name=Path(cfg.path).resolve().parent.name, repo_id=d.repo_id,
                            dtype=d.dtype)
-    files = hf.write_hf_folder(trained.model, trained.tokenizer, trained.special, cfg.generation,
-                               folder, dtype=d.dtype, card=text,
-                               chat_template=trained.chat and trained.chat.template,
-                               stop_ids=trained.chat.stop_ids if trained.chat else ())
+    with writing_export(folder):
+        files = hf.write_hf_folder(trained.model, trained.tokenizer, trained.special,
+                                   cfg.generation, folder, dtype=d.dtype, card=text,
+                                   chat_template=trained.chat and trained.chat.template,
+                                   stop_ids=trained.chat.stop_ids if trained.chat else ())
     print(f"Exported {trained.info['path']} (step {trained.info.get('step', '?')}) to {folder}/ "
           f"in {time.perf_counter() - started:.1f}s: {size_of(files)}, {d.dtype}")
     for path in files:
@@ -142,14 +188,16 @@ def export_gguf(cfg: Config, trained: Trained) -> Path:
     gguf.require_byte_level_bpe(trained.tokenizer)
     folder = Path(d.export_dir) / "gguf"
     chat = trained.chat
-    path = gguf.write_gguf(trained.model, trained.tokenizer, trained.special, folder,
-                           name=Path(cfg.path).resolve().parent.name, file_type=d.gguf_type,
-                           chat_template=chat and chat.template,
-                           end_of_turn=chat.stop_ids[0] if chat else None)
-    modelfile = gguf.write_modelfile(folder, path.name, cfg.generation,
-                                     chat.stops if chat else (trained.special.eos,),
-                                     trained.model.config.max_length,
-                                     chat_template=chat and chat.template)
+    check_export_folder(folder)  # (written into, file by file: what else is there stays)
+    with writing_export(folder):
+        path = gguf.write_gguf(trained.model, trained.tokenizer, trained.special, folder,
+                               name=Path(cfg.path).resolve().parent.name, file_type=d.gguf_type,
+                               chat_template=chat and chat.template,
+                               end_of_turn=chat.stop_ids[0] if chat else None)
+        modelfile = gguf.write_modelfile(folder, path.name, cfg.generation,
+                                         chat.stops if chat else (trained.special.eos,),
+                                         trained.model.config.max_length,
+                                         chat_template=chat and chat.template)
     print(f"Exported {trained.info['path']} (step {trained.info.get('step', '?')}) to {path} in "
           f"{time.perf_counter() - started:.1f}s: {size_of([path])}, {d.gguf_type}")
     print(f"  llama.cpp:  llama-cli -m {path} -p \"{cfg.generation.prompt}\" --temp 0")

@@ -37,13 +37,14 @@ import shutil
 import sys
 import time
 import warnings
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
-from errors import TrainingError
+from errors import ConfigurationError, TrainingError
 
 FORMAT_VERSION = 1
 STEP_PATTERN = re.compile(r"^step_(\d+)\.(pt|dcp)$")
@@ -289,10 +290,16 @@ def list_step_checkpoints(folder: str | Path) -> list[tuple[int, Path]]:
 
 
 def read_sidecar(path: str | Path) -> dict | None:
+    """The .json sidecar of checkpoint `path`, or None (missing, unreadable, or not a sidecar:
+    every one names the file it describes; a .json file is never its own sidecar)."""
+    if sidecar_path(path) == Path(path) or not sidecar_path(path).is_file():
+        return None
     try:
-        return json.loads(sidecar_path(path).read_text())
+        sidecar = json.loads(sidecar_path(path).read_text())
     except (OSError, ValueError):
         return None
+    return sidecar if isinstance(sidecar, dict) and isinstance(sidecar.get("file"), str) \
+        else None
 
 
 def file_sha256(path: Path) -> str:
@@ -340,45 +347,59 @@ def _verify_files(folder: Path, files: dict[str, dict], full: bool) -> str | Non
     return None
 
 
-def _first_good(paths: list[Path], warn: bool) -> Path | None:
-    """The first of `paths` that verifies; the others are named (with what is wrong)."""
+def _first_good(paths: list[Path], warn: bool,
+                skipped: list[tuple[Path, str]] | None = None) -> Path | None:
+    """The first of `paths` that verifies; the others are named (with what is wrong), or
+    added to `skipped`."""
     for path in paths:
         problem = verify_checkpoint(path)
         if problem is None:
             return path
-        if warn:
+        if skipped is not None:
+            skipped.append((path, problem))
+        elif warn:
             print(f"Skipping {path}: {problem}")
     return None
 
 
-def latest_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
+def latest_checkpoint(folder: str | Path, warn: bool = True,
+                      skipped: list[tuple[Path, str]] | None = None) -> Path | None:
     """The newest step checkpoint that verifies; corrupt ones are named and skipped."""
-    return _first_good([path for _, path in reversed(list_step_checkpoints(folder))], warn)
+    return _first_good([path for _, path in reversed(list_step_checkpoints(folder))], warn,
+                       skipped)
 
 
-def best_checkpoint(folder: str | Path, warn: bool = True) -> Path | None:
+def best_checkpoint(folder: str | Path, warn: bool = True,
+                    skipped: list[tuple[Path, str]] | None = None) -> Path | None:
     """The best checkpoint (best.pt, or the best_*.dcp folder best.json names) if it verifies
     (named and skipped if it does not)."""
     folder = Path(folder)
     named = (read_sidecar(folder / "best.pt") or {}).get("file")
     path = folder / named if isinstance(named, str) and "/" not in named else folder / "best.pt"
-    return _first_good([path] if path.exists() else [], warn)
+    return _first_good([path] if path.exists() else [], warn, skipped)
 
 
 def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",
-                    warn: bool = True) -> Path:
+                    warn: bool = True, skipped: list[tuple[Path, str]] | None = None) -> Path:
     """Resolve 'auto' | 'best' | 'latest' | a path to a verified checkpoint file.
 
     `auto` means best then latest for inference (prefer='best') and latest then best for
-    resuming (prefer='latest'). `warn`: name each damaged checkpoint that is skipped.
+    resuming (prefer='latest'). `warn`: name each damaged checkpoint that is skipped (or, with
+    `skipped`, add it there instead, with what is wrong).
     """
     folder = Path(folder)
     if which not in ("auto", "best", "latest"):
         path = Path(which)
-        if path.is_dir() and not is_sharded(path):  # a project folder or a checkpoints folder
+        try:
+            is_folder = path.is_dir()
+            problem = None if is_folder and not is_sharded(path) else verify_checkpoint(path)
+        except (OSError, ValueError) as error:  # a name too long, a NUL in it
+            raise TrainingError(f"checkpoint {which[:80]} cannot be read: "
+                                f"{getattr(error, 'strerror', None) or error}",
+                                f"list the available ones with `ls {folder}`") from None
+        if is_folder and not is_sharded(path):  # a project folder or a checkpoints folder
             inner = path / "checkpoints" if (path / "checkpoints").is_dir() else path
             return find_checkpoint("auto", inner, prefer)
-        problem = verify_checkpoint(path)
         if problem == "the file does not exist":
             raise TrainingError(f"checkpoint {path} not found",
                                 f"list the available ones with `ls {folder}`")
@@ -391,7 +412,7 @@ def find_checkpoint(which: str, folder: str | Path, prefer: str = "best",
              "auto": [best_checkpoint, latest_checkpoint] if prefer == "best"
              else [latest_checkpoint, best_checkpoint]}[which]
     for finder in order:
-        path = finder(folder, warn)
+        path = finder(folder, warn, skipped)
         if path is not None:
             return path
     if has_checkpoints(folder):
@@ -424,6 +445,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         if weights:
             state["model"] = load_sharded_weights(path, map_location)
         return state
+    check_is_checkpoint_file(path)
     try:
         state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as error:
@@ -439,10 +461,63 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             "the file is truncated or corrupt; use another checkpoint (`--resume auto` picks "
             "the newest good one)",
         ) from None
-    if not isinstance(state, dict) or "model" not in state and path.name != TRAINER_STATE:
-        raise TrainingError(f"{path} is not a checkpoint written by this project",
-                            "pass a checkpoints/step_*.pt or checkpoints/best.pt file")
+    check_is_checkpoint(state, path)
     return state
+
+
+# ---- is this ours? (every checkpoint is loaded behind these two checks) ----
+
+# What every checkpoint of this project holds (Trainer.checkpoint_state), with its type; the
+# trainer.pt of a sharded one holds its tensors in the shards, not in "model".
+CHECKPOINT_KEYS = {"model": dict, "model_config": dict, "step": int}
+NOT_A_CHECKPOINT = ("pass a checkpoint this project saved: checkpoints/best.pt or "
+                    "checkpoints/step_*.pt (`ls checkpoints/` lists them)")
+
+
+def check_is_checkpoint_file(path: Path) -> None:
+    """TrainingError unless `path` is laid out as torch.save writes a file (a zip archive
+    holding a pickle), checked before anything is unpickled: a text file, llm.config.js or
+    /etc/passwd is named for what it is instead of failing deep inside torch.load."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4096)
+    except OSError as error:
+        raise TrainingError(f"could not read checkpoint {path}: {error.strerror or error}",
+                            NOT_A_CHECKPOINT) from None
+    if not head.startswith(b"PK\x03\x04"):
+        try:
+            looks = "a text file" if head and b"\x00" not in head and head.decode("utf-8") \
+                else "empty" if not head else "not a file that torch.save writes"
+        except UnicodeDecodeError:
+            looks = "not a file that torch.save writes"
+        raise TrainingError(f"{path} is not a checkpoint: it is {looks}", NOT_A_CHECKPOINT)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:  # cut short: no directory at its end
+        raise TrainingError(
+            f"could not read checkpoint {path}: it is truncated or corrupt ({error})",
+            "use another checkpoint (`--resume auto` picks the newest good one)") from None
+    if not any(name.endswith("/data.pkl") for name in names):
+        raise TrainingError(f"{path} is not a checkpoint: it is a zip archive of other files",
+                            NOT_A_CHECKPOINT)
+
+
+def check_is_checkpoint(state: Any, path: Path) -> None:
+    """TrainingError unless the loaded `state` has what every checkpoint of this project has
+    (weights by name, the model's config, the step), so no later step meets a missing key."""
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path} is not a checkpoint written by this project (it holds a "
+                            f"{type(state).__name__}, not a dict)", NOT_A_CHECKPOINT)
+    keys = {k: v for k, v in CHECKPOINT_KEYS.items() if k != "model" or path.name != TRAINER_STATE}
+    wrong = [key for key, kind in keys.items() if not isinstance(state.get(key), kind)]
+    weights = state.get("model", {})
+    if isinstance(weights, dict) and not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items()):
+        wrong.append("model (weights by name)")
+    if wrong:
+        raise TrainingError(f"{path} is not a checkpoint written by this project: it has no "
+                            f"valid {', '.join(wrong)}", NOT_A_CHECKPOINT)
 
 
 def load_sharded_weights(path: Path, map_location: str | torch.device = "cpu"
@@ -490,12 +565,17 @@ def _find_and_load(which: str, folder: str | Path, device: str | torch.device
                    ) -> tuple[Path, dict]:
     if which in ("auto", "best", "latest"):
         for _ in range(READ_ATTEMPTS - 1):
+            skipped: list[tuple[Path, str]] = []
             try:
-                path = find_checkpoint(which, folder, prefer="best", warn=False)
-                return path, load_checkpoint(path, map_location=device)
+                path = find_checkpoint(which, folder, prefer="best", skipped=skipped)
+                if not skipped:  # (a damaged one may be a save in progress: look again)
+                    return path, load_checkpoint(path, map_location=device)
             except TrainingError:
-                time.sleep(READ_RETRY_SECONDS)
-    path = find_checkpoint(which, folder, prefer="best")  # the last try says what is wrong
+                pass
+            time.sleep(READ_RETRY_SECONDS)
+    # The last try says what is wrong, and names each damaged checkpoint it passes over
+    # (a corrupt best.pt: "Skipping checkpoints/best.pt: ...", then the newest step is used).
+    path = find_checkpoint(which, folder, prefer="best")
     return path, load_checkpoint(path, map_location=device)
 
 
@@ -532,6 +612,9 @@ def load_trained_model(which: str = "auto", folder: str | Path = "checkpoints",
             merge_lora(model)
         else:
             model.load_state_dict(state["model"])
+    except ConfigurationError as error:  # its model_config holds impossible values
+        raise TrainingError(f"{path} does not hold a model this project can build: "
+                            f"{error.message}", NOT_A_CHECKPOINT) from None
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
         raise TrainingError(
             f"{path} does not match this project's model code: {str(error).splitlines()[0]}",

@@ -8,6 +8,9 @@ variables: RANK (0 .. WORLD_SIZE - 1 across all machines), LOCAL_RANK (its GPU o
 WORLD_SIZE and LOCAL_WORLD_SIZE. Plain `make train` sets none of them: then this is rank 0 of 1,
 no process group is created and every function here does nothing.
 
+Each process stops with torchrun: if torchrun itself dies (`kill -9`), the processes stop after
+the current step and save, as for a Ctrl+C, rather than train on as orphans (die_with_launcher).
+
 The only collectives this project calls itself are here: a barrier, the mean of the logged loss
 and "does any process want to stop?". DDP and FSDP (training/parallelize.py) and the sharded
 checkpoints (runtime/sharded_checkpoints.py) do their own communication through the same group.
@@ -19,6 +22,9 @@ import contextlib
 import dataclasses
 import datetime
 import os
+import signal
+import threading
+import time
 from collections.abc import Iterator
 
 import torch
@@ -141,9 +147,41 @@ def start(world: World, device: torch.device) -> None:
             "several processes cannot share Apple's GPU (mps): PyTorch has no backend for it",
             "train with one process (`make train`, without NPROC)",
         )
+    die_with_launcher()
     # device_id binds NCCL's communicator to this GPU at once (and silences a warning).
     options = {"device_id": device} if backend == "nccl" else {}
     dist.init_process_group(backend, timeout=TIMEOUT, **options)
+
+
+# Once torchrun is gone, how long a process may take to stop and save before it ends anyway: the
+# 30 s torchrun itself gives its processes after passing on a signal, before it kills them.
+LAUNCHER_GONE_GRACE = 30.0
+LAUNCHER_POLL_SECONDS = 0.5
+
+
+def die_with_launcher() -> None:
+    """Stop when torchrun itself dies (`kill -9`, the out-of-memory killer), instead of training
+    on as an orphan that holds the project lock and that nothing stops but `kill`.
+
+    A daemon thread watches this process's parent: once torchrun is gone (the process has a new
+    parent), it sends the process one SIGTERM, which stops the run after the current step and
+    saves a checkpoint, as when torchrun passes on a Ctrl+C (every process notices within
+    LAUNCHER_POLL_SECONDS, so all stop after the same step). One that has not ended
+    LAUNCHER_GONE_GRACE seconds later (stuck with a peer that is already gone) ends then; an
+    interrupted save leaves the earlier checkpoints as they were.
+
+    (Not Linux's prctl(PR_SET_PDEATHSIG): the kernel sends that signal again as each thread of
+    torchrun exits, and a late one would end this process in the middle of its save.)"""
+    launcher = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == launcher:
+            time.sleep(LAUNCHER_POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(LAUNCHER_GONE_GRACE)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
 
 
 def finish() -> None:

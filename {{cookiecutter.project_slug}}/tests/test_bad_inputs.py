@@ -12,6 +12,8 @@ and copied for each case.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import dataclasses
 import hashlib
 import json
@@ -21,9 +23,10 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,7 +48,7 @@ MICRO = {
     "logging": {"progress_bar": False},
 }
 # What a user made and must never lose to an error.
-WATCHED = ("llm.config.js", "data/raw", "data/processed", "tokenizer", "checkpoints")
+WATCHED = ("llm.config.js", "data/raw", "data/processed", "tokenizer", "checkpoints", "export")
 
 
 # ---- the project, and running its commands ----
@@ -75,9 +78,12 @@ def run(folder: Path, *argv: str, env: dict[str, str] | None = None,
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return trained_project(tmp_path_factory.mktemp("prepared"))
+
+
+def trained_project(folder: Path) -> Path:
     """llm.config.js (MICRO), an empty data/raw (the built-in corpus), a trained tokenizer,
     prepared data, and a 10-step training run (checkpoints/step_000010.pt and best.pt)."""
-    folder = tmp_path_factory.mktemp("prepared")
     write_project_config(folder, MICRO)
     (folder / "data" / "raw").mkdir(parents=True)
     for module in ("tokenizer.train", "data.prepare", "training.train"):
@@ -167,6 +173,28 @@ def append_bytes(relative: str, content: bytes) -> Callable[[Path], None]:
     return setup
 
 
+def link(relative: str, target: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        (folder / relative).symlink_to(target)
+
+    return setup
+
+
+def mkfifo(relative: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        os.mkfifo(folder / relative)
+
+    return setup
+
+
+def prepend(relative: str, text: str) -> Callable[[Path], None]:
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        path.write_text(text + path.read_text(encoding="utf-8"), encoding="utf-8")
+
+    return setup
+
+
 def remove(relative: str) -> Callable[[Path], None]:
     def setup(folder: Path) -> None:
         path = folder / relative
@@ -250,6 +278,32 @@ def evil_checkpoint(relative: str, sidecar: bool = True) -> Callable[[Path], Non
             checkpoints.save_checkpoint(path, {"model": Evil()}, {"step": 20})
         else:
             torch.save({"model": Evil()}, path)
+
+    return setup
+
+
+def torch_file(relative: str, content: object) -> Callable[[Path], None]:
+    """A file torch.save wrote, but not a checkpoint of this project ("best-model": one that
+    holds a model and its config, but no optimizer or other training state)."""
+
+    def setup(folder: Path) -> None:
+        state = content
+        if content == "best-model":
+            full = checkpoints.load_checkpoint(folder / "checkpoints" / "best.pt")
+            state = {key: full[key] for key in ("model", "model_config", "step")}
+        torch.save(state, folder / relative)
+
+    return setup
+
+
+def corrupt(relative: str) -> Callable[[Path], None]:
+    """One byte in the middle changed: the size is right, the checksum is not."""
+
+    def setup(folder: Path) -> None:
+        path = folder / relative
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
 
     return setup
 
@@ -386,6 +440,20 @@ REFUSED = [
                  id="config-warmup-beyond-max-steps"),
     pytest.param(drop_section("data"), TOKENIZER, ["section `data` is missing"],
                  id="config-missing-section"),
+    pytest.param(write_file("llm.config.js", "module.exports = " + "{a: " * 150 + "1" + "}" * 150
+                            + ";\n"), TOKENIZER,
+                 ["llm.config.js nests objects or lists far too deeply to be a config"],
+                 id="config-nested-150-deep"),
+    pytest.param(replace_in_config('"training": {', '"model": {"layers": 3},\n  "training": {'),
+                 TRAIN, ["llm.config.js sets `model` twice in one object (lines 2 and ",
+                         "the second would silently replace the first"],
+                 id="config-section-written-twice"),
+    pytest.param(replace_in_config('"layers": 2,', '"layers": 2,\n    "layers": 3,'), EVALUATE,
+                 ["llm.config.js sets `layers` twice in one object (lines 5 and 6)"],
+                 id="config-key-written-twice"),
+    pytest.param(no_setup, (*PREPARE, "--tokenizer.special_tokens", "[" * 3000 + "]" * 3000,
+                            "--training.max_steps", "[" * 3000),
+                 ["--training.max_steps must be a whole number"], id="override-nested-deep"),
     pytest.param(write_file("llm.config.js", ""), PREPARE, ["llm.config.js is empty"],
                  id="config-empty-file"),
     pytest.param(remove("llm.config.js"), PREPARE, ["config file llm.config.js not found"],
@@ -459,6 +527,14 @@ REFUSED = [
                  ["hold only whitespace"], id="data-whitespace-only-tokenizer"),
     pytest.param(write_file("data/raw/notes.txt", "  \n\n\t\n"), PREPARE,
                  ["hold only whitespace"], id="data-whitespace-only"),
+    pytest.param(set_key("data.sample_size_mb", 1e-9), TOKENIZER,
+                 ["data.sample_size_mb is 1e-09, too little for even one story of the built-in "
+                  "corpus (data/raw is empty"], id="data-sample-size-too-small-tokenizer"),
+    pytest.param(set_key("data.sample_size_mb", 1e-9), PREPARE,
+                 ["data.sample_size_mb is 1e-09, too little"], id="data-sample-size-too-small"),
+    pytest.param(both(link("data/raw/passwd.txt", "/etc/passwd"), mkfifo("data/raw/pipe.txt")),
+                 PREPARE, ["no usable text in data/raw: every file was skipped"],
+                 id="data-raw-holds-only-a-link-and-a-fifo"),
     pytest.param(write_file("data/raw/notes.txt", b"caf\xe9 \xff\xfe broken bytes\n"), PREPARE,
                  ["no usable text in data/raw"], id="data-invalid-utf8"),
     pytest.param(write_file("data/raw/docs.jsonl", '{"content": "no text field"}\n'), PREPARE,
@@ -554,6 +630,31 @@ REFUSED = [
     pytest.param(no_setup, (*TRAIN, "--checkpoints.dir", "llm.config.js/checkpoints"),
                  ["cannot write checkpoints to llm.config.js/checkpoints/: Not a directory"],
                  id="checkpoint-folder-unwritable"),
+    # -- is this ours? (runtime/checkpoints.py checks every file before it is unpickled) --
+    pytest.param(no_setup, (*GENERATE, "--checkpoint", "/etc/passwd"),
+                 ["/etc/passwd is not a checkpoint: it is a text file"],
+                 id="checkpoint-is-etc-passwd"),
+    pytest.param(write_file("notes.pt", "just some text\n"),
+                 (*EVALUATE, "--checkpoint", "notes.pt"),
+                 ["notes.pt is not a checkpoint: it is a text file"], id="checkpoint-is-a-text-pt"),
+    pytest.param(no_setup, (*RESUME, "llm.config.js"),
+                 ["llm.config.js is not a checkpoint: it is a text file"],
+                 id="checkpoint-is-the-config-resume"),
+    pytest.param(no_setup, ("deploy.py", "export", "--checkpoint", "data/processed/train.bin"),
+                 ["data/processed/train.bin is not a checkpoint: it is not a file that "
+                  "torch.save writes"], id="checkpoint-is-the-token-data-export"),
+    pytest.param(no_setup, (*CHAT, "--checkpoint", "tokenizer/tokenizer.json"),
+                 ["tokenizer/tokenizer.json is not a checkpoint"], id="checkpoint-is-a-json-chat",
+                 marks=only("gpt", "t5")),
+    pytest.param(no_setup, (*COMPARE, "llm.config.js"),
+                 ["llm.config.js is not a checkpoint: it is a text file"],
+                 id="checkpoint-is-the-config-compare"),
+    pytest.param(torch_file("plain.pt", {"model": {}}), (*GENERATE, "--checkpoint", "plain.pt"),
+                 ["plain.pt is not a checkpoint written by this project: it has no valid "
+                  "model_config, step"], id="checkpoint-torch-file-of-something-else"),
+    pytest.param(torch_file("weights.pt", "best-model"), (*RESUME, "weights.pt"),
+                 ["cannot resume from weights.pt: it holds a model but no training state"],
+                 id="checkpoint-without-training-state-resume"),
     pytest.param(no_setup, TRAIN, ["checkpoints/ already holds a training run (up to step 10)"],
                  id="checkpoint-second-run-without-resume"),
     # -- where a run may write (config.py's run folders): never among the project's own files --
@@ -573,6 +674,9 @@ REFUSED = [
     pytest.param(no_setup, (*RESUME, "--logging.dir", "data/processed"),
                  ["logging.dir ('data/processed') (set by --logging.dir) overlaps "
                   "data.processed_dir"], id="logs-folder-is-the-prepared-data"),
+    pytest.param(no_setup, ("deploy.py", "export", "--deployment.export_dir", "data/raw"),
+                 ["deployment.export_dir ('data/raw') (set by --deployment.export_dir) overlaps "
+                  "data.raw_dir"], id="export-folder-is-the-raw-text"),
     pytest.param(set_key("checkpoints.dir", "./"), PREPARE,
                  ["checkpoints.dir is './' (line "], id="checkpoint-folder-checked-everywhere"),
     pytest.param(no_setup, (*RESUME, "checkpoints/step_000999.pt"),
@@ -623,11 +727,28 @@ REFUSED = [
     pytest.param(no_setup, ("deploy.py", "export", "--format", "gguf"),
                  [f"GGUF export is for gpt models, and this one is {ARCHITECTURE}"],
                  id="export-gguf-of-bert-or-t5", marks=only("bert", "t5")),
+    pytest.param(no_setup, ("deploy.py", "export", "--deployment.export_dir", "llm.config.js"),
+                 ["cannot export to llm.config.js/hf/: llm.config.js is a file, not a folder"],
+                 id="export-folder-is-a-file"),
+    pytest.param(write_file("export/hf/notes.txt", "mine"), ("deploy.py", "export"),
+                 ["export/hf/ holds files that no export wrote (notes.txt)"],
+                 id="export-never-replaces-a-folder-of-yours"),
+    pytest.param(no_setup, ("deploy.py", "export", "--deployment.export_dir", "/proc/none"),
+                 ["could not write the export to /proc/none/hf/: No such file or directory"],
+                 id="export-folder-cannot-be-made"),
+    pytest.param(no_setup, ("deploy.py", "export", "--format", "gguf",
+                            "--deployment.export_dir", "/proc/none"),
+                 ["could not write /proc/none/gguf/"], id="export-gguf-folder-cannot-be-made",
+                 marks=only("gpt")),
     # -- other commands' own inputs --
     pytest.param(no_setup, ("-m", "data.download", "no-such-dataset"),
                  ["unknown dataset 'no-such-dataset'"], id="download-unknown-dataset"),
     pytest.param(no_setup, ("compare.py", ".", "../no-such-project"),
                  ["../no-such-project does not exist"], id="compare-path-absent"),
+    pytest.param(no_setup, ("compare.py", ".", "--text", ".."), ["--text ..: not a file"],
+                 id="compare-text-is-a-folder"),
+    pytest.param(no_setup, (*GENERATE, "--checkpoint", "x" * 300),
+                 ["cannot be read: File name too long"], id="checkpoint-name-too-long"),
     pytest.param(no_setup, ("compare.py", ".", "--max-new-token", "x"),
                  ["--max-new-tokens: invalid int value: 'x'"], id="compare-bad-option-value"),
 ]
@@ -660,6 +781,29 @@ GOES_ON = [
     pytest.param(both(sample_text, write_file("data/raw/photo.txt", b"\x89PNG\r\n\x00\x00" * 99)),
                  PREPARE, "Skipping data/raw/photo.txt: binary or not UTF-8 text",
                  id="data-binary-file-is-skipped"),
+    pytest.param(both(sample_text, write_file("data/raw/tail.txt",
+                                              b"Text. " * 20_000 + b"\x00")), PREPARE,
+                 "Skipping data/raw/tail.txt: binary or not UTF-8 text",
+                 id="data-nul-far-into-a-file-is-binary"),
+    # data/raw is read as the files in it (corpus/sources.py walk_raw): links are not followed
+    pytest.param(both(sample_text, link("data/raw/passwd.txt", "/etc/passwd")), PREPARE,
+                 "Skipping data/raw/passwd.txt: a link to /etc/passwd, outside data/raw",
+                 id="data-link-out-of-raw-is-skipped"),
+    pytest.param(both(sample_text, link("data/raw/etc", "/etc")), TOKENIZER,
+                 "Skipping data/raw/etc: a link to /etc, outside data/raw",
+                 id="data-link-to-a-folder-outside-is-skipped"),
+    pytest.param(both(sample_text, link("data/raw/copy.txt", "stories.txt")), PREPARE,
+                 "Skipping data/raw/copy.txt: a link (to ",
+                 id="data-link-inside-is-not-read-twice"),
+    pytest.param(both(sample_text, link("data/raw/gone.txt", "missing.txt")), PREPARE,
+                 "Skipping data/raw/gone.txt: a link to missing.txt, which does not exist",
+                 id="data-dangling-link-is-skipped"),
+    pytest.param(both(sample_text, link("data/raw/loop.txt", "loop.txt")), PREPARE,
+                 "Skipping data/raw/loop.txt: a link that loops back to itself",
+                 id="data-looping-link-is-skipped"),
+    pytest.param(both(sample_text, mkfifo("data/raw/pipe.txt")), PREPARE,
+                 "Skipping data/raw/pipe.txt: a FIFO, not a regular file",
+                 id="data-fifo-is-skipped-not-waited-for"),
     pytest.param(both(sample_text, write_file("data/raw/notes.pdf", b"%PDF-1.4 ...")), PREPARE,
                  "Skipping data/raw/notes.pdf: not a .txt, .md or .jsonl file",
                  id="data-other-file-type-is-skipped"),
@@ -668,9 +812,22 @@ GOES_ON = [
     pytest.param(truncate(STEP_10), (*RESUME, "--training.max_steps", "12"),
                  "Skipping checkpoints/step_000010.pt: it has 1000 bytes",
                  id="checkpoint-newest-truncated-resume-uses-another"),
+    # a corrupt best.pt: said in one line, then the newest good step is used
+    pytest.param(corrupt("checkpoints/best.pt"), GENERATE,
+                 "Skipping checkpoints/best.pt: its checksum does not match its sidecar",
+                 id="checkpoint-best-corrupt-generate-says-so"),
+    pytest.param(corrupt("checkpoints/best.pt"), ("deploy.py", "export"),
+                 "Skipping checkpoints/best.pt: its checksum does not match its sidecar",
+                 id="checkpoint-best-corrupt-export-says-so"),
+    pytest.param(corrupt("checkpoints/best.pt"), CHAT,
+                 "Skipping checkpoints/best.pt: its checksum does not match its sidecar",
+                 id="checkpoint-best-corrupt-chat-says-so", marks=only("gpt", "t5")),
     pytest.param(write_file("tokenizer/tokenizer.training.json", "{"), TOKENIZER,
                  "was not written by `make tokenizer` (or was edited since): keeping it",
                  id="tokenizer-record-damaged-keeps-the-tokenizer"),
+    pytest.param(prepend("llm.config.js", "\ufeff// saved by an editor that writes a BOM\n"),
+                 PREPARE, "data/raw is empty: using the built-in sample corpus",
+                 id="config-with-a-utf8-bom"),
     pytest.param(replace_in_config('"layers": 2,', '"layers": 2 2,'), ("-m", "models.presets"),
                  "This project: not shown (llm.config.js is not a plain object literal",
                  id="summary-with-a-broken-config"),
@@ -700,6 +857,65 @@ def test_recoverable_input_says_so_in_one_line_and_goes_on(
     assert sum(line in text for text in output.splitlines()) == 1, output
 
 
+def cannot_read_everything() -> None:
+    """For the child process: folders without permissions are unreadable even to root (who runs
+    these tests in CI): root's override of file permissions leaves the capability bounding set
+    (prctl PR_CAPBSET_DROP) before the exec. Elsewhere the call fails harmlessly."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        libc.prctl(24, capability, 0, 0, 0)
+
+
+def test_data_raw_is_read_inside_data_raw_only(project: Path, tmp_path: Path) -> None:
+    """Links out of data/raw (a file, a folder), a link inside, a dangling and a looping link, a
+    FIFO and a folder that cannot be read: each is skipped in one line, `make tokenizer` and
+    `make data` go on (never waiting on the FIFO), and nothing from outside is trained on."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.txt").write_text("SECRET-OUTSIDE " * 200)
+    raw = project / "data" / "raw"
+    sample_text(project)
+    (raw / "passwd.txt").symlink_to("/etc/passwd")
+    (raw / "elsewhere").symlink_to(outside)
+    (raw / "secret.txt").symlink_to(outside / "secret.txt")
+    (raw / "again.txt").symlink_to("stories.txt")
+    (raw / "gone.txt").symlink_to("missing.txt")
+    (raw / "loop.txt").symlink_to("loop.txt")
+    os.mkfifo(raw / "pipe.txt")
+    (raw / "locked").mkdir()
+    (raw / "locked" / "more.txt").write_text("LOCKED-TEXT " * 200)
+    (raw / "locked").chmod(0)
+    try:
+        results = [run(project, *command, preexec_fn=cannot_read_everything)
+                   for command in ((*TOKENIZER, "--force"), PREPARE)]
+    finally:
+        (raw / "locked").chmod(0o755)
+    skipped = {"passwd.txt": "a link to /etc/passwd, outside data/raw",
+               "elsewhere": f"a link to {outside}, outside data/raw",
+               "secret.txt": f"a link to {outside / 'secret.txt'}, outside data/raw",
+               "again.txt": f"a link (to {raw.resolve() / 'stories.txt'}); links are not "
+                            "followed", "gone.txt": "a link to missing.txt, which does not exist",
+               "loop.txt": "a link that loops back to itself",
+               "pipe.txt": "a FIFO, not a regular file",
+               "locked": "cannot read this folder (Permission denied)"}
+    for result in results:
+        output = result.stdout + result.stderr
+        assert result.returncode == 0, output
+        assert "Traceback" not in output and "Error" not in output, output
+        for name, why in skipped.items():
+            assert output.count(f"Skipping data/raw/{name}: {why}") == 1, (name, output)
+    meta = json.loads((project / "data" / "processed" / "meta.json").read_text())
+    assert meta["sources"] == ["data/raw/stories.txt"]
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(project / "tokenizer" / "tokenizer.json"))
+    text = "".join(tokenizer.decode(np.fromfile(project / "data" / "processed" / f"{name}.bin",
+                                                dtype=meta["dtype"]).tolist())
+                   for name in ("train", "val"))
+    assert "Once upon a time" in text
+    assert "SECRET" not in text and "root:" not in text and "LOCKED" not in text
+
+
 def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(project: Path) -> None:
     before = snapshot(project)
     result = run(project, *RESUME, "--training.max_steps", "20", preexec_fn=limit_file_size)
@@ -711,6 +927,63 @@ def test_a_full_disk_during_a_save_keeps_the_previous_checkpoint(project: Path) 
     assert snapshot(project) == before  # nothing half-written, nothing lost
     assert checkpoints.verify_checkpoint(project / STEP_10) is None
     assert not list((project / "checkpoints").glob(".*tmp*"))
+
+
+@contextlib.contextmanager
+def small_disk(folder: Path, size: str) -> Iterator[None]:
+    """A tmpfs of `size` mounted on `folder` (its files copied in): a disk that fills up.
+    Skips the test where mounting is not allowed (not root, or in a container without it)."""
+    saved = folder.with_name(folder.name + "-saved")
+    shutil.copytree(folder, saved)
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(saved)
+        pytest.skip(f"cannot mount a small tmpfs here: {result.stderr.strip()}")
+    try:
+        shutil.copytree(saved, folder, dirs_exist_ok=True)
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_full_logs_disk_saves_the_model_then_stops_clearly(project: Path) -> None:
+    """logs/ on a disk that fills up during the run (checkpoints/ on one with room): the run
+    saves a checkpoint, then stops with one Error naming the logs folder and the fix."""
+    size = (project / "logs" / "metrics.jsonl").stat().st_size
+    with small_disk(project / "logs", f"{size // 1024 + 40}k"):
+        result = run(project, *RESUME, "--training.max_steps", "100000", "--training.log_interval",
+                     "1", "--checkpoints.save_interval", "100000")
+        output = result.stdout + result.stderr
+        records = (project / "logs" / "metrics.jsonl").read_text().splitlines()
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and "Exception in thread" not in output, output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith("Error: could not write logs/"), output
+    assert "No space left on device; training stopped at step " in errors[0]
+    step = int(errors[0].split("training stopped at step ")[1].split()[0])
+    assert f"Saved checkpoints/step_{step:06d}.pt" in result.stdout
+    assert checkpoints.verify_checkpoint(project / "checkpoints" / f"step_{step:06d}.pt") is None
+    assert "Suggestion: free some disk space where logs/ is (logging.dir)" in result.stderr
+    assert "make resume" in result.stderr
+    assert 10 < step < 100000 and json.loads(records[0])["type"] == "run"
+
+
+@pytest.mark.parametrize("kind", ["hf", pytest.param("gguf", marks=only("gpt"))])
+def test_an_export_to_a_full_disk_says_so_and_leaves_no_half_export(project: Path,
+                                                                     kind: str) -> None:
+    (project / "export").mkdir()
+    with small_disk(project / "export", "60k"):
+        result = run(project, "deploy.py", "export", "--format", kind)
+        left = sorted(p.name for p in (project / "export").rglob("*") if p.is_file())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "unexpected" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error: ")]
+    assert len(errors) == 1 and errors[0].startswith("Error: could not write "), errors
+    assert f"export/{kind}/" in errors[0], errors
+    assert "No space left on device" in errors[0] or "0 written" in errors[0], errors
+    assert "Suggestion: free some disk space" in result.stderr
+    assert left == [], left  # no half-written file
 
 
 def test_secrets_are_never_printed_or_saved(project: Path) -> None:

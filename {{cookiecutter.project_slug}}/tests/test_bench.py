@@ -154,6 +154,24 @@ def test_bench_runs_on_a_fresh_project_and_writes_json(tmp_path: Path, monkeypat
     assert not (tmp_path / "tokenizer").exists() and not (tmp_path / "processed").exists()
 
 
+def test_logging_is_timed_with_and_without_and_leaves_no_logs(tmp_path: Path, monkeypatch,
+                                                              capsys) -> None:
+    """`make bench ARGS=--logging`: Trainer.fit's steps with the run's logging callbacks and
+    without; the logs go to a temporary folder, never the project's."""
+    write_project(tmp_path, TINY)
+    monkeypatch.chdir(tmp_path)
+    assert bench.main(["--steps", "3", "--repeats", "2", "--warmup", "1", "--logging",
+                       "--skip", "train,data,generate"]) == 0
+    out = capsys.readouterr().out
+    assert "logging every step (progress records, metrics.jsonl, TensorBoard" in out
+    assert "step time without" in out and "the loop's time in the callbacks" in out
+    logging = json.loads((tmp_path / "logs" / "bench.json").read_text())["logging"]
+    assert logging["steps_timed"] == 6  # 2 repeats x 3 steps, for each setup
+    assert logging["step_seconds_logging"] > 0 and logging["step_seconds_none"] > 0
+    assert 0 < logging["loop_seconds_in_logging"] < logging["step_seconds_logging"]
+    assert sorted(p.name for p in (tmp_path / "logs").iterdir()) == ["bench.json"]
+
+
 def test_bad_arguments_are_clear_errors(tmp_path: Path, monkeypatch) -> None:
     write_project(tmp_path, TINY)
     monkeypatch.chdir(tmp_path)

@@ -283,25 +283,70 @@ def test_save_never_overwrites_unasked_nor_writes_into_the_project(trained: Path
     project = tmp_path / "p"
     shutil.copytree(trained, project)
     monkeypatch.chdir(project)
+    for name in ("chat.py", "Makefile", "README.md", "requirements.txt"):  # the project's own
+        (project / name).write_text(f"# {name}\n")
+    (project / "models").mkdir()
+    (project / "models" / "gpt.py").write_text("# code\n")
+    (project / ".git").mkdir()
+    os.mkfifo(project / "pipe.txt")  # opening it to write would wait forever
+    (project / "link.txt").symlink_to(project / "Makefile")
     cfg = config_module.load_config("llm.config.js")
     session = small_session(project_paths=ProjectPaths.of(cfg))
     protected = ["llm.config.js", "checkpoints/best.pt", "checkpoints/new.txt",
                  "data/raw/notes.txt", "data/processed/meta.json", "tokenizer/tokenizer.json",
-                 str(project / "checkpoints" / ".." / "checkpoints" / "x.txt")]
+                 str(project / "checkpoints" / ".." / "checkpoints" / "x.txt"),
+                 "logs/metrics.jsonl", "logs/new.txt", "chat.py", "Makefile", "README.md",
+                 "requirements.txt", "models/notes.txt", ".git/notes.txt", "link.txt",
+                 # new files that would change what the project's commands run
+                 "GNUmakefile", "tokenizers.py", "pytest.ini", "sitecustomize.py",
+                 "pipe.txt"]
     before = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()}
     for target in protected:
         for command in ("/save", "/save!"):
             message, _ = session.command(f"{command} {target}")
             assert message.startswith("Not saved: ") and "your project's" in message, message
     assert {path: path.read_bytes() for path in project.rglob("*") if path.is_file()} == before
+    assert not (project / "GNUmakefile").exists() and not (project / "logs" / "new.txt").exists()
 
+    # In the project folder: new .txt/.md transcripts, and /save! replaces a transcript.
+    assert session.command("/save chat.txt")[0].startswith("Saved 0 turns")
+    session.history.append(Turn("Hello", "Hi"))
+    assert "already exists" in session.command("/save chat.txt")[0]
+    assert session.command("/save! chat.txt")[0].startswith("Saved 1 turn")
+    assert (project / "chat.txt").read_text() == "User: Hello\nModel: Hi\n"
+    assert session.command("/save! chat.txt")[0].startswith("Saved 1 turn")  # a transcript
+    assert session.command("/save notes/today.md")[0].startswith("Could not write")  # no folder
+    (project / "notes").mkdir()
+    assert session.command("/save notes/today.md")[0].startswith("Saved")
+
+    # Outside the project: any name, and /save! replaces what you name.
     mine = tmp_path / "chat.txt"
     mine.write_text("my notes")
     message, _ = session.command(f"/save {mine}")
     assert "already exists" in message and f"/save! {mine}" in message
     assert mine.read_text() == "my notes"
-    assert session.command(f"/save! {mine}")[0].startswith("Saved 0 turns")
-    assert session.command(f"/save {tmp_path / 'new.txt'}")[0].startswith("Saved")
+    assert session.command(f"/save! {mine}")[0].startswith("Saved 1 turn")
+    assert session.command(f"/save {tmp_path / 'new.log'}")[0].startswith("Saved")
+    os.mkfifo(tmp_path / "fifo")
+    assert "not a regular file" in session.command(f"/save! {tmp_path / 'fifo'}")[0]
+
+
+def test_save_in_a_piped_session_leaves_the_projects_files_alone(trained: Path,
+                                                                  tmp_path: Path) -> None:
+    """The case of issue 30: `/save! logs/metrics.jsonl` replaced the run's history."""
+    project = tmp_path / "p"
+    shutil.copytree(trained, project)
+    for name in ("Makefile", "chat.py"):  # as in a generated project
+        shutil.copy(PROJECT / name, project / name)
+    before = {path: path.read_bytes() for path in project.rglob("*") if path.is_file()}
+    result = run_python(project, str(PROJECT / "chat.py"), "--max-tokens", "3", stdin=(
+        "Hello\n/save! logs/metrics.jsonl\n/save! Makefile\n/save! chat.py\n/save chat.txt\n"))
+    assert result.returncode == 0, result.stderr
+    for name in ("logs/metrics.jsonl", "Makefile", "chat.py"):
+        assert f"Not saved: {name} is " in result.stderr
+    assert {path: path.read_bytes() for path in project.rglob("*") if path.is_file()
+            and path.name != "chat.txt"} == before
+    assert (project / "chat.txt").read_text().startswith("User: Hello\nModel:")
 
 
 def test_chat_skips_a_line_that_is_not_utf8_and_goes_on(trained: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,8 +16,13 @@ from pathlib import Path
 import pytest
 
 from compare import pick_winner, ranking, resolve_run, side_by_side, winner_line
+from config import ARCHITECTURES, ModelConfig
 from conftest import ARCHITECTURE, write_project_config
 from errors import ConfigurationError
+from models.presets import count_parameters
+from runtime import checkpoints
+
+OTHER_ARCHITECTURE = next(a for a in ARCHITECTURES if a != ARCHITECTURE)
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -112,6 +118,51 @@ def test_compare_two_tokenizers_names_the_better_model(projects: tuple[Path, Pat
     markdown = (tmp_path / "report.md").read_text()
     assert "| run | parameters |" in markdown and "Winner (*): good" in markdown
     assert "![loss curves](curves.png)" in markdown and "## Prompt: The dog" in markdown
+
+
+def test_another_project_is_read_as_data_and_its_code_never_runs(projects: tuple[Path, Path],
+                                                                 tmp_path: Path) -> None:
+    """Issue 30: `compare.py . ../other` ran ../other/compare.py (which could do anything, or
+    hang). Another project is data: its config parsed, its checkpoint loaded with weights_only,
+    its logs read. Here every file of its code would leave a marker and hang; and its model is
+    of an architecture this project has no code for, so it is shown from its files alone."""
+    good, weak = projects
+    other = tmp_path / "other"
+    shutil.copytree(weak, other)
+    marker = tmp_path / "pwned"
+    hostile = f"import pathlib, time\npathlib.Path({str(marker)!r}).write_text('ran')\n" \
+        "time.sleep(600)\n"
+    for name in ("compare.py", "config.py", "sitecustomize.py", "models/__init__.py",
+                 "runtime/__init__.py"):
+        (other / name).parent.mkdir(exist_ok=True)
+        (other / name).write_text(hostile)
+    best = other / "checkpoints" / "best.pt"
+    state = checkpoints.load_checkpoint(best)
+    state["model_config"]["architecture"] = OTHER_ARCHITECTURE
+    facts = {k: v for k, v in checkpoints.read_sidecar(best).items()
+             if k not in ("file", "size", "sha256", "saved_at", "format_version")}
+    checkpoints.save_checkpoint(best, state, facts)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT)}
+    result = subprocess.run([sys.executable, str(PROJECT / "compare.py"), ".", str(other),
+                             "--max-new-tokens", "4", "--no-plot", "--json",
+                             str(tmp_path / "report.json")], cwd=good, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not marker.exists(), "the other project's code ran"
+    runs = {r["label"]: r for r in json.loads((tmp_path / "report.json").read_text())["runs"]}
+    shown = runs["other"]
+    assert shown["architecture"] == OTHER_ARCHITECTURE and shown["scored_here"] is False
+    # Counted from its weights' shapes (the tied embedding once): what the model reports.
+    assert shown["parameters"] == count_parameters(ModelConfig(**{**state["model_config"],
+                                                                   "architecture": ARCHITECTURE}))
+    assert shown["steps"] == state["step"] and shown["val_loss"] == pytest.approx(
+        state["metrics"]["val_loss"])
+    assert shown["generations"][0].startswith(
+        f"(no generations: it is a {OTHER_ARCHITECTURE} model, and this project has the code of "
+        f"{ARCHITECTURE} only; comparing never runs another project's code")
+    assert runs["good"]["scored_here"] is True
+    assert "Not ranked: other could not be scored on the same text here" in result.stdout
+    assert f"{state['metrics']['val_loss']:.4f}+" in result.stdout  # its own numbers, marked
 
 
 def test_the_winner_is_chosen_by_bits_per_byte_not_loss() -> None:

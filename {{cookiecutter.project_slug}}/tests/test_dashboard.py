@@ -79,6 +79,73 @@ def test_a_late_client_gets_the_history_then_every_new_record(server: DashboardS
         assert got[0]["name"] == "records" and got[0]["args"][0] == [{"type": "train", "step": 4}]
 
 
+# Records as a hostile or broken metrics.jsonl (or a plugin) may carry them: markup in keys,
+# text and paths; numbers that are NaN or infinite; values that are not numbers at all.
+HOSTILE = [
+    {"type": "run", "step": 0, "architecture": "<b>gpt</b>", "preset": "nano", "max_steps": 10,
+     "tokens_per_step": 100, "parameters": float("nan"), "started": "<i>now</i>"},
+    {"type": "train", "step": 1, "loss": 2.5, "lr": 0.1, "tokens": 100, "tokens_per_sec": 9.0,
+     "elapsed": 1.0, "eta": 9.0, "rss_mb": 1.0},
+    {"type": "train", "step": 2, "loss": float("nan"), "lr": 0.1, "tokens": 200,
+     "tokens_per_sec": float("inf"), "elapsed": "soon", "eta": float("-inf"), "rss_mb": [1]},
+    {"type": "eval", "step": 2, "val_loss": float("inf"), "best": True,
+     "val_<img src=x onerror=window.pwned=1>": 0.5},
+    {"type": "sample", "step": 2, "prompt": "<script>window.pwned=2</script>",
+     "text": "<img src=x onerror=window.pwned=3>", "continues": True},
+    {"type": "checkpoint", "step": 2, "path": "checkpoints/<img src=x onerror=window.pwned=4>.pt",
+     "kind": "step", "val_loss": float("nan")},
+    {"type": "train", "step": "three", "loss": 1.0},  # not a step: left out
+]
+
+
+def strict_json(text: bytes | str) -> object:
+    """json.loads that refuses NaN and Infinity, as a browser's JSON.parse does."""
+    def refuse(token: str) -> None:
+        raise AssertionError(f"{token} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_every_record_reaches_the_browser_as_valid_json() -> None:
+    dashboard = DashboardServer(port=free_port(), history=HOSTILE[:3])
+    try:
+        dashboard.start()
+        client = dashboard.socketio.test_client(dashboard.app)
+        for record in HOSTILE[3:]:
+            assert dashboard.publish(record)
+        wait_for(lambda: len(dashboard.snapshot()) == len(HOSTILE))
+        status, body = get(dashboard.url + "history.json")
+        assert status == 200
+        history = strict_json(body)
+        assert history[2]["loss"] == "NaN" and history[2]["tokens_per_sec"] == "Infinity"
+        assert history[2]["eta"] == "-Infinity" and history[5]["val_loss"] == "NaN"
+        # What Socket.IO sends is the same, in the JSON it writes on the wire.
+        for message in client.get_received():
+            strict_json(json.dumps(message["args"][0]))
+    finally:
+        dashboard.stop()
+    assert server_module.plain({"a": [float("nan"), {1: object}]}) == \
+        {"a": ["NaN", {"1": "<class 'object'>"}]}
+
+
+@pytest.mark.parametrize(("host", "says"), [
+    ("no-such-host.invalid", "'no-such-host.invalid' is not a name or address this computer "
+                             "knows"),
+    ("192.0.2.1", "'192.0.2.1' is not an address of this computer"),  # TEST-NET-1
+])
+def test_a_bad_host_is_named_not_blamed_on_the_port(tmp_path: Path, host: str,
+                                                    says: str) -> None:
+    (tmp_path / "llm.config.js").write_text((PROJECT_ROOT / "llm.config.js").read_text())
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+    result = subprocess.run([sys.executable, "-m", "dashboard.serve", "--host", host],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"Error: the dashboard cannot listen on logging.dashboard_host: {says}" in \
+        result.stderr
+    assert "Suggestion: use 127.0.0.1" in result.stderr and "port" not in \
+        result.stderr.split("Suggestion:")[1].split("make dashboard")[0]
+
+
 def test_publish_never_waits_and_drops_when_the_queue_is_full(monkeypatch) -> None:
     monkeypatch.setattr(server_module, "QUEUE_SIZE", 5)
     dashboard = DashboardServer(port=free_port())  # not started: nothing empties the queue
@@ -267,6 +334,36 @@ def points(page) -> int:  # noqa: ANN001
 
 def step(page) -> int:  # noqa: ANN001
     return int(page.evaluate("document.body.dataset.step"))
+
+
+def test_the_page_shows_hostile_records_as_text_and_keeps_working(browser) -> None:
+    """Markup in a metric's name, a sample or a path is shown as characters (no element is
+    made of it, no script runs); NaN and Infinity show as those words, a gap in the charts."""
+    dashboard = DashboardServer(port=free_port(), title="<b>t</b>", history=HOSTILE)
+    try:
+        url = dashboard.start()
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(url)
+        page.wait_for_function("Number(document.body.dataset.step) === 2", timeout=20_000)
+        page.wait_for_timeout(700)  # a redraw (at most twice a second) and any onerror
+        assert errors == []
+        assert page.evaluate("window.pwned") is None  # no injected script or handler ran
+        assert page.locator("#charts img, #samples img, #checkpoints img, script:not([src])"
+                            ).count() == 0
+        caption = page.inner_text("#charts")
+        assert "val <img src=x onerror=window.pwned=1>" in caption  # its name, as text
+        assert "<script>window.pwned=2</script><img src=x onerror=window.pwned=3>" in \
+            page.inner_text("#samples")
+        assert "<img src=x onerror=window.pwned=4>.pt (val loss NaN)" in \
+            page.inner_text("#checkpoints")
+        assert page.inner_text("#loss") == "NaN" and page.inner_text("#speed") == "Infinity"
+        assert page.inner_text("#best") == "–" and page.inner_text("#elapsed") == "soon"
+        assert "<b>gpt</b>" in page.inner_text("#facts") and page.title().startswith("<b>t</b>")
+        assert points(page) == 1  # step 1's loss; step 2's NaN is a gap, "three" no step
+    finally:
+        dashboard.stop()
 
 
 @pytest.mark.slow

@@ -17,13 +17,17 @@ What they show:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +240,60 @@ def test_a_failing_process_stops_the_run_with_one_error(prepared: Path, tmp_path
     errors = [line for line in (result.stdout + result.stderr).splitlines()
               if line.startswith("Error:")]
     assert errors == ["Error: rank 1 broke on purpose"], result.stdout + result.stderr
+
+
+def alive(pid: int) -> bool:
+    """Whether process `pid` still runs (a zombie that nobody reaps has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
+def test_kill_9_of_torchrun_stops_its_processes_which_save_and_free_the_lock(
+        prepared: Path, tmp_path: Path) -> None:
+    """Issue 30: after `kill -9` of the launcher both ranks trained on as orphans, holding the
+    project lock. Now they get SIGTERM from the kernel, stop after the same step and save."""
+    from project_lock import project_lock
+
+    folder = copy(prepared, tmp_path / "p")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "training.train", "--training.max_steps", "100000", "--training.eval_interval",
+         "100000", "--checkpoints.save_interval", "100000"], cwd=folder,
+        env={**environment(), "TMPDIR": str(folder), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    workers: list[int] = []
+    try:
+        lines = []
+        for line in launcher.stdout:  # until the run is training (rank 0 prints each step)
+            lines.append(line)
+            if line.startswith("step      3/"):
+                break
+        children = Path(f"/proc/{launcher.pid}/task/{launcher.pid}/children")
+        workers = [int(pid) for pid in children.read_text().split()]
+        assert len(workers) == 2, "".join(lines)
+        launcher.kill()  # kill -9: torchrun can pass nothing on
+        launcher.wait()
+        deadline = time.monotonic() + 120
+        while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not any(alive(pid) for pid in workers), "the processes outlived their launcher"
+        output = "".join(lines) + launcher.stdout.read()  # (the workers held the pipe open)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+    # (Each process notices on its own: rank 0 tells of its SIGTERM, or of rank 1's stop.)
+    stopped = re.search(r"Stopped at step (\d+) \((SIGTERM|stopped by another process)\)",
+                        output)
+    assert stopped, output
+    step = int(stopped.group(1))
+    saved = folder / "checkpoints" / f"step_{step:06d}.pt"
+    assert checkpoints.verify_checkpoint(saved) is None and step >= 3
+    with project_lock("a test", folder, run_folder=folder / "checkpoints"):
+        pass  # free again
 
 
 def test_the_first_failure_of_a_torchrun_job_is_the_only_one_printed(monkeypatch,

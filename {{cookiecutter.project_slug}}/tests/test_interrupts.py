@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import pytest
 import torch
@@ -186,12 +187,22 @@ def test_kill_9_at_any_moment_leaves_a_checkpoint_to_resume_from(project: Path) 
 # ---- Ctrl+C and SIGTERM ----
 
 
+def logged_train_steps(folder: Path) -> list[int]:
+    """The steps of the train records in logs/metrics.jsonl (log_interval 1: every step)."""
+    lines = (folder / "logs" / "metrics.jsonl").read_text().splitlines()
+    return [record["step"] for record in map(json.loads, lines) if record["type"] == "train"]
+
+
+def printed_steps(output: str) -> list[int]:
+    return [int(n) for n in re.findall(r"^step +(\d+)/", output, re.MULTILINE)]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_signal_saves_and_says_how_to_resume(project: Path, signum: int) -> None:
     process = start_training(project, "--checkpoints.save_interval", "1000")
-    read_until(process, r"^step +3/")
+    lines = read_until(process, r"^step +3/")
     process.send_signal(signum)
-    output = process.communicate(timeout=120)[0]
+    output = "".join(lines) + process.communicate(timeout=120)[0]
     assert process.returncode == 0, output
     name = signal.Signals(signum).name
     assert f"{name} received: finishing step" in output
@@ -201,6 +212,10 @@ def test_a_signal_saves_and_says_how_to_resume(project: Path, signum: int) -> No
     assert f"Saved checkpoints/step_{step:06d}.pt" in output
     assert good_steps(project) == [step]  # saved, although save_interval is 1000
     assert "Traceback" not in output
+    # Logging is written in the background: the stop waited for every record of every step.
+    assert logged_train_steps(project) == list(range(1, step + 1)) == printed_steps(output)
+    assert json.loads((project / "logs" / "metrics.jsonl").read_text().splitlines()[-1]) == {
+        "type": "end", "step": step, "reason": name, "elapsed": ANY}
 
 
 def test_a_second_ctrl_c_quits_at_once(project: Path) -> None:
@@ -218,6 +233,8 @@ def test_a_second_ctrl_c_quits_at_once(project: Path) -> None:
     assert "Stopped at step" not in output  # it did not wait to finish the step and save
     assert "Traceback" not in output
     assert good_steps(project)  # what was saved before is intact
+    # Quitting at once still wrote the record of every step that finished (at exit).
+    assert logged_train_steps(project) == printed_steps(output) == [1, 2]
 
 
 # ---- two commands at once: the project lock (project_lock.py) ----

@@ -142,3 +142,37 @@ def test_without_the_tensorboard_package_training_goes_on(micro_project: Path, m
 def test_tensorboard_off_writes_no_event_files(micro_project: Path) -> None:
     assert train("--training.max_steps", "5", "--logging.tensorboard", "false") == 0
     assert not (micro_project / "logs" / "tensorboard").exists()
+
+
+# Logging writes on a background thread a few times a second (LogWriter): a process that ends
+# at once (a crash, a second Ctrl+C, sys.exit) right after logging still writes every record.
+ENDS_AT_ONCE = """
+import sys
+from training.callbacks.logging import LoggingCallback
+
+class Trainer:
+    step = 0
+
+trainer, logging = Trainer(), LoggingCallback("logs", tensorboard=True)
+logging.on_train_begin(trainer)
+for step in range(1, 201):
+    logging.on_log(trainer, {"type": "train", "step": step, "loss": 1.0 / step})
+{end}
+"""
+
+
+@pytest.mark.parametrize("end", ["raise RuntimeError('a crash')", "raise KeyboardInterrupt",
+                                 "sys.exit(3)"], ids=["crash", "ctrl-c", "exit"])
+def test_no_record_is_lost_when_the_process_ends_at_once(tmp_path: Path, end: str) -> None:
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", ENDS_AT_ONCE.replace("{end}", end)],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "Exception in thread" not in result.stderr
+    assert [r["step"] for r in read_records(tmp_path)] == list(range(1, 201))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "logs" / "tensorboard"), {"scalars": 0})
+    events.Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == list(range(1, 201))

@@ -159,7 +159,9 @@ def test_corrupt_checkpoint_is_skipped_on_resume(project: Path, capsys) -> None:
 
 def test_failed_save_keeps_the_previous_checkpoint(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "step_000001.pt"
-    checkpoints.save_checkpoint(path, {"model": {"w": torch.ones(3)}}, {"step": 1})
+    # (what load_checkpoint takes as a checkpoint of this project: weights, model_config, step)
+    checkpoints.save_checkpoint(path, {"model": {"w": torch.ones(3)}, "model_config": {},
+                                       "step": 1}, {"step": 1})
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")

@@ -41,7 +41,7 @@ from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers,
 from config import Config, TokenizerConfig, add_config_arguments, config_from_args
 from corpus import sample
 from corpus.sources import ValidationSplit, open_raw_corpus, raw_fingerprint
-from errors import ConfigurationError, DataError, run_cli
+from errors import ConfigurationError, run_cli
 from project_lock import project_lock
 from tokenizer.load import tokenizer_hash
 
@@ -204,9 +204,7 @@ def train_and_save(cfg: Config) -> None:
     start = time.perf_counter()
     tok = train_tokenizer(texts(), tc, show_progress=sys.stderr.isatty())
     if not characters:  # checked before saving: the previous tokenizer stays
-        raise DataError(f"no text to train the tokenizer on: the files in {dc.raw_dir} hold "
-                        "only whitespace",
-                        "put some text in them, or empty the folder to use the built-in stories")
+        raise corpus.no_text(dc.raw_dir)
     save_tokenizer(tok, tc.path)
     size = tok.get_vocab_size()
     record = {"tokenizer_hash": tokenizer_hash(tc.path), "vocab_size": size,

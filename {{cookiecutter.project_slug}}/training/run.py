@@ -50,8 +50,22 @@ ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_
                      "rope_high_freq_factor", "rope_original_max_length")
 
 
-def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path) -> None:
-    """Refuse a checkpoint from another architecture or tokenizer, saying which key differs."""
+def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path,
+                    training_state: bool = True) -> None:
+    """Refuse a checkpoint from another architecture or tokenizer, saying which key differs,
+    and (training_state) one without a training state to continue (what Trainer.load_state
+    reads)."""
+    missing = [key for key in ("tokens_seen", "data", "rng") if key not in state]
+    if "optimizer" not in state and "optimizer_param_groups" not in state:
+        missing.insert(0, "optimizer")
+    if not training_state:
+        missing = []
+    if missing:
+        raise TrainingError(
+            f"cannot resume from {path}: it holds a model but no training state to continue "
+            f"({', '.join(missing)} missing)",
+            "resume from a checkpoint `make train` saved (`make resume` picks the newest), or "
+            "start a new run with `make train ARGS=--fresh`")
     saved = state.get("model_config", {})
     if state.get("tokenizer_hash") != tok_hash:
         vocab = (f" ({saved.get('vocab_size')} tokens; the current one has "
@@ -118,7 +132,7 @@ def start_from_weights(trainer: Trainer, path: Path) -> None:
     optimizer and schedule, step 0, the model's own weights instead of random ones."""
     state = checkpoints.load_checkpoint(path, map_location="cpu")
     check_resumable(state, dataclasses.asdict(trainer.model.config), trainer.tokenizer_hash,
-                    path)
+                    path, training_state=False)
     if trainer.parallelism == "fsdp":  # each process keeps its shards of the whole tensors
         sharded_checkpoints.load_full_weights(trainer.model, state["model"])
     else:
@@ -137,7 +151,7 @@ def resume_trainer(trainer: Trainer, folder: CheckpointFolder, which: str) -> bo
     fsdp = trainer.parallelism == "fsdp"  # each process keeps a slice: read the file lazily
     state = checkpoints.load_checkpoint(path, map_location="cpu" if fsdp else trainer.device,
                                         weights=False, mmap=fsdp)
-    if "optimizer" not in state and "optimizer_param_groups" not in state:  # an import
+    if state.get("imported_from") and "optimizer" not in state:  # `make import`'s step 0
         start_from_weights(trainer, path)
         return True
     check_resumable(state, dataclasses.asdict(trainer.model.config), trainer.tokenizer_hash,

@@ -294,8 +294,10 @@ class Trainer:
         pending, self.pending_records = self.pending_records, None
         for record in pending:
             self.log(record)
-        try:
-            with _stop_on_signals(self):
+        # Inside the signal handlers to the end of on_train_end: a second SIGTERM (torchrun's and
+        # pkill's, or one per process) must not end the process in the middle of its last save.
+        with _stop_on_signals(self):
+            try:
                 while self.step < t.max_steps and not self._agree_on_stop():
                     lr = lr_at(self.step, t)
                     loss = self._guarded_step(lr)
@@ -316,12 +318,12 @@ class Trainer:
                             cb.on_evaluate(self, evaluation)
                     for cb in self.callbacks:
                         cb.on_step_end(self, metrics)
-        finally:
-            # Runs on normal ends and on Ctrl+C / SIGTERM, not after a TrainingError
-            # (a diverged model must not overwrite the last good checkpoint).
-            if sys.exc_info()[0] is None:
-                for cb in self.callbacks:
-                    cb.on_train_end(self)
+            finally:
+                # Runs on normal ends and on Ctrl+C / SIGTERM, not after a TrainingError
+                # (a diverged model must not overwrite the last good checkpoint).
+                if sys.exc_info()[0] is None:
+                    for cb in self.callbacks:
+                        cb.on_train_end(self)
 
     def _guarded_step(self, lr: float) -> torch.Tensor:
         with self._out_of_memory_as_error(f"step {self.step + 1}"):

@@ -4,6 +4,11 @@
 // and then "records" (small batches of new ones). A record is one line of logs/metrics.jsonl:
 // {type: "run" | "train" | "eval" | "sample" | "checkpoint" | "end", step, ...}.
 // Charts are uPlot (vendor/uPlot.iife.min.js); nothing is fetched from the internet.
+//
+// Records are data, never markup: every string goes into the page as text (textContent,
+// createElement; never innerHTML), so a metric named `val_<img onerror=...>` is shown as those
+// characters. A number may arrive as the text "NaN" or "Infinity" (the server sends those as
+// strings: JSON has no such numbers): it is shown as that word, and charts leave a gap.
 "use strict";
 
 const COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2"];
@@ -19,6 +24,7 @@ function emptyState() {
 // ---- records in ----
 
 function apply(record) {
+  if (record === null || typeof record !== "object" || typeof record.step !== "number") return;
   switch (record.type) {
     case "run": state.run = record; state.end = null; break;  // a new session of the run
     case "end": state.end = record; break;
@@ -30,7 +36,7 @@ function apply(record) {
 }
 
 function tokensAt(step) {
-  const perStep = state.run ? state.run.tokens_per_step : 0;
+  const perStep = state.run ? number(state.run.tokens_per_step) || 0 : 0;
   return step * perStep;
 }
 
@@ -65,7 +71,9 @@ function ensureMetricCharts() {
       figure.className = "chart";
       figure.id = id;
       figure.dataset.points = "0";
-      figure.innerHTML = `<figcaption>${LABELS[key] || key.replace(/_/g, " ")}</figcaption>`;
+      const caption = document.createElement("figcaption");
+      caption.textContent = LABELS[key] || key.replace(/_/g, " ");
+      figure.appendChild(caption);
       document.getElementById("charts").appendChild(figure);
       makeChart(id, [[key, LABELS[key] || key]]);
     }
@@ -87,7 +95,7 @@ function columns(series, sources) {
     for (const record of records) {
       if (!(name in record)) continue;
       if (!rows.has(record.step)) rows.set(record.step, {});
-      rows.get(record.step)[name] = record[name];
+      rows.get(record.step)[name] = number(record[name]);  // not a number: a gap
     }
   }
   const steps = [...rows.keys()].sort((a, b) => a - b);
@@ -109,15 +117,26 @@ function redrawCharts() {
 
 // ---- text panels ----
 
+// A finite number, or null (a string such as "NaN", a missing value).
+function number(value) {
+  return typeof value === "number" && Number.isFinite(value) ? value : null;
+}
+
+// `value` with `digits` decimals; the word itself for "NaN", "Infinity" (or any other text).
+function fixed(value, digits) {
+  if (number(value) !== null) return value.toFixed(digits);
+  return value === undefined || value === null ? "–" : String(value);
+}
+
 function compact(n) {
-  if (n === undefined || n === null) return "–";
+  if (number(n) === null) return fixed(n, 0);
   const units = [[1e9, "B"], [1e6, "M"], [1e3, "k"]];
   for (const [size, unit] of units) if (Math.abs(n) >= size) return (n / size).toFixed(2) + unit;
   return String(Math.round(n * 100) / 100);
 }
 
 function duration(seconds) {
-  if (seconds === undefined || seconds === null) return "–";
+  if (number(seconds) === null) return fixed(seconds, 0);
   const s = Math.round(seconds), h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
   return h ? `${h}h ${String(m).padStart(2, "0")}m` : `${m}m ${String(s % 60).padStart(2, "0")}s`;
 }
@@ -130,13 +149,13 @@ function drawProgress() {
   const last = state.train[state.train.length - 1];
   const step = Math.max(last ? last.step : 0, state.end ? state.end.step : 0,
                         state.run ? state.run.step : 0);
-  const max = state.run ? state.run.max_steps : 0;
+  const max = state.run ? number(state.run.max_steps) || 0 : 0;
   document.body.dataset.step = String(step);
   setText("step", max ? `${step} / ${max}` : String(step));
   document.getElementById("bar-fill").style.width = max ? `${(100 * step) / max}%` : "0";
-  setText("loss", last ? last.loss.toFixed(4) : "–");
-  const losses = state.eval.map((e) => e.val_loss).filter((v) => v !== undefined);
-  setText("best", losses.length ? Math.min(...losses).toFixed(4) : "–");
+  setText("loss", last ? fixed(last.loss, 4) : "–");
+  const losses = state.eval.map((e) => number(e.val_loss)).filter((v) => v !== null);
+  setText("best", losses.length ? losses.reduce((a, b) => Math.min(a, b)).toFixed(4) : "–");
   setText("speed", last ? compact(last.tokens_per_sec) : "–");
   setText("tokens", last ? compact(last.tokens) : "–");
   setText("elapsed", last ? duration(last.elapsed) : "–");
@@ -197,17 +216,18 @@ function drawPanels() {
     head.className = "step";
     head.textContent = `step ${r.step}`;
     const prompt = document.createElement("b");
-    prompt.textContent = r.prompt;
+    prompt.textContent = String(r.prompt ?? "");
+    const text = document.createTextNode(String(r.text ?? ""));
     if (r.continues === false) {  // bert, t5: the prompt comes back with its blanks filled in
-      item.append(head, prompt, document.createElement("br"), document.createTextNode(r.text));
+      item.append(head, prompt, document.createElement("br"), text);
     } else {  // gpt: the text goes on from the prompt
-      item.append(head, prompt, document.createTextNode(r.text));
+      item.append(head, prompt, text);
     }
   }, 20);
   drawList("checkpoints", state.checkpoints, (item, r) => {
     const loss = r.val_loss !== undefined && r.val_loss !== null
-      ? ` (val loss ${r.val_loss.toFixed(4)})` : "";
-    item.textContent = `step ${r.step} · ${r.path.split("/").pop()}${loss}`;
+      ? ` (val loss ${fixed(r.val_loss, 4)})` : "";
+    item.textContent = `step ${r.step} · ${String(r.path ?? "").split("/").pop()}${loss}`;
   }, 50);
 }
 

@@ -33,9 +33,10 @@ def earlier_records(path: Path, until_step: int) -> list[dict[str, Any]]:
     for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
-        if isinstance(record, dict) and record.get("step", 0) <= until_step:
+        step = record.get("step", 0) if isinstance(record, dict) else None
+        if isinstance(step, (int, float)) and step <= until_step:
             records.append(record)
     return records
 
