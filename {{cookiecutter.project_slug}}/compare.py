@@ -67,7 +67,13 @@ from config import (
 )
 from data.splits import load_split
 from errors import ConfigurationError, DataError, TrainingError, run_cli
-from runtime.checkpoints import find_checkpoint, is_sharded, load_checkpoint, load_trained_model
+from runtime.checkpoints import (
+    find_checkpoint,
+    is_sharded,
+    load_checkpoint,
+    load_trained_model,
+    model_folder,
+)
 from runtime.device import autocast, pick_device, pick_precision, set_threads
 from runtime.objectives import Objective, objective_for, objective_name
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash, tokenizer_of
@@ -121,9 +127,12 @@ def resolve_run(argument: str) -> Run:
                 "pass the folder of a project made by create-llm, or a checkpoint file in one",
             )
         config = load_config(project / "llm.config.js", own_project=False)
-        folder = path if path != project else project / config.checkpoints.dir
+        # A project's model: the tuned one (make finetune) when it has one, as make chat uses.
+        folder = path if path != project else model_folder(project / config.checkpoints.dir)
         checkpoint = find_checkpoint("auto", folder, prefer="best")
         label = path.name if path == project else f"{project.name}/{path.name}"
+        if path == project and folder.name == "finetune":
+            label += " (tuned)"
         return Run(label, checkpoint.resolve(), project, config)
     project = find_project(path.parent) or _project_by_tokenizer(path)
     config = load_config(project / "llm.config.js", own_project=False)
@@ -303,6 +312,8 @@ def evaluate_run(run: Run, text: EvalText, prompts: list[str], settings: Generat
         "steps": info["step"],
         "tokens_seen": info["tokens_seen"],
         **metrics,
+        # A tuned model's share of held-out questions answered right, from its own tuning.
+        "answer_accuracy": _float(info["metrics"].get("val_answer_accuracy")),
         "generation_tokens_per_sec": speed,
         "scored_here": True,  # on the shared text, by this project's code
         "generations": generations,
@@ -336,6 +347,7 @@ def describe_from_files(run: Run, state: dict[str, Any], prompts: list[str]) -> 
         "steps": state["step"], "tokens_seen": state.get("tokens_seen", 0),
         "val_loss": _float(metrics.get("val_loss")), "perplexity": _float(metrics.get("val_ppl")),
         "bits_per_byte": _float(metrics.get("val_bpb")), "accuracy": _float(accuracy),
+        "answer_accuracy": _float(metrics.get("val_answer_accuracy")),
         "eval_tokens": None, "generation_tokens_per_sec": None,
         "scored_here": False,  # its own numbers, on its own validation data
         "generations": [why] * len(prompts),
@@ -398,7 +410,11 @@ TEXT_COLUMNS = {"run", "tokenizer", "objective"}
 
 
 def columns(results: list[dict[str, Any]]) -> list[str]:
-    return COLUMNS if all(r["objective"] == "next-token" for r in results) else OBJECTIVE_COLUMNS
+    names = COLUMNS if all(r["objective"] == "next-token" for r in results) \
+        else OBJECTIVE_COLUMNS
+    if any(r.get("answer_accuracy") is not None for r in results):  # a tuned model among them
+        names = [*names[:-1], "answers", names[-1]]
+    return names
 
 
 def _number(value: float | None, text: str) -> str:
@@ -420,6 +436,9 @@ def table_rows(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> 
                      r["bits_per_byte"] is not None),
                  "accuracy": _number(r["accuracy"] and 100 * r["accuracy"], "{:.1f}%")
                  + own * bool(r["accuracy"] is not None),
+                 # its tuning's own figure (held-out questions answered right): "+"
+                 "answers": _number(r.get("answer_accuracy") and 100 * r["answer_accuracy"],
+                                    "{:.1f}%+") if r.get("answer_accuracy") is not None else "-",
                  "gen tok/s": _number(r["generation_tokens_per_sec"], "{:,.0f}")}
         rows.append([cells[name] for name in columns(results)])
     return rows
@@ -445,6 +464,18 @@ def markdown_table(rows: list[list[str]], names: list[str] = COLUMNS) -> str:
 
 
 def winner_line(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> str:
+    return ranking_line(results, winner) + answers_note(results)
+
+
+def answers_note(results: list[dict[str, Any]]) -> str:
+    """What the answers column is, when there is one."""
+    if not any(r.get("answer_accuracy") is not None for r in results):
+        return ""
+    return (" Answers (+): the share of held-out questions a tuned model answered with the "
+            "right fact, measured by its own tuning (`make eval ARGS=--chat` measures it again).")
+
+
+def ranking_line(results: list[dict[str, Any]], winner: dict[str, Any] | None) -> str:
     key, why = ranking(results)
     if key is None or winner is None:
         return why
@@ -659,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
     plot = None
     if not args.no_plot:
         plot = Path(args.plot)
-        missing = plot_curves(runs, plot, columns(results) == COLUMNS)
+        missing = plot_curves(runs, plot, all(r["objective"] == "next-token" for r in results))
         print(f"\nLoss curves: {plot}")
         if missing:
             print(f"(no metrics.jsonl for {', '.join(missing)}: not in the plot)")

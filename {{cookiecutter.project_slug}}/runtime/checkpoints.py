@@ -67,9 +67,11 @@ class _HashingWriter:
         self.error: BaseException | None = None
 
     def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
+        # All of it inside the try: a second Ctrl+C can land on any line, and torch.save would
+        # report it as a vague RuntimeError ("unexpected pos") unless it is recorded here.
         try:
+            self.sha256.update(data)
+            self.size += len(data)
             return self.file.write(data)
         except BaseException as error:
             self.error = error

@@ -208,3 +208,26 @@ def test_side_by_side_uses_columns_when_there_is_room() -> None:
     assert all(len(line) <= 100 for line in text.splitlines())
     narrow = side_by_side(["a", "b"], ["x", "y"], width=40)
     assert narrow == "[a]\n  x\n\n[b]\n  y"
+
+
+@pytest.mark.skipif(ARCHITECTURE == "bert", reason="bert is not tuned to chat")
+def test_a_tuned_project_is_compared_with_its_answer_accuracy(projects: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    """A project that ran `make finetune` is compared by its tuned model (as make chat uses it),
+    with the share of held-out questions its tuning measured."""
+    good, _ = projects
+    tuned = tmp_path / "tuned"
+    shutil.copytree(good, tuned)
+    # The built-in instruction set (no data/finetune/): its held-out questions are scored.
+    result = run_python(tuned, "-m", "training.finetune", "--finetune.max_steps", "4",
+                        "--finetune.eval_interval", "4", "--finetune.batch_size", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "report.json"
+    result = run_python(tuned, str(PROJECT / "compare.py"), ".", str(good), "--json", str(out),
+                        "--max-new-tokens", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(out.read_text())
+    rows = {Path(r["checkpoint"]).parent.name: r for r in report["runs"]}
+    assert rows["finetune"]["label"] == "tuned (tuned)"
+    assert rows["checkpoints"].get("answer_accuracy") is None  # the base model of `good`
+    assert "answers" in result.stdout and "Answers (+)" in result.stdout
