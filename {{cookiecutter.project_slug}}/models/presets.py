@@ -58,6 +58,8 @@ def preset_config(name: str, **overrides: Any) -> ModelConfig:
     if name not in PRESETS:
         raise ConfigurationError(f"unknown preset '{name}'", f"use one of: {', '.join(PRESETS)}")
     shape = {key: PRESETS[name][key] for key in SHAPE_KEYS}
+    if "variant" in PRESETS[name]:  # bert: which of its encoders
+        shape["variant"] = PRESETS[name]["variant"]
     return ModelConfig(**{"architecture": ARCHITECTURE, "preset": name, **shape, **overrides})
 
 
@@ -116,13 +118,25 @@ def summary() -> str:
                      PRESETS[name]["batch_size"]) for name in PRESETS}
     if project is not None:
         memory["this project"] = (project, count_parameters(project), _project_batch_size())
-    return "\n".join([*rows, "", *memory_table(memory)])
+    return "\n".join([*rows, "", *memory_table(memory, _masked_share())])
 
 
 def _project_batch_size() -> int:
     from config import load_config
 
     return load_config().training.batch_size
+
+
+def _masked_share() -> float | None:
+    """bert: the share of positions its MLM head runs on (objective.mask_probability)."""
+    if ARCHITECTURE != "bert":
+        return None
+    from config import load_config
+
+    try:
+        return load_config().objective.mask_probability
+    except ConfigurationError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:
