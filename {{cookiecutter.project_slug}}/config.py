@@ -131,8 +131,8 @@ class ModelConfig:
     dim: int = 128
     """Model width: the size of every token's vector in the residual stream."""
     mlp_dim: int = 352
-    """Hidden width of the feed-forward block (gpt: SwiGLU, about 8/3 * dim; bert: GELU, 4 * dim;
-    t5: gated GELU, about 2-8/3 * dim)."""
+    """Hidden width of the feed-forward block (gpt: SwiGLU, about 8/3 * dim; bert: modernbert's
+    GeGLU about 8/3 * dim, the original's GELU 4 * dim; t5: gated GELU, about 2-8/3 * dim)."""
     max_length: int = 256
     """Context length in tokens: the longest sequence the model sees at once (t5: the encoder's
     input; its decoder writes up to generation.max_new_tokens)."""
@@ -140,7 +140,8 @@ class ModelConfig:
     """Dropout on attention weights and on each residual branch, in training only. 0 trains
     fastest and is best for short runs."""
     rope_theta: float = 10000.0
-    """gpt: base of the rotary position embedding frequencies."""
+    """gpt: base of the rotary position embedding frequencies (bert's modernbert uses the
+    default, 10000, which its export writes down; not a key of its llm.config.js)."""
     norm_eps: float = 1e-5
     """Epsilon of every normalisation (gpt: RMSNorm 1e-5; bert: LayerNorm 1e-12; t5: its RMS
     LayerNorm 1e-6), written explicitly: torch's defaults differ from the Hugging Face models'."""

@@ -367,10 +367,11 @@ def test_the_other_encoder_exports_too(trained: Path, tmp_path: Path) -> None:
     config = dataclasses.replace(model.config, variant=other,
                                  norm_eps=1e-12 if other == "bert" else 1e-5)
     ours = Tokenizer.from_file(str(trained / "tokenizer" / "tokenizer.json"))
-    write_hf_folder(random_bert(config), ours, special_tokens_of(ours, SPECIAL),
-                    GenerationConfig(), tmp_path / "hf")
+    model = random_bert(config)
+    write_hf_folder(model, ours, special_tokens_of(ours, SPECIAL), GenerationConfig(),
+                    tmp_path / "hf")
     assert check_hf_folder(tmp_path / "hf")["architectures"] == [HF_CLASSES[other][0]]
-    assert_transformers_fills_masks_like_us(tmp_path / "hf", random_bert(config), ours)
+    assert_transformers_fills_masks_like_us(tmp_path / "hf", model, ours)
 
 
 def assert_transformers_fills_masks_like_us(hf: Path, model: torch.nn.Module,
