@@ -137,6 +137,19 @@ def test_tensor_names_are_its_hugging_face_class_s(config: ModelConfig) -> None:
     assert ours == set(theirs.state_dict()) - {HF_CLASSES[config.variant][2]}
 
 
+def test_the_memory_estimate_counts_the_mlm_head_on_the_hidden_tokens_only(
+        config: ModelConfig) -> None:
+    """make summary and the DDP/FSDP choice (models/memory.py): the head's activations, its
+    logits over the whole vocabulary above all, exist for the hidden tokens only."""
+    from models.memory import activation_bytes
+
+    big = dataclasses.replace(config, vocab_size=50000)
+    every, hidden = (activation_bytes(big, 8, "fp32", scored_share=share) for share in (1, 0.15))
+    per_token = 50000 * (4 + 4 + 4) + 3 * 32 * 4  # logits, log-probs, gradient; dense, GELU, norm
+    assert every - hidden == pytest.approx(0.85 * 8 * 64 * per_token, abs=1)
+    assert activation_bytes(big, 8, "fp32") > hidden  # unknown share: the most it can be
+
+
 def test_the_default_variant_is_the_original_bert_for_old_checkpoints() -> None:
     """A checkpoint saved before model.variant existed has no such key: it is a BERT."""
     assert isinstance(build_model(ModelConfig(architecture="bert", vocab_size=300)), BERT)
