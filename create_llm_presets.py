@@ -45,11 +45,11 @@ def tokenizer_type(answers: dict[str, Any]) -> str:
     return DEFAULT_TOKENIZERS[answer(answers, "model", "gpt")] if chosen == "auto" else chosen
 
 
-def custom_mlp_dim(dim: int, architecture: str = "gpt") -> int:
-    """Feed-forward width for a custom model. gpt (SwiGLU) and t5 (gated GELU): 8/3 * dim, the
-    usual ratio for a gated block, rounded up to a multiple of 32 (efficient matrix sizes);
-    bert: 4 * dim, as in BERT."""
-    if architecture == "bert":
+def custom_mlp_dim(dim: int, architecture: str = "gpt", variant: str = "") -> int:
+    """Feed-forward width for a custom model. gpt (SwiGLU), t5 (gated GELU) and bert's
+    ModernBERT (GeGLU): 8/3 * dim, the usual ratio for a gated block, rounded up to a multiple
+    of 32 (efficient matrix sizes); the original BERT (variant 'bert'): 4 * dim, as in BERT."""
+    if architecture == "bert" and variant == "bert":
         return 4 * dim
     return (dim * 8 // 3 + 31) // 32 * 32
 
@@ -74,10 +74,13 @@ def model_shape(answers: dict[str, Any]) -> dict[str, Any]:
         shape = {key: int(values[key]) for key in SHAPE_KEYS}
     else:
         sizes = {key: int(answers[f"custom_{key}"]) for key in CUSTOM_KEYS}
+        variant = preset_values(answers).get("variant", "")
         shape = {**sizes, "kv_heads": sizes["heads"],
-                 "mlp_dim": custom_mlp_dim(sizes["dim"], architecture)}
+                 "mlp_dim": custom_mlp_dim(sizes["dim"], architecture, variant)}
     if architecture != "gpt":
         shape["kv_heads"] = shape["heads"]
+    if architecture == "bert":  # which of bert's two encoders (the preset's: models/presets.json)
+        shape["variant"] = preset_values(answers).get("variant", "bert")
     return {**shape, "architecture": architecture}
 
 
@@ -85,8 +88,15 @@ def parameter_count(shape: dict[str, Any]) -> int:
     """Parameters of the generated project's model of shape["architecture"] (default gpt)."""
     architecture = shape.get("architecture", "gpt")
     V, L, d, m = shape["vocab_size"], shape["layers"], shape["dim"], shape["mlp_dim"]
+    if architecture == "bert" and shape.get("variant") == "modernbert":
+        # models/architectures/bert.py, ModernBERT: the word embedding and its LayerNorm (no
+        # biases anywhere but the decoder's); per layer the fused q/k/v and o projections,
+        # GeGLU's Wi (2 x mlp_dim wide) and Wo, an attention norm (none in the first layer) and
+        # an MLP norm; the final norm; the MLM head's dense and norm, and the decoder's bias.
+        layer = 4 * d * d + 3 * d * m + 2 * d
+        return V * d + d + (L * layer - d) + d + d * d + d + V
     if architecture == "bert":
-        # models/architectures/bert.py: word, position and 2 token-type embeddings and their
+        # models/architectures/bert.py, BERT: word, position and 2 token-type embeddings and their
         # LayerNorm; per layer q/k/v/o (with biases), 2 LayerNorms, dense up and down (with
         # biases); the MLM head's dense, LayerNorm and output bias (its matrix is the tied
         # word embedding).

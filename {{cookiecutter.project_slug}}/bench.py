@@ -140,10 +140,10 @@ def flops_per_token(config: ModelConfig, params: int,
     Gradient checkpointing's recomputation is not counted: MFU counts the model's FLOPs, not the
     extra work a memory-saving choice adds.
 
-    bert: the same, its position and token-type embeddings being lookups too (attention is
-    bidirectional, so all of the context is really computed), except that the MLM head (its
-    dense transform and the tied decoder) runs only on the hidden tokens, `scored_share` of
-    them (models/architectures/bert.py). t5 (`lengths` = (text tokens per
+    bert: the same, the original BERT's position and token-type embeddings being lookups too
+    (attention is bidirectional, so all of the context is really computed), except that the MLM
+    head (its dense transform and the tied decoder) runs only on the hidden tokens,
+    `scored_share` of them (models/architectures/bert.py). t5 (`lengths` = (text tokens per
     row, encoder input S, decoder output T)): per row, 6 * (encoder blocks' params * S +
     (decoder blocks' params + the tied output matrix) * T) + 12 * layers * dim * (S^2 + T^2 +
     T * S) for its self-attentions and cross-attention, spread over the row's text tokens.
@@ -157,7 +157,8 @@ def flops_per_token(config: ModelConfig, params: int,
             12 * c.layers * c.dim * (S * S + T * T + T * S)
         return per_row / raw
     if c.architecture == "bert":
-        params -= (c.max_length + 2) * c.dim  # position and token-type lookups
+        if c.variant == "bert":  # ModernBERT has no position or token-type tables
+            params -= (c.max_length + 2) * c.dim  # position and token-type lookups
         head = c.vocab_size * c.dim + c.dim * c.dim  # decoder and transform matmuls
         params -= round((1 - scored_share) * head)  # skipped for the tokens not scored
     elif not c.tie_embeddings:
@@ -213,6 +214,9 @@ def make_trainer(cfg: Config, model_config: ModelConfig, tokens: np.ndarray,
     trainer = build_trainer(cfg, model_config, tokens, tokens, {}, device, precision,
                             tokenizer_hash="bench", timer=timer, tokenizer=tokenizer)
     trainer.model.train()
+    # bert's and t5's short warm-up sequences (objective.short_sequence_steps) are past: time
+    # the full-length steps that make up most of a run.
+    trainer.batches.drawn = trainer.batches.schedule.short_batches
     return trainer, timer
 
 

@@ -54,6 +54,8 @@ TOKENIZER_TYPES = ("bpe", "wordpiece", "unigram")
 PARALLELISMS = ("auto", "none", "ddp", "fsdp")
 OPTIMIZERS = ("adamw", "adafactor")
 ROPE_SCALINGS = ("none", "llama3")  # gpt's model.rope_scaling (models/architectures/gpt.py)
+# bert's two encoders (models/architectures/bert.py): ModernBERT's layer, or the original BERT's.
+BERT_VARIANTS = ("modernbert", "bert")
 # Sizes beyond these are typos, not models: refuse them before torch tries to allocate them.
 MAX_LAYERS, MAX_HEADS, MAX_DIM = 1024, 1024, 65536
 MIN_LENGTH, MAX_LENGTH = 8, 65536  # tokens; 8 so a window of max_length + 1 tokens is useful
@@ -114,6 +116,11 @@ class ModelConfig:
     'bert' (encoder-only, masked-LM) or 't5' (encoder-decoder, span corruption)."""
     preset: str = "custom"
     """The size preset these numbers came from (informational only)."""
+    variant: str = "bert"
+    """bert: which encoder. 'modernbert' (what new projects get): rotary positions, pre-norm,
+    GeGLU, no biases; exports as ModernBertForMaskedLM. 'bert': the original BERT (learned
+    positions, post-LN); exports as BertForMaskedLM. The default is 'bert' because a checkpoint
+    saved before this key existed is one."""
     layers: int = 4
     """Number of transformer blocks (t5: in the encoder, and as many in the decoder)."""
     heads: int = 4
@@ -125,8 +132,8 @@ class ModelConfig:
     dim: int = 128
     """Model width: the size of every token's vector in the residual stream."""
     mlp_dim: int = 352
-    """Hidden width of the feed-forward block (gpt: SwiGLU, about 8/3 * dim; bert: GELU, 4 * dim;
-    t5: gated GELU, about 2-8/3 * dim)."""
+    """Hidden width of the feed-forward block (gpt: SwiGLU, about 8/3 * dim; bert: modernbert's
+    GeGLU about 8/3 * dim, the original's GELU 4 * dim; t5: gated GELU, about 2-8/3 * dim)."""
     max_length: int = 256
     """Context length in tokens: the longest sequence the model sees at once (t5: the encoder's
     input; its decoder writes up to generation.max_new_tokens)."""
@@ -134,7 +141,8 @@ class ModelConfig:
     """Dropout on attention weights and on each residual branch, in training only. 0 trains
     fastest and is best for short runs."""
     rope_theta: float = 10000.0
-    """gpt: base of the rotary position embedding frequencies."""
+    """gpt: base of the rotary position embedding frequencies (bert's modernbert uses the
+    default, 10000, which its export writes down; not a key of its llm.config.js)."""
     norm_eps: float = 1e-5
     """Epsilon of every normalisation (gpt: RMSNorm 1e-5; bert: LayerNorm 1e-12; t5: its RMS
     LayerNorm 1e-6), written explicitly: torch's defaults differ from the Hugging Face models'."""
@@ -215,7 +223,7 @@ class ModelConfig:
                  "use rope_theta: 10000.0 (Llama 3 uses 500000.0 for long contexts)")
         if not 0 < self.norm_eps <= 0.1:  # a huge eps flattens every activation to ~0
             fail("norm_eps", f"must be in (0, 0.1], got {self.norm_eps}",
-                 "use norm_eps: 1e-5 (gpt), 1e-12 (bert) or 1e-6 (t5)")
+                 "use norm_eps: 1e-5 (gpt, modernbert), 1e-12 (bert) or 1e-6 (t5)")
         if self.rope_scaling not in ROPE_SCALINGS:
             fail("rope_scaling", f"is '{self.rope_scaling}'",
                  "use 'none' (or 'llama3', which `make import` sets for Llama 3.1/3.2)")
@@ -224,6 +232,9 @@ class ModelConfig:
             fail("rope_scaling_factor", "and the other rope_* factors must satisfy factor >= 1, "
                  "0 < low_freq_factor < high_freq_factor and original_max_length > 0",
                  "use Llama 3's: 8.0 (3.2: 32.0), 1.0, 4.0 and 8192")
+        if self.variant not in BERT_VARIANTS:
+            fail("variant", f"is '{self.variant}'",
+                 f"{_did_you_mean(self.variant, list(BERT_VARIANTS))}use 'modernbert' or 'bert'")
         if self.relative_attention_buckets < 4 or self.relative_attention_buckets % 2:
             fail("relative_attention_buckets", f"must be an even number >= 4, got "
                  f"{self.relative_attention_buckets}", "use 32 (T5's own value)")
@@ -413,6 +424,13 @@ class ObjectiveConfig:
     one sentinel token; the decoder writes the removed spans back."""
     mean_span_length: float = 3.0
     """t5: the average length of a removed span, in tokens."""
+    short_sequence_length: int = 0
+    """bert, t5: a sequence-length warm-up. For the first short_sequence_steps optimizer steps
+    the sequences are this many tokens long (bert: [CLS] included; t5: the encoder's input),
+    with as many more of them as keep the tokens of a step the same; then model.max_length.
+    0 (or a length not below model.max_length) = no warm-up."""
+    short_sequence_steps: int = 0
+    """bert, t5: how many optimizer steps the short sequences last."""
 
     def __post_init__(self) -> None:
         _check_fields(self, "objective")
@@ -425,6 +443,13 @@ class ObjectiveConfig:
         if not 1 <= self.mean_span_length <= 64:
             _fail("objective", "mean_span_length", f"must be between 1 and 64, got "
                   f"{self.mean_span_length}", "use 3.0 (T5's own value)")
+        if self.short_sequence_length != 0 and self.short_sequence_length < MIN_LENGTH:
+            _fail("objective", "short_sequence_length", f"must be 0 (off) or at least "
+                  f"{MIN_LENGTH}, got {self.short_sequence_length}",
+                  "use 16 (bert) or 32 (t5), or 0 for no warm-up")
+        if self.short_sequence_steps < 0:
+            _fail("objective", "short_sequence_steps", f"must be >= 0, got "
+                  f"{self.short_sequence_steps}", "use 0 for no warm-up")
 
 
 @dataclass
@@ -810,12 +835,15 @@ ONLY_FOR = {
     ("model", "rope_low_freq_factor"): ("gpt",),
     ("model", "rope_high_freq_factor"): ("gpt",),
     ("model", "rope_original_max_length"): ("gpt",),
+    ("model", "variant"): ("bert",),
     ("model", "relative_attention_buckets"): ("t5",),
     ("model", "relative_attention_max_distance"): ("t5",),
     ("tokenizer", "sentinel_tokens"): ("t5",),
     ("objective", "mask_probability"): ("bert",),
     ("objective", "noise_density"): ("t5",),
     ("objective", "mean_span_length"): ("t5",),
+    ("objective", "short_sequence_length"): ("bert", "t5"),
+    ("objective", "short_sequence_steps"): ("bert", "t5"),
     # bert fills in masks in one pass (generation.top_k: how many candidates to show); it does
     # not sample tokens one after another.
     ("generation", "max_new_tokens"): ("gpt", "t5"),

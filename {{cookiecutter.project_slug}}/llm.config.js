@@ -17,7 +17,8 @@ module.exports = {
 {%- if arch == 'gpt' %}
     architecture: 'gpt',      // decoder-only, Llama-style (RMSNorm, RoPE, SwiGLU, tied embeddings)
 {%- elif arch == 'bert' %}
-    architecture: 'bert',     // encoder-only, BERT (post-LN, learned positions, GELU): learns by filling in [MASK]s
+    architecture: 'bert',     // encoder-only: learns by filling in [MASK]s
+    variant: '{{ p.variant }}',   // 'modernbert' (rotary positions, pre-norm, GeGLU, no biases: learns fastest; exports as ModernBertForMaskedLM) or 'bert' (the original: learned positions, post-LN; BertForMaskedLM)
 {%- else %}
     architecture: 't5',       // encoder-decoder, T5 v1.1 layers (RMS LayerNorm, relative position buckets, gated GELU)
 {%- endif %}
@@ -38,8 +39,8 @@ module.exports = {
     mlp_dim: {{ m.mlp_dim }},             // hidden width of the SwiGLU feed-forward block
     max_length: {{ m.max_length }},          // context length in tokens
 {%- elif arch == 'bert' %}
-    mlp_dim: {{ m.mlp_dim }},             // hidden width of the GELU feed-forward block (BERT: 4 x dim)
-    max_length: {{ m.max_length }},          // tokens per sequence, [CLS] included (learned positions: at most this many)
+    mlp_dim: {{ m.mlp_dim }},             // hidden width of the feed-forward block (modernbert's GeGLU: about 8/3 x dim; bert's GELU: 4 x dim)
+    max_length: {{ m.max_length }},          // tokens per sequence, [CLS] included
 {%- else %}
     mlp_dim: {{ m.mlp_dim }},             // hidden width of the gated-GELU feed-forward block
     max_length: {{ m.max_length }},          // tokens of the encoder's input (the decoder writes up to generation.max_new_tokens)
@@ -50,7 +51,7 @@ module.exports = {
     norm_eps: 1e-5,           // RMSNorm epsilon
     tie_embeddings: true,     // share the input embedding and output projection (saves vocab * dim params)
 {%- elif arch == 'bert' %}
-    norm_eps: 1e-12,          // LayerNorm epsilon (BERT's); the MLM decoder always shares the word embeddings
+    norm_eps: {{ '1e-5' if p.variant == 'modernbert' else '1e-12' }},          // LayerNorm epsilon (ModernBERT's 1e-5, BERT's 1e-12); the MLM decoder always shares the word embeddings
 {%- else %}
     norm_eps: 1e-6,           // epsilon of T5's LayerNorm (an RMS norm); input and output embeddings are always shared
     relative_attention_buckets: 32,       // learned attention biases, one per bucket of query-key distance
@@ -125,12 +126,16 @@ module.exports = {
   },
 {% if arch == 'bert' %}
   objective: {
-    mask_probability: 0.15,   // share of each sequence's tokens hidden: 80% become [MASK], 10% a random token, 10% stay; the model predicts them
+    mask_probability: {{ p.get('mask_probability', 0.15) }},   // share of each sequence's tokens hidden: 80% become [MASK], 10% a random token, 10% stay; the model predicts them
+    short_sequence_length: {{ p.get('short_sequence_length', 0) }},  // warm-up: the first short_sequence_steps steps train on sequences this long (more of them: the same tokens per step), then on max_length (0 = off)
+    short_sequence_steps: {{ p.get('short_sequence_steps', 0) }},  // so the model first learns to read the words next to a [MASK] (README.md: "What to expect")
   },
 {% elif arch == 't5' %}
   objective: {
-    noise_density: 0.15,      // share of each input's tokens cut out, in spans, each span replaced by a sentinel; the decoder writes them back
-    mean_span_length: 3.0,    // average length of a cut-out span, in tokens
+    noise_density: {{ p.get('noise_density', 0.15) }},      // share of each input's tokens cut out, in spans, each span replaced by a sentinel; the decoder writes them back
+    mean_span_length: {{ p.get('mean_span_length', 3.0) }},    // average length of a cut-out span, in tokens
+    short_sequence_length: {{ p.get('short_sequence_length', 0) }},  // warm-up: the first short_sequence_steps steps train on inputs this long (more of them: the same tokens per step), then on max_length (0 = off)
+    short_sequence_steps: {{ p.get('short_sequence_steps', 0) }},
   },
 {% endif %}
 {%- if arch != 'bert' %}

@@ -5,6 +5,8 @@
     batch = batches.next_batch()   # {"idx": (16, 256), "targets": (16, 256)}: targets = idx
                                    # shifted left by one (bert, t5: data/masked_lm.py, ...)
     state = batches.state_dict()                               # goes into the checkpoint
+    TrainBatches(tokens, 16, ShortFirst(window=255, short_window=15, short_batches=300), seed)
+                                         # bert, t5: 272 rows of 15 tokens for 300 batches, then 255
     for x, y in eval_windows(load_split("data/processed", "val"), 256, stride=256):
         ...                                                    # every val token scored once
 
@@ -16,6 +18,7 @@ only the bytes it needs, so a corpus larger than RAM trains fine.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from itertools import chain, islice
 
 import numpy as np
@@ -32,6 +35,34 @@ def next_token_batch(windows: np.ndarray, rng: np.random.Generator) -> dict[str,
     """gpt's objective: predict each next token. idx = window[:, :-1], targets = window[:, 1:]
     (targets[:, t] is the token that follows idx[:, t]). Draws nothing from rng."""
     return {"idx": windows[:, :-1], "targets": windows[:, 1:]}  # (B, T) each
+
+
+@dataclass(frozen=True)
+class ShortFirst:
+    """A sequence-length warm-up: the first `short_batches` batches are windows of
+    `short_window` tokens, as many more rows of them as keep the tokens of a batch (about)
+    the same, and every batch after them is windows of `window` tokens.
+
+    Why (bert, t5): a model first has to learn that the words next to a blank say what it is.
+    In 256-token sequences each position's attention is spread over 256 others at first and that
+    signal is faint; in 16-token ones it is strong, and a model with relative positions (rotary,
+    t5's buckets) then uses what it learned at any length. runtime/objectives.py makes one from
+    objective.short_sequence_length and short_sequence_steps.
+    """
+
+    window: int
+    """Tokens of train.bin in each row once the warm-up is over."""
+    short_window: int = 0
+    """Tokens of train.bin in each row during the warm-up (0: no warm-up)."""
+    short_batches: int = 0
+    """Batches drawn (optimizer steps x gradient_accumulation) before `window` takes over."""
+
+    def at(self, drawn: int, batch_size: int) -> tuple[int, int]:
+        """(window, rows) of the batch drawn after `drawn` others, for batch_size rows of the
+        full window."""
+        if drawn < self.short_batches and 0 < self.short_window < self.window:
+            return self.short_window, max(1, round(batch_size * self.window / self.short_window))
+        return self.window, batch_size
 
 
 class TrainBatches:
@@ -52,37 +83,44 @@ class TrainBatches:
     one global batch, which is exactly the batch one process with batch_size x N would read. The
     generator's state is the same everywhere, so one state in the checkpoint resumes every
     process, with any number of processes.
+
+    `window` may be a ShortFirst: short windows for the first batches, then `window.window`.
+    The number of batches drawn is part of the state, so a resumed run switches at the same step.
     """
 
-    def __init__(self, tokens: np.memmap, batch_size: int, window: int, seed: int,
+    def __init__(self, tokens: np.memmap, batch_size: int, window: int | ShortFirst, seed: int,
                  make_batch: MakeBatch | None = None, rank: int = 0,
                  world_size: int = 1) -> None:
-        check_enough_tokens(len(tokens), batch_size * world_size, window - 1, "train")
+        self.schedule = window if isinstance(window, ShortFirst) else ShortFirst(window)
+        self.window = self.schedule.window  # the full window (the short one is shorter)
+        check_enough_tokens(len(tokens), batch_size * world_size, self.window - 1, "train")
         self.tokens = tokens
         self.batch_size = batch_size
-        self.window = window
         self.make_batch = make_batch or next_token_batch
         self.rank, self.world_size = rank, world_size
         self.rng = np.random.Generator(np.random.PCG64(seed))
-        self.offsets = np.arange(window)  # positions inside one window
+        self.drawn = 0  # batches drawn so far (what ShortFirst counts)
 
     def next_batch(self) -> dict[str, torch.Tensor]:
         """This process's share of the next global batch: the model's keyword arguments, CPU
         int64 tensors."""
-        rows = self.batch_size * self.world_size  # the global batch
-        starts = self.rng.integers(0, len(self.tokens) - self.window + 1, size=rows)
+        window, rows = self.schedule.at(self.drawn, self.batch_size)  # rows of this process
+        self.drawn += 1
+        starts = self.rng.integers(0, len(self.tokens) - window + 1, size=rows * self.world_size)
         # One vectorised gather from the memmap: (rows, 1) + (window,) -> (rows, window) indices.
-        windows = self.tokens[starts[:, None] + self.offsets].astype(np.int64)
+        windows = self.tokens[starts[:, None] + np.arange(window)].astype(np.int64)
         batch = self.make_batch(windows, self.rng)  # choices for every row: generators in step
-        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        mine = slice(self.rank * rows, (self.rank + 1) * rows)
         return as_tensors({name: array[mine] for name, array in batch.items()})
 
     def state_dict(self) -> dict:
-        """The random generator's exact state as plain Python ints (torch.load-safe)."""
+        """The random generator's exact state as plain Python ints (torch.load-safe), and the
+        number of batches drawn."""
         state = self.rng.bit_generator.state
         return {"bit_generator": state["bit_generator"],
                 "state": int(state["state"]["state"]), "inc": int(state["state"]["inc"]),
-                "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"])}
+                "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"]),
+                "drawn": self.drawn}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue exactly where state_dict() was taken: the next batches are identical."""
@@ -91,6 +129,8 @@ class TrainBatches:
             "state": {"state": int(state["state"]), "inc": int(state["inc"])},
             "has_uint32": int(state["has_uint32"]), "uinteger": int(state["uinteger"]),
         }
+        # A checkpoint from before the warm-up existed trained at full length: it stays there.
+        self.drawn = int(state.get("drawn", self.schedule.short_batches))
 
 
 def as_tensors(batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -61,6 +61,8 @@ class SpanCorruption:
         """(window, output length): the longest window whose input fits in max_length tokens.
         ConfigurationError if it needs more sentinels than the tokenizer has."""
         raw = max_length
+        while raw > 2 and self.sizes(raw)[0] > max_length:  # spans of ~1 token: one sentinel each
+            raw -= 1
         while self.sizes(raw + 1)[0] <= max_length:
             raw += 1
         spans = self.counts(raw)[1]

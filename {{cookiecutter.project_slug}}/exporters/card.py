@@ -64,7 +64,10 @@ def _metric(value: float | None, digits: int = 4) -> str:
 def describe(m: dict[str, Any]) -> tuple[str, str, str]:
     """(architecture row of the table, what the model does, a one-line usage note)."""
     if m["architecture"] == "bert":
-        return ("BertForMaskedLM (encoder-only: post-LN, learned positions, GELU, tied decoder)",
+        encoder = ("ModernBertForMaskedLM (encoder-only: pre-norm, rotary positions, GeGLU, no "
+                   "biases, tied decoder)" if m.get("variant") == "modernbert" else
+                   "BertForMaskedLM (encoder-only: post-LN, learned positions, GELU, tied decoder)")
+        return (encoder,
                 "It is a masked language model: it fills in [MASK] tokens from the words around "
                 "them (and its hidden states encode text); it does not write text.",
                 "The tokenizer adds [CLS] ... [SEP] around a text, as in training.")

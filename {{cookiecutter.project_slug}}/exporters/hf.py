@@ -1,6 +1,6 @@
 """A trained checkpoint -> a Hugging Face folder that `transformers` loads with no custom code:
-gpt as LlamaForCausalLM (Qwen2ForCausalLM with model.qkv_bias), bert as BertForMaskedLM, t5 as
-T5ForConditionalGeneration.
+gpt as LlamaForCausalLM (Qwen2ForCausalLM with model.qkv_bias), bert as ModernBertForMaskedLM
+(model.variant 'modernbert') or BertForMaskedLM ('bert'), t5 as T5ForConditionalGeneration.
 
     python deploy.py export                      # make export -> export/hf/
     python deploy.py export --dtype bf16         # half the size (fp32 is exact)
@@ -14,8 +14,8 @@ T5ForConditionalGeneration.
 The folder holds config.json, model.safetensors, generation_config.json, tokenizer.json,
 tokenizer_config.json and README.md (the model card, exporters/card.py). models/architectures/
 already uses each Hugging Face class's math and tensor names, so the weights are renamed at most
-(gpt: a `model.` prefix; bert: `bert.` and `cls.predictions.`; t5: none) and the logits are
-identical in fp32. gpt's names and config.json keys are models/hf_layout.py's, the table that
+(gpt: a `model.` prefix; bert: `bert.`, `cls.predictions.`; modernbert, t5: none) and the logits
+are identical in fp32. gpt's names and config.json keys are models/hf_layout.py's, the table that
 `make import` reads too. The tokenizer gets the template its Hugging Face class applies: bert adds
 [CLS] ... [SEP] around a text, t5 ends it with </s>, as in training. Only the Python packages
 every project has are needed here (torch, safetensors, tokenizers): transformers is for whoever
@@ -59,6 +59,7 @@ class SpecialTokens:
     pad: str
     pad_id: int
     unk: str | None
+    cls_id: int | None = None  # bert's [CLS], when the tokenizer has one
 
 
 def special_tokens_of(tokenizer: Tokenizer, names: list[str]) -> SpecialTokens:
@@ -74,7 +75,8 @@ def special_tokens_of(tokenizer: Tokenizer, names: list[str]) -> SpecialTokens:
                names[0])
     unk = next((n for n in names if "unk" in n.lower() and tokenizer.token_to_id(n) is not None),
                None)
-    return SpecialTokens(names[0], eos_id, pad, tokenizer.token_to_id(pad), unk)
+    return SpecialTokens(names[0], eos_id, pad, tokenizer.token_to_id(pad), unk,
+                         tokenizer.token_to_id("[CLS]"))
 
 
 # ---- config.json, generation_config.json, tokenizer_config.json ----
@@ -100,6 +102,51 @@ def bert_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") ->
         "position_embedding_type": "absolute",
         "tie_word_embeddings": True,  # the MLM decoder is the word embedding matrix
         "pad_token_id": special.pad_id,
+        "torch_dtype": DTYPE_NAMES[dtype],
+    }
+
+
+def modernbert_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32"
+                      ) -> dict[str, Any]:
+    """config.json for transformers' ModernBertForMaskedLM with exactly our model's shape: every
+    layer attends to the whole sequence (ModernBERT's alternating local-attention layers are not
+    ours) with rotary theta model.rope_theta."""
+    rope = {"rope_type": "default", "rope_theta": mc.rope_theta}
+    return {
+        "architectures": ["ModernBertForMaskedLM"],
+        "model_type": "modernbert",
+        "vocab_size": mc.vocab_size,
+        "hidden_size": mc.dim,
+        "intermediate_size": mc.mlp_dim,
+        "num_hidden_layers": mc.layers,
+        "num_attention_heads": mc.heads,
+        "hidden_activation": "gelu",  # exact (erf) GELU in GeGLU (models/architectures/bert.py)
+        "max_position_embeddings": mc.max_length,
+        "norm_eps": mc.norm_eps,
+        "norm_bias": False,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "decoder_bias": True,
+        "classifier_activation": "gelu",  # the MLM head's activation too
+        "classifier_bias": False,
+        "attention_dropout": mc.dropout,
+        "embedding_dropout": mc.dropout,
+        "mlp_dropout": mc.dropout,
+        # Global attention in every layer: transformers 5 reads layer_types and rope_parameters,
+        # 4.x global_attn_every_n_layers and global_rope_theta.
+        "layer_types": ["full_attention"] * mc.layers,
+        "global_attn_every_n_layers": 1,
+        "rope_parameters": {"full_attention": rope, "sliding_attention": dict(rope)},
+        "global_rope_theta": mc.rope_theta,
+        "local_rope_theta": mc.rope_theta,
+        "initializer_range": 0.02,
+        "sparse_prediction": False,
+        "tie_word_embeddings": True,  # the MLM decoder is the word embedding matrix
+        "pad_token_id": special.pad_id,
+        "sep_token_id": special.eos_id,
+        "eos_token_id": special.eos_id,
+        "cls_token_id": special.cls_id,
+        "bos_token_id": special.cls_id,
         "torch_dtype": DTYPE_NAMES[dtype],
     }
 
@@ -136,7 +183,8 @@ def t5_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> d
 def hf_config(mc: ModelConfig, special: SpecialTokens, dtype: str = "fp32") -> dict[str, Any]:
     """config.json of the architecture's Hugging Face class."""
     if mc.architecture == "bert":
-        return bert_config(mc, special, dtype)
+        modern = mc.variant == "modernbert"
+        return (modernbert_config if modern else bert_config)(mc, special, dtype)
     if mc.architecture == "t5":
         return t5_config(mc, special, dtype)
     from models import hf_layout  # gpt projects only
@@ -232,6 +280,8 @@ def hf_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torc
         from models import hf_layout  # gpt projects only
 
         return hf_layout.hf_tensors(model, DTYPES[dtype])
+    if architecture == "bert" and model.config.variant == "modernbert":
+        return modernbert_state_dict(model, dtype)
     state = {}
     for name, tensor in model.state_dict().items():
         if architecture == "bert":
@@ -242,6 +292,14 @@ def hf_state_dict(model: torch.nn.Module, dtype: str = "fp32") -> dict[str, torc
     if architecture == "bert":  # transformers ties the decoder's bias to this one
         state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"].clone()
     return state
+
+
+def modernbert_state_dict(model: torch.nn.Module, dtype: str = "fp32"
+                          ) -> dict[str, torch.Tensor]:
+    """Our ModernBERT's state dict: already ModernBertForMaskedLM's names; the decoder's weight
+    (the tied word embedding) left out, transformers ties it back."""
+    return {name: tensor.detach().to("cpu", DTYPES[dtype]).contiguous().clone()
+            for name, tensor in model.state_dict().items() if name != "decoder.weight"}
 
 
 # ---- the folder ----
@@ -332,18 +390,22 @@ def check_hf_folder(folder: Path) -> dict[str, Any]:
         raise DeploymentError(f"the export in {folder}/ does not load: "
                               f"{str(error).splitlines()[0][:160]}", redo) from None
     found = {n for n in shapes if n.startswith(layer_prefix)}
-    if shapes.get(embedding) != expected or len(found) != per_layer * layers + \
-            (layer_prefix == "encoder.block."):  # + t5's relative position bias
+    if shapes.get(embedding) != expected or \
+            len(found) != per_layer * layers + EXTRA_TENSORS.get(config["architectures"][0], 0):
         raise DeploymentError(f"the export in {folder}/ does not load: model.safetensors does "
                               "not match config.json", redo)
     return config
 
 
+# Layer tensors besides per_layer x layers: t5's relative position bias (in its first block);
+# ModernBERT's first layer has no attention norm.
+EXTRA_TENSORS = {"T5ForConditionalGeneration": 1, "ModernBertForMaskedLM": -1}
 # config.json's class -> (the embedding matrix, the prefix of the layers' tensors, how many
 # tensors each layer has): enough to tell an export from a damaged or mismatched one.
 EXPECTED_TENSORS = {
     "LlamaForCausalLM": ("model.embed_tokens.weight", "model.layers.", 9),
     "Qwen2ForCausalLM": ("model.embed_tokens.weight", "model.layers.", 12),  # + q/k/v biases
     "BertForMaskedLM": ("bert.embeddings.word_embeddings.weight", "bert.encoder.layer.", 16),
+    "ModernBertForMaskedLM": ("model.embeddings.tok_embeddings.weight", "model.layers.", 6),
     "T5ForConditionalGeneration": ("shared.weight", "encoder.block.", 9),
 }

@@ -26,6 +26,7 @@ from errors import DeploymentError
 
 # The predictor for each exported class (a project has the one of its architecture).
 PREDICTORS = {"LlamaForCausalLM": "cog_predictor.py", "BertForMaskedLM": "cog_fill_mask.py",
+              "ModernBertForMaskedLM": "cog_fill_mask.py",
               "T5ForConditionalGeneration": "cog_text2text.py"}
 PACKAGES = {"torch": ">=2.4", "transformers": ">=4.40", "tokenizers": ">=0.19",
             "safetensors": ">=0.4"}

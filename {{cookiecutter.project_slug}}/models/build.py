@@ -28,10 +28,10 @@ def build_model(config: ModelConfig) -> torch.nn.Module:
         from models.architectures.gpt import GPT
 
         return GPT(config)
-    if config.architecture == "bert":
-        from models.architectures.bert import BERT
+    if config.architecture == "bert":  # model.variant: ModernBERT's layer or the original's
+        from models.architectures.bert import BERT, ModernBERT
 
-        return BERT(config)
+        return ModernBERT(config) if config.variant == "modernbert" else BERT(config)
     from models.architectures.t5 import T5
 
     return T5(config)

@@ -20,7 +20,9 @@ What one device holds while training with AdamW:
   (batch_size x max_length tokens). Gradient checkpointing keeps only each block's input and
   recomputes the rest. They are the same under DDP and FSDP: each device runs its own
   micro-batch through the whole model.
-- the logits of the micro-batch and their gradient (batch_size x max_length x vocab_size).
+- the logits of the micro-batch and their gradient (batch_size x max_length x vocab_size);
+  bert's only for the hidden tokens, the only ones its MLM head runs on
+  (models/architectures/bert.py): `scored_share` of the positions, objective.mask_probability.
 
 With LoRA (models/lora.py) only the adapters are trained: gradients and AdamW's moments are
 kept for them alone (12 bytes per trainable parameter), while every weight is still held (4
@@ -35,6 +37,9 @@ import dataclasses
 from config import ModelConfig
 
 PARALLELISMS = ("none", "ddp", "fsdp")
+# bert's share of positions that reach the MLM head when the caller does not say: the most that
+# objective.mask_probability allows, so the estimate is never short.
+MAX_MASKED_SHARE = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,35 +72,46 @@ def block_parameters(c: ModelConfig, params: int) -> int:
 
 
 def activation_bytes(c: ModelConfig, batch_size: int, precision: str,
-                     checkpointing: bool = False) -> int:
-    """What the forward pass of one micro-batch keeps for the backward pass, in bytes."""
+                     checkpointing: bool = False, scored_share: float | None = None) -> int:
+    """What the forward pass of one micro-batch keeps for the backward pass, in bytes.
+
+    scored_share: bert's objective.mask_probability (default MAX_MASKED_SHARE); every other
+    architecture scores all positions."""
     tokens = batch_size * c.max_length
     compute = 4 if precision == "fp32" else 2  # bytes per element in the compute dtype
     # Per block and token: the two norms' inputs (the residual stream, fp32 under autocast), and
     # in the compute dtype the norms' outputs, q, k and v (k and v after grouped-query attention
     # repeats them), the attention output and o_proj's input: 2 + 7 x dim; a gated MLP's gate,
-    # up, activation and their product (gpt's SwiGLU, t5's gated GELU): 4 x mlp_dim; bert's
-    # plain GELU MLP its input and output: 2 x mlp_dim. (t5's decoder blocks also attend to the
-    # encoder: about one more attention's worth, counted as a block.)
-    mlp = (2 if c.architecture == "bert" else 4) * c.mlp_dim
+    # up, activation and their product (gpt's SwiGLU, t5's gated GELU, modernbert's GeGLU):
+    # 4 x mlp_dim; the original bert's plain GELU MLP its input and output: 2 x mlp_dim. (t5's
+    # decoder blocks also attend to the encoder: about one more attention's worth, counted as a
+    # block.)
+    plain_mlp = c.architecture == "bert" and c.variant == "bert"
+    mlp = (2 if plain_mlp else 4) * c.mlp_dim
     block = 2 * c.dim * 4 + (7 * c.dim + mlp) * compute
     if checkpointing:  # each block's input, plus one block recomputed at a time
         blocks = blocks_of(c) * c.dim * 4 + block
     else:
         blocks = blocks_of(c) * block
     # Logits in the compute dtype, their fp32 copy for the loss (none in fp32), the loss's
-    # saved log-probabilities and the logits' gradient.
+    # saved log-probabilities and the logits' gradient: bert's for its hidden tokens only, with
+    # the MLM head's dense, GELU and LayerNorm outputs before them.
     logits = c.vocab_size * (compute + (0 if compute == 4 else 4) + 4 + 4)
-    return tokens * (blocks + logits + 2 * c.dim * 4)  # + the embedding output and final norm
+    if c.architecture == "bert":
+        share = MAX_MASKED_SHARE if scored_share is None else scored_share
+        logits = share * (logits + 3 * c.dim * compute)
+    return round(tokens * (blocks + logits + 2 * c.dim * 4))  # + embedding output, final norm
 
 
 def training_memory(c: ModelConfig, params: int, batch_size: int, precision: str,
-                    parallelism: str, devices: int = 1,
-                    checkpointing: bool = False, trainable: int | None = None) -> MemoryEstimate:
+                    parallelism: str, devices: int = 1, checkpointing: bool = False,
+                    trainable: int | None = None,
+                    scored_share: float | None = None) -> MemoryEstimate:
     """What one of `devices` devices holds while training `c` (`params` parameters) with AdamW.
 
     precision: 'bf16', 'fp16' or 'fp32'; parallelism: 'none', 'ddp' or 'fsdp'. trainable: the
     parameters that get gradients and optimizer state (default: all; LoRA: the adapters).
+    scored_share: bert's objective.mask_probability (see activation_bytes).
     """
     trainable = params if trainable is None else trainable
     if parallelism not in PARALLELISMS:
@@ -112,7 +128,8 @@ def training_memory(c: ModelConfig, params: int, batch_size: int, precision: str
         weights=4 * params // shards,
         gradients=4 * trainable // shards,
         optimizer=8 * trainable // shards,
-        activations=activation_bytes(c, batch_size, precision, checkpointing) + gathered,
+        activations=activation_bytes(c, batch_size, precision, checkpointing,
+                                     scored_share) + gathered,
     )
 
 
@@ -122,9 +139,9 @@ def gigabytes(n_bytes: float) -> str:
     return f"{gb:.1f}" if gb >= 1 else f"{gb:.2f}"
 
 
-def memory_table(models: dict[str, tuple]) -> list[str]:
+def memory_table(models: dict[str, tuple], scored_share: float | None = None) -> list[str]:
     """`make summary`'s memory table: name -> (config, parameters, micro-batch size[, trainable
-    parameters, when not all of them: LoRA])."""
+    parameters, when not all of them: LoRA]); scored_share: bert's objective.mask_probability."""
     lines = [
         "Training memory per device, estimated in GB (models/memory.py). State: weights,",
         "gradients and AdamW's moments, 16 bytes per parameter in fp32 (also with bf16, which",
@@ -139,13 +156,14 @@ def memory_table(models: dict[str, tuple]) -> list[str]:
     lines.append("-" * len(lines[-1]))
     for name, (config, params, batch, *lora) in models.items():
         trainable = lora[0] if lora else None
-        ddp = {p: training_memory(config, params, batch, p, "ddp", trainable=trainable)
-               for p in ("bf16", "fp32")}
-        fsdp = [training_memory(config, params, batch, "bf16", "fsdp", n, trainable=trainable)
-                for n in (2, 4, 8)]
+        ddp = {p: training_memory(config, params, batch, p, "ddp", trainable=trainable,
+                                  scored_share=scored_share) for p in ("bf16", "fp32")}
+        fsdp = [training_memory(config, params, batch, "bf16", "fsdp", n, trainable=trainable,
+                                scored_share=scored_share) for n in (2, 4, 8)]
+        activations = {p: activation_bytes(config, batch, p, scored_share=scored_share)
+                       for p in ("bf16", "fp32")}
         lines.append(f"{name:12}{gigabytes(ddp['bf16'].state):>7}"
-                     f"{gigabytes(activation_bytes(config, batch, 'bf16')):>7}"
-                     f"{gigabytes(activation_bytes(config, batch, 'fp32')):>7}"
+                     f"{gigabytes(activations['bf16']):>7}{gigabytes(activations['fp32']):>7}"
                      f"{gigabytes(ddp['bf16'].total):>9}{gigabytes(ddp['fp32'].total):>8}"
                      + "".join(f"{gigabytes(e.total):>8}" for e in fsdp) + f"{batch:>7}")
     lines += [

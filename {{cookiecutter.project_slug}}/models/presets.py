@@ -60,6 +60,8 @@ def preset_config(name: str, **overrides: Any) -> ModelConfig:
     if name not in PRESETS:
         raise ConfigurationError(f"unknown preset '{name}'", f"use one of: {', '.join(PRESETS)}")
     shape = {key: PRESETS[name][key] for key in SHAPE_KEYS}
+    if "variant" in PRESETS[name]:  # bert: which of its encoders
+        shape["variant"] = PRESETS[name]["variant"]
     return ModelConfig(**{"architecture": ARCHITECTURE, "preset": name, **shape, **overrides})
 
 
@@ -138,13 +140,25 @@ def summary() -> str:
         if lora is not None:
             memory[f"+ LoRA r={SUMMARY_LORA_RANK}"] = (project, lora[0], _project_batch_size(),
                                                        lora[1])
-    return "\n".join([*rows, "", *memory_table(memory)])
+    return "\n".join([*rows, "", *memory_table(memory, _masked_share())])
 
 
 def _project_batch_size() -> int:
     from config import load_config
 
     return load_config().training.batch_size
+
+
+def _masked_share() -> float | None:
+    """bert: the share of positions its MLM head runs on (objective.mask_probability)."""
+    if ARCHITECTURE != "bert":
+        return None
+    from config import load_config
+
+    try:
+        return load_config().objective.mask_probability
+    except ConfigurationError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> None:

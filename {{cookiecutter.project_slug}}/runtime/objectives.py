@@ -35,7 +35,7 @@ import torch
 from tokenizers import Tokenizer
 
 from config import BERT_SPECIAL_TOKENS, Config, GenerationConfig, ModelConfig
-from data.dataset import MakeBatch, as_tensors, fixed_windows, next_token_batch
+from data.dataset import MakeBatch, ShortFirst, as_tensors, fixed_windows, next_token_batch
 from tokenizer.load import eot_id, load_tokenizer, pad_token, special_ids, special_token_id
 
 EVAL_SEED = 0  # the hidden tokens of every evaluation, in every project: comparable numbers
@@ -45,8 +45,9 @@ EVAL_SEED = 0  # the hidden tokens of every evaluation, in every project: compar
 class Objective:
     name: str
     """'next-token', 'masked-lm' or 'span-corruption'."""
-    window: int
-    """Tokens of train.bin in one training sequence (TrainBatches' window)."""
+    window: int | ShortFirst
+    """Tokens of train.bin in one training sequence (TrainBatches' window); for bert and t5
+    with objective.short_sequence_length, a ShortFirst: shorter ones first."""
     tokens_per_row: int
     """Tokens of text one sequence trains on (what `tokens_seen` counts)."""
     make_batch: MakeBatch | None
@@ -93,6 +94,19 @@ def fixed_batches(tokens: np.ndarray, window: int, make_batch: MakeBatch, batch_
         batch = make_batch(windows, rng)
         for start in range(0, len(windows), rows):
             yield as_tensors({name: array[start:start + rows] for name, array in batch.items()})
+
+
+def short_first(cfg: Config, m: ModelConfig, window: int,
+                short_window: Callable[[int], int]) -> int | ShortFirst:
+    """bert's and t5's training windows: `window`, after objective.short_sequence_steps steps of
+    short_window(objective.short_sequence_length) when that is shorter than model.max_length
+    (data/dataset.py's ShortFirst). short_window: sequence length -> tokens of train.bin in such
+    a sequence."""
+    o = cfg.objective
+    if not 0 < o.short_sequence_length < m.max_length or o.short_sequence_steps == 0:
+        return window
+    return ShortFirst(window, short_window(o.short_sequence_length),
+                      o.short_sequence_steps * cfg.training.gradient_accumulation)
 
 
 # ---- gpt: the next token ----
@@ -145,6 +159,7 @@ def _masked_lm(cfg: Config, m: ModelConfig, tokenizer: Tokenizer) -> Objective:
     make_batch = MaskedLM(cfg.objective.mask_probability, ids["[CLS]"], ids["[MASK]"],
                           special_ids(tokenizer), tokenizer.get_vocab_size())
     window = m.max_length - 1  # + [CLS] = max_length
+    windows = short_first(cfg, m, window, lambda length: length - 1)
 
     def evaluate(model: torch.nn.Module, tokens: np.ndarray, batch_size: int,
                  max_batches: int | None, device: torch.device,
@@ -159,7 +174,7 @@ def _masked_lm(cfg: Config, m: ModelConfig, tokenizer: Tokenizer) -> Objective:
                generator: torch.Generator | None = None) -> str:
         return sample_fill(model, tokenizer, prompt, ids["[MASK]"], ids["[CLS]"], ids["[SEP]"])
 
-    return Objective("masked-lm", window, window, make_batch, evaluate, sample,
+    return Objective("masked-lm", windows, window, make_batch, evaluate, sample,
                      continues_prompt=False)
 
 
@@ -184,6 +199,7 @@ def _span_corruption(cfg: Config, m: ModelConfig, tokenizer: Tokenizer) -> Objec
     make_batch = SpanCorruption(o.noise_density, o.mean_span_length, ids["sentinels"],
                                 ids["eos"], ids["start"])
     window, _ = make_batch.lengths(m.max_length)  # the input is then max_length tokens
+    windows = short_first(cfg, m, window, lambda length: make_batch.lengths(length)[0])
 
     def evaluate(model: torch.nn.Module, tokens: np.ndarray, batch_size: int,
                  max_batches: int | None, device: torch.device,
@@ -200,7 +216,7 @@ def _span_corruption(cfg: Config, m: ModelConfig, tokenizer: Tokenizer) -> Objec
         return sample_spans(model, tokenizer, prompt, settings, ids["start"], ids["eos"],
                             ids["sentinels"], generator)
 
-    return Objective("span-corruption", window, window, make_batch, evaluate, sample,
+    return Objective("span-corruption", windows, window, make_batch, evaluate, sample,
                      continues_prompt=False)
 
 

@@ -1,5 +1,7 @@
-"""BERT, checked the way a user would notice it failing: the model is Hugging Face's
-BertForMaskedLM (same logits), the masking follows BERT's rule, training makes it fill in masks,
+"""BERT, checked the way a user would notice it failing: each encoder is its Hugging Face class
+(model.variant 'modernbert': ModernBertForMaskedLM, 'bert': BertForMaskedLM; same logits), the
+masking follows BERT's rule, the short sequences of the warm-up come first and a resumed run
+switches to full length at the same step, training makes it fill in masks,
 `make generate` fills them in, `make chat` says it cannot chat, `make export` gives a folder that
 transformers loads and whose pipeline("fill-mask") gives the same answers, and bad inputs get a
 clear error.
@@ -14,8 +16,10 @@ this project's BERT.)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -25,21 +29,30 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from config import ModelConfig
+from config import GenerationConfig, ModelConfig
 from conftest import (
     evaluations,
     free_port,
     http_json,
+    read_records,
     run_in,
     serve_cog,
     trained_project,
 )
-from data.dataset import TrainBatches
+from data.dataset import ShortFirst, TrainBatches
 from data.masked_lm import MaskedLM
-from exporters.hf import bert_config, check_hf_folder, hf_state_dict, special_tokens_of
+from exporters.hf import (
+    check_hf_folder,
+    hf_config,
+    hf_state_dict,
+    special_tokens_of,
+    write_hf_folder,
+)
 from models.architectures.bert import BERT
+from models.build import build_model
 from runtime.checkpoints import load_trained_model
 from runtime.fill_mask import fill_masks
+from training.callbacks.base import Callback
 
 PROJECT = Path(__file__).resolve().parents[1]
 SPECIAL = ["[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]"]  # ids 0-4 in the tokenizers here
@@ -57,33 +70,49 @@ MICRO = {
 }
 
 
-@pytest.fixture
-def config() -> ModelConfig:
-    return ModelConfig(architecture="bert", layers=2, heads=4, dim=32, mlp_dim=64,
-                       max_length=64, vocab_size=256, norm_eps=1e-12)
+# model.variant -> (its Hugging Face class, config class, the tied decoder weight it leaves out)
+HF_CLASSES = {"modernbert": ("ModernBertForMaskedLM", "ModernBertConfig", "decoder.weight"),
+              "bert": ("BertForMaskedLM", "BertConfig", "cls.predictions.decoder.weight")}
 
 
-def random_bert(config: ModelConfig) -> BERT:
-    """A BERT whose every weight is random (LayerNorms and biases too), so no term of the
-    math can hide behind an initial 0 or 1."""
-    model = BERT(config).eval()
+@pytest.fixture(params=["modernbert", "bert"])
+def config(request: pytest.FixtureRequest) -> ModelConfig:
+    """A micro model of each encoder (3 layers: ModernBERT's first layer differs)."""
+    eps = 1e-12 if request.param == "bert" else 1e-5
+    return ModelConfig(architecture="bert", variant=request.param, layers=3, heads=4, dim=32,
+                       mlp_dim=64, max_length=64, vocab_size=256, norm_eps=eps)
+
+
+def random_bert(config: ModelConfig) -> torch.nn.Module:
+    """A BERT whose every weight is random (norms and biases too), so no term of the math can
+    hide behind an initial 0 or 1."""
+    model = build_model(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if p.dim() == 1:
-                p.copy_(torch.randn_like(p) * 0.1 + (1.0 if "LayerNorm.weight" in name else 0.0))
+                is_scale = "norm" in name.lower() and name.endswith("weight")
+                p.copy_(torch.randn_like(p) * 0.1 + (1.0 if is_scale else 0.0))
     return model
 
 
-# ---- 1. the model is Hugging Face's BertForMaskedLM ----
-
-
-def test_matches_hugging_face_bert_for_masked_lm(config: ModelConfig) -> None:
+def hugging_face_model(config: ModelConfig) -> torch.nn.Module:
+    """The Hugging Face class of config.variant, built from the config.json we export."""
     transformers = pytest.importorskip("transformers")
-    ours = random_bert(config)
+    model_class, config_class, _ = HF_CLASSES[config.variant]
     special = special_tokens_of(_word_tokenizer(), SPECIAL)
-    theirs = transformers.BertForMaskedLM(transformers.BertConfig(**bert_config(config, special)))
+    hf = getattr(transformers, config_class)(**hf_config(config, special))
+    return getattr(transformers, model_class)(hf)
+
+
+# ---- 1. the model is Hugging Face's ModernBertForMaskedLM / BertForMaskedLM ----
+
+
+def test_matches_its_hugging_face_class(config: ModelConfig) -> None:
+    ours = random_bert(config)
+    assert type(ours).__name__ == {"modernbert": "ModernBERT", "bert": "BERT"}[config.variant]
+    theirs = hugging_face_model(config)
     missing, unexpected = theirs.load_state_dict(hf_state_dict(ours), strict=False)
-    assert unexpected == [] and missing == ["cls.predictions.decoder.weight"]  # tied: ours
+    assert unexpected == [] and missing == [HF_CLASSES[config.variant][2]]  # tied: ours
     theirs.tie_weights()
     theirs.eval()
     x = torch.randint(0, 256, (3, 50))
@@ -102,12 +131,28 @@ def test_matches_hugging_face_bert_for_masked_lm(config: ModelConfig) -> None:
     assert (scored_logits - out.logits[:, 7]).abs().max().item() <= 1e-5
 
 
-def test_tensor_names_are_bert_for_masked_lm_s(config: ModelConfig) -> None:
-    transformers = pytest.importorskip("transformers")
-    special = special_tokens_of(_word_tokenizer(), SPECIAL)
-    theirs = transformers.BertForMaskedLM(transformers.BertConfig(**bert_config(config, special)))
-    ours = set(hf_state_dict(BERT(config)))
-    assert ours == set(theirs.state_dict()) - {"cls.predictions.decoder.weight"}
+def test_tensor_names_are_its_hugging_face_class_s(config: ModelConfig) -> None:
+    theirs = hugging_face_model(config)
+    ours = set(hf_state_dict(build_model(config)))
+    assert ours == set(theirs.state_dict()) - {HF_CLASSES[config.variant][2]}
+
+
+def test_the_memory_estimate_counts_the_mlm_head_on_the_hidden_tokens_only(
+        config: ModelConfig) -> None:
+    """make summary and the DDP/FSDP choice (models/memory.py): the head's activations, its
+    logits over the whole vocabulary above all, exist for the hidden tokens only."""
+    from models.memory import activation_bytes
+
+    big = dataclasses.replace(config, vocab_size=50000)
+    every, hidden = (activation_bytes(big, 8, "fp32", scored_share=share) for share in (1, 0.15))
+    per_token = 50000 * (4 + 4 + 4) + 3 * 32 * 4  # logits, log-probs, gradient; dense, GELU, norm
+    assert every - hidden == pytest.approx(0.85 * 8 * 64 * per_token, abs=1)
+    assert activation_bytes(big, 8, "fp32") > hidden  # unknown share: the most it can be
+
+
+def test_the_default_variant_is_the_original_bert_for_old_checkpoints() -> None:
+    """A checkpoint saved before model.variant existed has no such key: it is a BERT."""
+    assert isinstance(build_model(ModelConfig(architecture="bert", vocab_size=300)), BERT)
 
 
 def test_every_token_sees_the_whole_sequence(config: ModelConfig) -> None:
@@ -121,7 +166,7 @@ def test_every_token_sees_the_whole_sequence(config: ModelConfig) -> None:
 
 
 def test_untrained_loss_is_a_uniform_guess(config: ModelConfig) -> None:
-    model = BERT(config)
+    model = build_model(config)
     x = torch.randint(5, 256, (4, 64))
     with torch.no_grad():
         _, loss = model(x, labels=x)
@@ -188,7 +233,7 @@ def test_a_tiny_bert_learns_to_fill_in_masks_from_their_context(config: ModelCon
     seq = np.repeat(runs, 64).astype(np.uint16)
     make = MaskedLM(0.15, cls_id=1, mask_id=2, special_ids=range(5), vocab_size=256)
     batches = TrainBatches(seq, batch_size=16, window=31, seed=0, make_batch=make)
-    model = BERT(config)
+    model = build_model(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for _ in range(300):
         _, loss = model(**batches.next_batch())
@@ -204,7 +249,65 @@ def test_a_tiny_bert_learns_to_fill_in_masks_from_their_context(config: ModelCon
     assert accuracy > 0.6, accuracy
 
 
-# ---- 3. a project: train, evaluate, fill in masks, export ----
+# ---- 3. the warm-up: short sequences first, then the full context ----
+
+
+def test_short_sequences_come_first_with_the_same_tokens_per_step() -> None:
+    make = MaskedLM(0.15, cls_id=1, mask_id=2, special_ids=range(5), vocab_size=256)
+    tokens = np.random.default_rng(1).integers(5, 256, size=5000).astype(np.uint16)
+    batches = TrainBatches(tokens, batch_size=4, window=ShortFirst(63, 7, short_batches=3),
+                           seed=3, make_batch=make)
+    shapes = [tuple(batches.next_batch()["labels"].shape) for _ in range(5)]
+    # [CLS] + 7 tokens, 36 rows (36 x 7 = 4 x 63 tokens of text), then [CLS] + 63 tokens
+    assert shapes == [(36, 8)] * 3 + [(4, 64)] * 2
+
+
+def test_the_objective_counts_the_warm_up_in_optimizer_steps(make_tiny_config) -> None:
+    from runtime.objectives import objective_for
+
+    cfg = make_tiny_config(**{"objective.short_sequence_length": 16,
+                              "objective.short_sequence_steps": 30,
+                              "training.gradient_accumulation": 2, "model.max_length": 64})
+    model_config = dataclasses.replace(cfg.model, vocab_size=256)
+    objective = objective_for(cfg, model_config, _word_tokenizer())
+    # 30 steps of 2 micro-batches; [CLS] + 15 tokens, then [CLS] + 63
+    assert objective.window == ShortFirst(63, 15, short_batches=60)
+    off = dataclasses.replace(cfg.objective, short_sequence_length=64)  # not shorter: no warm-up
+    assert objective_for(dataclasses.replace(cfg, objective=off), model_config,
+                         _word_tokenizer()).window == 63
+
+
+class StopAt(Callback):
+    """Ask the run to stop after a step, as Ctrl+C does (it saves, then `make resume`)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer, metrics) -> None:
+        if trainer.step == self.step:
+            trainer.request_stop("test")
+
+
+def test_a_resumed_run_switches_to_full_length_at_the_same_step(micro_project: Path) -> None:
+    """Stopped during the warm-up and resumed, a run trains exactly as an uninterrupted one:
+    the same losses, bit for bit, on either side of the switch to full-length sequences."""
+    from training.train import main
+
+    args = ["--objective.short_sequence_length", "8", "--objective.short_sequence_steps", "12",
+            "--training.log_interval", "1"]
+    other = micro_project.parent / "other"
+    shutil.copytree(micro_project, other)
+    assert main(args) == 0
+    uninterrupted = {r["step"]: r["loss"] for r in read_records(micro_project) if "loss" in r}
+    os.chdir(other)
+    assert main(args, extra_callbacks=[StopAt(7)]) == 0
+    assert main([*args, "--resume", "auto"]) == 0
+    resumed = {r["step"]: r["loss"] for r in read_records(other) if "loss" in r}
+    assert sorted(resumed) == list(range(1, 21))
+    assert resumed == uninterrupted
+
+
+# ---- 4. a project: train, evaluate, fill in masks, export ----
 
 
 @pytest.fixture(scope="module")
@@ -265,15 +368,41 @@ def test_finetune_says_an_encoder_cannot_be_tuned_to_chat(trained: Path) -> None
 
 
 def test_transformers_loads_the_export_and_fills_masks_like_make_generate(trained: Path) -> None:
-    transformers = pytest.importorskip("transformers")
     hf = trained / "export" / "hf"
     config = json.loads((hf / "config.json").read_text())
     assert check_hf_folder(hf) == config  # what `make deploy` checks before an upload
-    assert config["architectures"] == ["BertForMaskedLM"] and "auto_map" not in config
+    model, _ = load_trained_model("auto", trained / "checkpoints", "cpu")
+    assert config["architectures"] == [HF_CLASSES[model.config.variant][0]]
+    assert "auto_map" not in config
+    ours = Tokenizer.from_file(str(trained / "tokenizer" / "tokenizer.json"))
+    assert_transformers_fills_masks_like_us(hf, model, ours)
+    card = (hf / "README.md").read_text()
+    assert "pipeline_tag: fill-mask" in card and "AutoModelForMaskedLM" in card
+    assert "Validation masked-token accuracy" in card
+
+
+def test_the_other_encoder_exports_too(trained: Path, tmp_path: Path) -> None:
+    """The variant the project does not train, exported from random weights: transformers
+    loads it as its own class and fills masks as we do."""
+    model, _ = load_trained_model("auto", trained / "checkpoints", "cpu")
+    other = "bert" if model.config.variant == "modernbert" else "modernbert"
+    config = dataclasses.replace(model.config, variant=other,
+                                 norm_eps=1e-12 if other == "bert" else 1e-5)
+    ours = Tokenizer.from_file(str(trained / "tokenizer" / "tokenizer.json"))
+    model = random_bert(config)
+    write_hf_folder(model, ours, special_tokens_of(ours, SPECIAL), GenerationConfig(),
+                    tmp_path / "hf")
+    assert check_hf_folder(tmp_path / "hf")["architectures"] == [HF_CLASSES[other][0]]
+    assert_transformers_fills_masks_like_us(tmp_path / "hf", model, ours)
+
+
+def assert_transformers_fills_masks_like_us(hf: Path, model: torch.nn.Module,
+                                           ours: Tokenizer) -> None:
+    """The export in `hf` gives our model's logits, tokenizes as ours does, and its
+    pipeline("fill-mask") answers what fill_masks (make generate) answers."""
+    transformers = pytest.importorskip("transformers")
     theirs = transformers.AutoModelForMaskedLM.from_pretrained(hf).eval()
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf)
-    model, _ = load_trained_model("auto", trained / "checkpoints", "cpu")
-    ours = Tokenizer.from_file(str(trained / "tokenizer" / "tokenizer.json"))
     x = torch.randint(0, model.config.vocab_size, (2, model.config.max_length))
     with torch.no_grad():
         assert (model(x)[0] - theirs(x).logits).abs().max().item() <= 1e-5
@@ -289,9 +418,6 @@ def test_transformers_loads_the_export_and_fills_masks_like_make_generate(traine
     assert [a["token"] for a in answers] == [c.id for c in mine.candidates[0]]
     assert [a["score"] for a in answers] == pytest.approx(
         [c.probability for c in mine.candidates[0]], abs=1e-5)
-    card = (hf / "README.md").read_text()
-    assert "pipeline_tag: fill-mask" in card and "AutoModelForMaskedLM" in card
-    assert "Validation masked-token accuracy" in card
 
 
 @pytest.mark.parametrize(("args", "says"), [
@@ -335,7 +461,7 @@ def test_a_bpe_tokenizer_without_mask_is_refused_before_training(trained: Path,
     assert not (folder / "checkpoints" / "best.pt").exists()
 
 
-# ---- 4. Replicate ----
+# ---- 5. Replicate ----
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ this project's T5.)
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -35,7 +36,7 @@ from conftest import (
     serve_cog,
     trained_project,
 )
-from data.dataset import TrainBatches
+from data.dataset import ShortFirst, TrainBatches
 from data.span_corruption import SpanCorruption
 from exporters.hf import check_hf_folder, hf_state_dict, special_tokens_of, t5_config
 from models.architectures.t5 import T5, relative_position_bucket
@@ -199,6 +200,17 @@ def test_span_corruption_cuts_15_percent_in_spans_and_the_labels_restore_it() ->
     assert 2.5 < np.mean(lengths) < 3.5  # mean span length 3
 
 
+@pytest.mark.parametrize("mean_span_length", [1.0, 3.0, 8.0])
+def test_the_input_is_exactly_max_length_for_any_span_length(mean_span_length: float) -> None:
+    """Single-token spans (each costs a sentinel) make the input longer than the window: the
+    window shrinks to fit."""
+    make = SpanCorruption(0.15, mean_span_length, SENTINELS, eos_id=EOS, decoder_start_id=PAD)
+    raw, out = make.lengths(64)
+    windows = np.random.default_rng(0).integers(200, 256, size=(4, raw))
+    batch = make(windows, np.random.default_rng(1))
+    assert batch["input_ids"].shape == (4, 64) and batch["labels"].shape == (4, out)
+
+
 def test_spans_come_from_the_batches_generator_so_resume_repeats_them() -> None:
     make = corruption()
     tokens = np.random.default_rng(1).integers(200, 256, size=5000).astype(np.uint16)
@@ -211,6 +223,29 @@ def test_spans_come_from_the_batches_generator_so_resume_repeats_them() -> None:
     again.load_state_dict(state)
     got = again.next_batch()
     assert all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_the_warm_up_s_short_inputs_come_first_then_full_length(make_tiny_config,
+                                                                tiny_tokenizer) -> None:
+    """objective.short_sequence_length: encoder inputs of exactly that many tokens, as many
+    more rows as keep the text per step, for short_sequence_steps optimizer steps (x the
+    micro-batches of each), then inputs of model.max_length."""
+    from runtime.objectives import objective_for
+
+    cfg = make_tiny_config(**{"objective.short_sequence_length": 16,
+                              "objective.short_sequence_steps": 2,
+                              "training.gradient_accumulation": 2, "training.batch_size": 4,
+                              "model.max_length": 64})
+    objective = objective_for(cfg, dataclasses.replace(cfg.model, vocab_size=256),
+                              tiny_tokenizer)
+    make = objective.make_batch
+    assert objective.window == ShortFirst(make.lengths(64)[0], make.lengths(16)[0], 4)
+    tokens = np.random.default_rng(1).integers(110, 256, size=5000).astype(np.uint16)
+    batches = TrainBatches(tokens, batch_size=4, window=objective.window, seed=3,
+                           make_batch=make)
+    shapes = [tuple(batches.next_batch()["input_ids"].shape) for _ in range(6)]
+    rows = round(4 * make.lengths(64)[0] / make.lengths(16)[0])
+    assert shapes == [(rows, 16)] * 4 + [(4, 64)] * 2
 
 
 def test_a_tiny_t5_learns_to_write_the_missing_spans(config: ModelConfig) -> None:

@@ -47,7 +47,7 @@ from training.trainer import Trainer, build_trainer
 ARCHITECTURE_KEYS = ("architecture", "layers", "heads", "kv_heads", "dim", "mlp_dim",
                      "vocab_size", "tie_embeddings", "relative_attention_buckets", "qkv_bias",
                      "rope_scaling", "rope_scaling_factor", "rope_low_freq_factor",
-                     "rope_high_freq_factor", "rope_original_max_length")
+                     "rope_high_freq_factor", "rope_original_max_length", "variant")
 
 
 def check_resumable(state: dict, model_config: dict, tok_hash: str, path: Path,
