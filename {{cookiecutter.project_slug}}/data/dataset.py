@@ -40,8 +40,8 @@ def next_token_batch(windows: np.ndarray, rng: np.random.Generator) -> dict[str,
 @dataclass(frozen=True)
 class ShortFirst:
     """A sequence-length warm-up: the first `short_batches` batches are windows of
-    `short_window` tokens, as many more rows of them as keep the tokens of a batch (about)
-    the same, and every batch after them is windows of `window` tokens.
+    `short_window` tokens, window // short_window times as many rows of them (the tokens of a
+    batch about the same), and every batch after them is windows of `window` tokens.
 
     Why (bert, t5): a model first has to learn that the words next to a blank say what it is.
     In 256-token sequences each position's attention is spread over 256 others at first and that
@@ -61,7 +61,9 @@ class ShortFirst:
         """(window, rows) of the batch drawn after `drawn` others, for batch_size rows of the
         full window."""
         if drawn < self.short_batches and 0 < self.short_window < self.window:
-            return self.short_window, max(1, round(batch_size * self.window / self.short_window))
+            # A whole multiple of batch_size rows: N processes of batch_size rows then read
+            # exactly what one process of N x batch_size reads (rounding each would not).
+            return self.short_window, batch_size * (self.window // self.short_window)
         return self.window, batch_size
 
 

@@ -136,7 +136,8 @@ def test_bench_runs_on_a_fresh_project_and_writes_json(tmp_path: Path, monkeypat
     assert set(training["split_seconds"]) == {"data", "forward", "backward", "optimizer"}
     if ARCHITECTURE != "t5":  # (t5's formula needs its input and output lengths: test_t5)
         assert training["flops_per_token"] == bench.flops_per_token(
-            ModelConfig(**{**TINY["model"], "vocab_size": 320, "architecture": ARCHITECTURE}),
+            ModelConfig(**{**TINY["model"], "vocab_size": 320, "architecture": ARCHITECTURE,
+                           "variant": load_config(tmp_path / "llm.config.js").model.variant}),
             training["params"], scored_share=training["scored_share"])
         hidden = load_config(tmp_path / "llm.config.js").objective.mask_probability
         assert training["scored_share"] == (pytest.approx(hidden, abs=0.05)

@@ -262,6 +262,25 @@ def test_short_sequences_come_first_with_the_same_tokens_per_step() -> None:
     assert shapes == [(36, 8)] * 3 + [(4, 64)] * 2
 
 
+def test_processes_read_one_processs_warm_up_batches() -> None:
+    """31 // 15 = 2 rows of 15 per row of 31 (not round(31 / 15 * batch_size), which would give
+    one process of 8 rows 17 and two of 4 rows 8 each): `make train NPROC=2` reads the rows one
+    process of twice the batch size reads, in the warm-up too."""
+    make = MaskedLM(0.15, cls_id=1, mask_id=2, special_ids=range(5), vocab_size=256)
+    tokens = np.random.default_rng(1).integers(5, 256, size=5000).astype(np.uint16)
+
+    def batches(batch_size: int, rank: int = 0, world_size: int = 1) -> TrainBatches:
+        return TrainBatches(tokens, batch_size, ShortFirst(31, 15, short_batches=2), seed=3,
+                            make_batch=make, rank=rank, world_size=world_size)
+
+    one, ranks = batches(8), [batches(4, rank, 2) for rank in (0, 1)]
+    for _ in range(3):  # two warm-up batches, then a full-length one
+        whole = one.next_batch()
+        parts = [r.next_batch() for r in ranks]
+        for name in whole:
+            assert torch.equal(whole[name], torch.cat([p[name] for p in parts]))
+
+
 def test_the_objective_counts_the_warm_up_in_optimizer_steps(make_tiny_config) -> None:
     from runtime.objectives import objective_for
 

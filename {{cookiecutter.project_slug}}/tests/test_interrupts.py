@@ -9,6 +9,7 @@ user's run (or a pre-empted cloud job) meets them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -423,12 +424,13 @@ def test_nan_weights_are_never_saved(project: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("during", ["training", "evaluation"])
 def test_out_of_memory_names_the_knobs(project: Path, monkeypatch, capsys, failure: Exception,
                                        during: str) -> None:
-    from config import ModelConfig
-    from conftest import ARCHITECTURE
+    from config import load_config
     from models.build import build_model
 
-    with torch.device("meta"):  # this project's model class, whichever architecture it is
-        model_class = type(build_model(ModelConfig(architecture=ARCHITECTURE, vocab_size=8)))
+    # The class this project's config builds, whichever architecture (and bert variant) it is.
+    model_config = dataclasses.replace(load_config(project / "llm.config.js").model, vocab_size=8)
+    with torch.device("meta"):
+        model_class = type(build_model(model_config))
     forward = model_class.forward
 
     def out_of_memory(self, *args, **kwargs):
