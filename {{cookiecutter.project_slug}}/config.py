@@ -52,7 +52,7 @@ ARCHITECTURE_FILES = Path(__file__).resolve().parent / "models" / "architectures
 BERT_SPECIAL_TOKENS = ("[SEP]", "[CLS]", "[MASK]", "[PAD]", "[UNK]")
 TOKENIZER_TYPES = ("bpe", "wordpiece", "unigram")
 PARALLELISMS = ("auto", "none", "ddp", "fsdp")
-OPTIMIZERS = ("adamw", "adafactor")
+OPTIMIZERS = ("adamw", "adafactor", "muon")
 ROPE_SCALINGS = ("none", "llama3")  # gpt's model.rope_scaling (models/architectures/gpt.py)
 # bert's two encoders (models/architectures/bert.py): ModernBERT's layer, or the original BERT's.
 BERT_VARIANTS = ("modernbert", "bert")
@@ -340,14 +340,16 @@ class TrainingConfig:
     warmup_steps: int = 100
     """Steps of linear warmup from 0."""
     optimizer: str = "adamw"
-    """'adamw' (gpt's and bert's) or 'adafactor' (t5's own: steps relative to each weight's size,
-    see training/optimizer.py)."""
+    """'adamw' (gpt's and bert's), 'adafactor' (t5's own: steps relative to each weight's size)
+    or 'muon' (Muon for the hidden matrices, AdamW for the rest; see training/optimizer.py)."""
     weight_decay: float = 0.1
     """Weight decay on matrices (norms and nothing else are exempt)."""
     beta1: float = 0.9
     """AdamW's momentum (Adafactor has none)."""
     beta2: float = 0.95
     """AdamW's second-moment decay (Adafactor sets its own)."""
+    muon_momentum: float = 0.95
+    """optimizer 'muon': the momentum of its matrices' gradients (AdamW's part uses beta1)."""
     grad_clip: float = 1.0
     """Clip the global gradient norm to this (0 = off)."""
     eval_interval: int = 250
@@ -393,9 +395,10 @@ class TrainingConfig:
         for key in ("weight_decay", "grad_clip", "threads"):
             if getattr(self, key) < 0:
                 _fail("training", key, "must be >= 0", f"set training.{key} to 0 or more")
-        for key in ("beta1", "beta2"):
+        for key in ("beta1", "beta2", "muon_momentum"):
             if not 0 <= getattr(self, key) < 1:
-                _fail("training", key, "must be in [0, 1)", "use beta1 0.9 and beta2 0.95")
+                _fail("training", key, "must be in [0, 1)",
+                      "use beta1 0.9, beta2 0.95 and muon_momentum 0.95")
         if self.device not in ("auto", "cuda", "mps", "cpu") and not re.fullmatch(
                 r"cuda:\d+", self.device):
             _fail("training", "device", f"is '{self.device}'",
@@ -405,7 +408,8 @@ class TrainingConfig:
                   "use 'auto', 'bf16', 'fp16' or 'fp32'")
         if self.optimizer not in OPTIMIZERS:
             _fail("training", "optimizer", f"is '{self.optimizer}'",
-                  f"{_did_you_mean(self.optimizer, list(OPTIMIZERS))}use 'adamw' or 'adafactor'")
+                  f"{_did_you_mean(self.optimizer, list(OPTIMIZERS))}use 'adamw', 'adafactor' "
+                  "or 'muon'")
         if self.parallelism not in PARALLELISMS:
             _fail("training", "parallelism", f"is '{self.parallelism}'",
                   f"{_did_you_mean(self.parallelism, list(PARALLELISMS))}use 'auto', 'none', "

@@ -107,10 +107,11 @@ module.exports = {
     beta1: 0.9,               // AdamW beta1 (with optimizer: 'adamw'; Adafactor has no momentum)
     beta2: 0.95,              // AdamW beta2 (with optimizer: 'adamw')
 {%- else %}
-    optimizer: 'adamw',       // 'adamw', or 'adafactor' (T5's: steps relative to each weight's size)
-    weight_decay: 0.1,        // AdamW decay on matrices (not on norms)
+    optimizer: 'adamw',       // 'adamw', 'muon' (Muon for hidden matrices, AdamW for the rest) or 'adafactor' (T5's)
+    weight_decay: 0.1,        // decay on matrices (not on norms)
     beta1: 0.9,               // AdamW beta1
     beta2: 0.95,              // AdamW beta2
+    muon_momentum: 0.95,      // Muon's momentum (with optimizer: 'muon')
 {%- endif %}
     grad_clip: 1.0,           // clip the gradient norm to this (0 = off)
     eval_interval: {{ p.eval_interval }},       // evaluate on validation data every N steps

@@ -180,10 +180,12 @@ def test_ddp_and_fsdp_give_the_losses_of_one_process(one_process: Path, ddp: Pat
     assert checkpoints.best_checkpoint(fsdp / "checkpoints").name == "best_000012.dcp"
 
 
-def test_adafactor_trains_under_ddp_like_one_process(prepared: Path, tmp_path: Path) -> None:
-    """t5's optimizer: DDP hands every process the same averaged gradients, so Adafactor's
-    steps are one process's (FSDP cannot run it: test_auto_uses_ddp_while_...)."""
-    adafactor = ("--training.optimizer", "adafactor", "--training.learning_rate", "0.01",
+@pytest.mark.parametrize("optimizer", ["adafactor", "muon"])
+def test_adafactor_and_muon_train_under_ddp_like_one_process(prepared: Path, tmp_path: Path,
+                                                             optimizer: str) -> None:
+    """t5's optimizer and Muon: DDP hands every process the same averaged gradients, so their
+    steps are one process's (FSDP cannot run them: test_auto_uses_ddp_while_...)."""
+    adafactor = ("--training.optimizer", optimizer, "--training.learning_rate", "0.01",
                  "--training.min_lr", "0.001")
     one = copy(prepared, tmp_path / "one")
     ok(python(one, "-m", "training.train", "--training.batch_size", "8", *adafactor))
@@ -395,9 +397,12 @@ def test_auto_uses_ddp_while_a_copy_fits_and_fsdp_beyond(capsys) -> None:
         choose_parallelism("fsdp", TWO, "fp16", needs(1), 80 * GB)
     # torch's Adafactor (t5's optimizer) cannot update FSDP's shards: ddp, or a clear refusal.
     assert choose_parallelism("auto", TWO, "bf16", needs(30), 80 * GB, "adafactor") == "ddp"
-    for requested, gb in (("fsdp", 1), ("auto", 75)):
-        with pytest.raises(ConfigurationError, match="'adafactor' cannot update sharded"):
-            choose_parallelism(requested, TWO, "bf16", needs(gb), 80 * GB, "adafactor")
+    # Muon orthogonalises whole matrices, which FSDP's shards are not: the same.
+    for optimizer in ("adafactor", "muon"):
+        assert choose_parallelism("auto", TWO, "bf16", needs(30), 80 * GB, optimizer) == "ddp"
+        for requested, gb in (("fsdp", 1), ("auto", 75)):
+            with pytest.raises(ConfigurationError, match=f"'{optimizer}' cannot update sharded"):
+                choose_parallelism(requested, TWO, "bf16", needs(gb), 80 * GB, optimizer)
 
 
 def test_the_base_preset_has_1b_parameters_and_the_memory_arithmetic() -> None:

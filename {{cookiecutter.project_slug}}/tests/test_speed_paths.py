@@ -22,7 +22,7 @@ from conftest import ARCHITECTURE
 from errors import ConfigurationError
 from models.build import build_model
 from runtime import device as dev
-from training.optimizer import build_optimizer
+from training.optimizer import build_optimizer, hidden_matrices
 from training.parallelize import compile_model
 from training.trainer import Trainer, build_trainer
 
@@ -128,6 +128,19 @@ def test_adamw_is_fused_and_falls_back_to_foreach(tiny_model_config, make_tiny_c
     adafactor = build_optimizer(model, dataclasses.replace(training, optimizer="adafactor"))
     assert isinstance(adafactor, torch.optim.Adafactor) and adafactor.defaults["foreach"]
     assert [g["weight_decay"] for g in adafactor.param_groups] == [training.weight_decay, 0.0]
+
+    muon = build_optimizer(model, dataclasses.replace(training, optimizer="muon"))
+    hidden = {id(p) for p in hidden_matrices(model)}
+    muon_params = {id(p) for g in muon.muon.param_groups for p in g["params"]}
+    adamw_params = {id(p) for g in muon.adamw.param_groups for p in g["params"]}
+    # Muon: every linear layer's weight inside the network; AdamW: the embedding (and the head
+    # tied to it), norms and biases; each parameter in exactly one of them.
+    assert muon_params == hidden and not muon_params & adamw_params
+    assert muon_params | adamw_params == {id(p) for p in model.parameters()}
+    assert all(p.dim() == 2 for p in hidden_matrices(model)) and len(hidden) >= 4
+    embedding = next(m for m in model.modules() if isinstance(m, torch.nn.Embedding)).weight
+    assert id(embedding) in adamw_params
+    assert muon.param_groups == muon.muon.param_groups + muon.adamw.param_groups
 
     class OldAdamW(torch.optim.AdamW):  # a torch or device without the fused kernel
         def __init__(self, *args: Any, fused: bool | None = None, **kwargs: Any) -> None:

@@ -76,6 +76,35 @@ def test_fast_encoder_gives_the_tokenizers_own_ids(bpe, stories) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
+# Pieces the pre-tokenizer treats differently: runs of spaces (one, two, at the end of a text),
+# newlines and tabs next to spaces, Unicode spaces, letters, digits, numerals, contractions,
+# punctuation and the special tokens (which the tokenizer matches before anything else).
+PIECES = [" ", "  ", "   ", "\n", "\n\n", " \n", "\t", " \t ", "\u3000", "\xa0", " \u2009",
+          "the", "The", "dog", "dog,", "'s", "'ll", "don't", "42", "3.14", "½", "²", "١٢٣",
+          "café", "naïve", "日本語", "😀", "👍🏽", "e\u0301", "--", "!?", "_", "<|endoftext|>",
+          "<|pad|>", "x<|unk|>y"]
+
+
+def test_fast_encoder_is_exact_on_random_mixtures_of_hard_pieces(stories) -> None:
+    import random
+
+    rng = random.Random(0)
+    texts = ["".join(rng.choices(PIECES, k=rng.randint(0, 40))) for _ in range(600)]
+    texts += [s.replace(" ", rng.choice(["  ", " \n", "\t "]), 3) for s in stories[:50]]
+    # Trained on these texts too, so that it has merges of whitespace ("  ", " \n"): a shortcut
+    # that cut a run of spaces in the wrong place would then give other ids.
+    tok = train_tokenizer(stories + texts, TokenizerConfig(type="bpe", vocab_size=1024),
+                          show_progress=False)
+    assert tok.token_to_id("ĠĠ") is not None
+    encoder = DocumentEncoder(tok)
+    for start in range(0, len(texts), 100):  # later batches reuse what earlier ones cached
+        batch = texts[start:start + 100]
+        got = encoder.encode_batch(batch)
+        expected = [tok.encode(t, add_special_tokens=False).ids for t in batch]
+        assert [list(a) for a in got] == expected
+    assert encoder.fast  # the shortcut itself was right, not the fallback of the self-check
+
+
 def test_fast_encoder_turns_itself_off_if_it_ever_disagrees(bpe, stories, monkeypatch) -> None:
     import re
 

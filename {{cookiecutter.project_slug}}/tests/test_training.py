@@ -97,18 +97,20 @@ class StopAt(Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_resume_equals_an_uninterrupted_run(project: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_resume_equals_an_uninterrupted_run(project: Path, tmp_path: Path, optimizer: str) -> None:
     other = tmp_path / "other"
     subprocess.run(["cp", "-r", str(project), str(other)], check=True)
+    chosen = ("--training.optimizer", optimizer)
 
-    assert train() == 0
+    assert train(*chosen) == 0
     uninterrupted = train_losses(project)
 
     os.chdir(other)
-    assert train(callbacks=[StopAt(17)]) == 0  # stops after step 17 and saves
+    assert train(*chosen, callbacks=[StopAt(17)]) == 0  # stops after step 17 and saves
     saved = [s for s, _ in checkpoints.list_step_checkpoints(other / "checkpoints")]
     assert saved[-1] == 17
-    assert train("--resume", "auto") == 0
+    assert train("--resume", "auto", *chosen) == 0
     resumed = train_losses(other)
 
     assert sorted(resumed) == sorted(uninterrupted) == list(range(1, 41))
@@ -145,6 +147,12 @@ def test_resume_refuses_another_architecture(project: Path) -> None:
     assert train("--training.max_steps", "10") == 0
     with pytest.raises(TrainingError, match="model.layers"):
         train("--resume", "auto", "--model.layers", "3", "--training.max_steps", "20")
+
+
+def test_resume_refuses_another_optimizer(project: Path) -> None:
+    assert train("--training.max_steps", "10", "--training.optimizer", "muon") == 0
+    with pytest.raises(TrainingError, match="training.optimizer 'muon'"):
+        train("--resume", "auto", "--training.optimizer", "adamw", "--training.max_steps", "20")
 
 
 def test_corrupt_checkpoint_is_skipped_on_resume(project: Path, capsys) -> None:

@@ -9,8 +9,11 @@ differs. For byte-level BPE (our `bpe`) there is a shortcut: the tokenizer first
 words with a fixed regular expression and then encodes each word on its own, so a word always
 gives the same ids. Natural text repeats the same few thousand words (Zipf's law), so we split
 with Python's `re`, encode each *new* word once with the tokenizer and look the rest up in a
-dict — about 4x faster than `Tokenizer.encode_batch` on two CPU cores, where it is the slowest part
-of `make data`. Other tokenizers (wordpiece, unigram, or a bpe you changed) use `encode_batch`.
+dict. One step coarser still: a space followed by a non-space always starts a new word, so the
+text is cut there into segments (" dog," " upon") with str.split, and whole segments are looked
+up; only new segments are split into words. Measured on bench's 20 MB of stories in one process
+(shared 2-core machine): `Tokenizer.encode_batch` 1.9 MB/s, words 11.8 MB/s, segments 15.8 MB/s.
+Other tokenizers (wordpiece, unigram, or a bpe you changed) use `encode_batch`.
 
 Two safety nets keep the ids identical to the tokenizer's own:
 - text the shortcut cannot classify exactly like the tokenizer (special-token strings, characters
@@ -27,8 +30,8 @@ import os
 import re
 import unicodedata
 from collections import deque
-from collections.abc import Iterable, Iterator
-from itertools import chain
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain, repeat
 from typing import TypeVar
 
 import numpy as np
@@ -47,8 +50,11 @@ _UNICODE_WORDS = re.compile(
     rf"|[{_WS}]+(?![^{_WS}])|[{_WS}]+"
 )
 _ASCII = frozenset(map(chr, range(128)))
+# Where _segments cuts: a space before a non-space; a space before whitespace or at the end.
+_CUT = re.compile(rf" (?=[^{_WS}])")
+_SPACE_NOT_CUT = re.compile(rf" (?=[{_WS}]|\Z)")
 T = TypeVar("T")
-MAX_CACHED_WORDS = 200_000  # ~40 MB; bounds memory however large the corpus is
+MAX_CACHED = 300_000  # words and segments, ~60 MB; bounds memory however large the corpus is
 CHECK_CHARS = 128_000  # text compared against the tokenizer before trusting the shortcut
 
 
@@ -88,29 +94,54 @@ class DocumentEncoder:
         self._clear_cache()
 
     def _clear_cache(self) -> None:
-        # Word i's ids are flat[starts[i] : starts[i] + lengths[i]].
-        self.word_index: dict[str, int] = {}
+        # Entry i (a cached word or segment) has the ids flat[starts[i] : starts[i] + lengths[i]].
+        self.word_index: dict[str, int] = {}  # a pre-tokenized word -> its entry
+        self.segment_index: dict[str, int] = {}  # a segment after a space (see _segments)
+        self.first_index: dict[str, int] = {}  # a document's first segment (no space before)
         self.flat = np.zeros(1 << 16, dtype=np.int64)
         self.starts = np.zeros(1 << 12, dtype=np.int64)
         self.lengths = np.zeros(1 << 12, dtype=np.int64)
-        self.used = 0  # entries of `flat` in use
+        self.entries = 0  # entries in use
+        self.used = 0  # elements of `flat` in use
 
-    def _add_words(self, words: list[str]) -> None:
-        """Encode new words with the tokenizer (all cores) and append them to the cache."""
-        encodings = self.tok.encode_batch(words, add_special_tokens=False)
-        ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
-        lengths = np.array([len(i) for i in ids], dtype=np.int64)
-        first, n = len(self.word_index), len(words)
-        while first + n > len(self.starts):  # grow by doubling: amortised O(1) per word
+    def _append(self, id_arrays: list[np.ndarray]) -> int:
+        """Add entries with these ids to the cache; the index of the first."""
+        lengths = np.array([len(i) for i in id_arrays], dtype=np.int64)
+        first, n, total = self.entries, len(id_arrays), int(lengths.sum())
+        while first + n > len(self.starts):  # grow by doubling: amortised O(1) per entry
             self.starts = np.resize(self.starts, 2 * len(self.starts))
             self.lengths = np.resize(self.lengths, 2 * len(self.lengths))
-        while self.used + lengths.sum() > len(self.flat):
+        while self.used + total > len(self.flat):
             self.flat = np.resize(self.flat, 2 * len(self.flat))
         self.starts[first:first + n] = self.used + np.cumsum(lengths) - lengths
         self.lengths[first:first + n] = lengths
-        self.flat[self.used:self.used + lengths.sum()] = np.concatenate(ids)
-        self.used += int(lengths.sum())
-        self.word_index.update(zip(words, range(first, first + n), strict=True))
+        if total:
+            self.flat[self.used:self.used + total] = np.concatenate(id_arrays)
+        self.used += total
+        self.entries += n
+        return first
+
+    def _entries(self, keys: list[str], index: dict[str, int],
+                 encode_new: Callable[[list[str]], list[np.ndarray]]) -> np.ndarray:
+        """The cache entry of each key (one dict lookup each), encoding the keys not yet in
+        `index` with encode_new(keys)."""
+        found = np.fromiter(map(index.get, keys, repeat(-1)), dtype=np.int64, count=len(keys))
+        missing = np.flatnonzero(found < 0)
+        if len(missing):
+            new = list(dict.fromkeys(keys[i] for i in missing))  # distinct, in order
+            first = self._append(encode_new(new))
+            index.update(zip(new, range(first, first + len(new)), strict=True))
+            found[missing] = [index[keys[i]] for i in missing]
+        return found
+
+    def _expand(self, entries: np.ndarray, counts: list[int]) -> list[np.ndarray]:
+        """The ids of a sequence of entries, cut into documents of counts[d] entries each."""
+        lengths = self.lengths[entries]
+        ends = np.cumsum(lengths)  # token position just after each entry
+        positions = np.repeat(self.starts[entries] - (ends - lengths), lengths)
+        ids = self.flat[positions + np.arange(len(positions))]  # one vectorised gather
+        doc_ends = np.concatenate([[0], ends])[np.cumsum(counts, dtype=np.int64)]
+        return np.split(ids, doc_ends[:-1])
 
     def _words(self, text: str) -> list[str] | None:
         """The tokenizer's pre-tokenization of `text`, or None if only the tokenizer can say."""
@@ -126,30 +157,45 @@ class DocumentEncoder:
         encodings = self.tok.encode_batch(texts, add_special_tokens=False)
         return [np.array(e.ids, dtype=np.int64) for e in encodings]
 
+    def _by_words(self, texts: list[str]) -> list[np.ndarray]:
+        """Ids of each text from its words: new words encoded by the tokenizer (all cores)."""
+        words = [self._words(text) for text in texts]
+        plain = [w for w in words if w is not None]
+        entries = self._entries(list(chain.from_iterable(plain)), self.word_index, self._slow)
+        pieces = iter(self._expand(entries, [len(w) for w in plain]))
+        slow = iter(self._slow([t for t, w in zip(texts, words, strict=True) if w is None]))
+        return [next(slow) if w is None else next(pieces) for w in words]
+
     def encode_batch(self, texts: list[str]) -> list[np.ndarray]:
         """Token ids of each text, exactly as `tok.encode(text, add_special_tokens=False)`."""
         if not self.fast:
             return self._slow(texts)
-        words = [self._words(text) for text in texts]
-        plain = [w for w in words if w is not None]
-        if len(self.word_index) > MAX_CACHED_WORDS:  # bound memory; frequent words come back fast
+        if self.entries > MAX_CACHED:  # bound memory; frequent segments come back fast
             self._clear_cache()
-        new = set().union(*plain).difference(self.word_index)
-        if new:
-            self._add_words(list(new))
-        # One dict lookup per word, then one vectorised gather expands words into token ids.
-        all_words = list(chain.from_iterable(plain))
-        index = np.fromiter(map(self.word_index.__getitem__, all_words), dtype=np.int64,
-                            count=len(all_words))
-        lengths = self.lengths[index]
-        ends = np.cumsum(lengths)  # token position just after each word
-        positions = np.repeat(self.starts[index] - (ends - lengths), lengths)
-        ids = self.flat[positions + np.arange(len(positions))]
-        # Cut the flat ids back into documents: document d ends where its last word ends.
-        doc_ends = np.concatenate([[0], ends])[np.cumsum([len(w) for w in plain], dtype=np.int64)]
-        pieces = iter(np.split(ids, doc_ends[:-1]))
-        slow = iter(self._slow([t for t, w in zip(texts, words, strict=True) if w is None]))
-        out = [next(slow) if w is None else next(pieces) for w in words]
+        special = [self.specials is not None and self.specials.search(t) is not None
+                   for t in texts]
+        firsts: list[str] = []
+        rest: list[str] = []
+        counts: list[int] = []  # entries per document: its first segment and the rest
+        for text, is_special in zip(texts, special, strict=True):
+            if not is_special:
+                segments = _segments(text)
+                firsts.append(segments[0])
+                counts.append(len(segments))
+                del segments[0]
+                rest += segments
+        first_entries = self._entries(firsts, self.first_index, self._by_words)
+        rest_entries = self._entries(rest, self.segment_index,
+                                     lambda new: self._by_words([" " + s for s in new]))
+        # Each document's entries in order: its first segment's, then those of the rest.
+        entries = np.empty(len(firsts) + len(rest), dtype=np.int64)
+        is_first = np.zeros(len(entries), dtype=bool)
+        is_first[np.cumsum(counts, dtype=np.int64) - counts] = True
+        entries[is_first] = first_entries
+        entries[~is_first] = rest_entries
+        pieces = iter(self._expand(entries, counts))
+        slow = iter(self._slow([t for t, s in zip(texts, special, strict=True) if s]))
+        out = [next(slow) if s else next(pieces) for s in special]
 
         if not self.checked:  # compare with the tokenizer once; never trust a shortcut blindly
             self.checked = True
@@ -164,6 +210,21 @@ class DocumentEncoder:
                 self.fast = False
                 return self._slow(texts)
         return out
+
+
+def _segments(text: str) -> list[str]:
+    """`text` cut before every space that the next token starts with: the pieces encode
+    independently, so a repeated piece (" dog," again) is looked up, not encoded again.
+
+    The byte-level pre-tokenizer starts a token at every space followed by a non-space (the
+    optional space of its letter, digit and punctuation runs) and never looks back past it, so
+    cutting there is exact. A space followed by whitespace (or at the end) may belong to a run
+    of whitespace instead: texts with one are cut by a regular expression, the rest by the much
+    faster str.split.
+    """
+    if _SPACE_NOT_CUT.search(text):
+        return _CUT.split(text)
+    return text.split(" ")
 
 
 # ---- using every core: one DocumentEncoder per worker process ----

@@ -50,7 +50,7 @@ def choose_parallelism(requested: str, world: World, precision: str,
 
     needs(parallelism) is the estimated bytes per device (models/memory.py); available is one
     process's share of the device's memory (None: unknown, assume it fits); optimizer is
-    training.optimizer (torch's Adafactor cannot update FSDP's sharded weights).
+    training.optimizer (torch's Adafactor and Muon cannot update FSDP's sharded weights).
     """
     if not world.distributed:
         if requested in ("ddp", "fsdp"):
@@ -68,14 +68,16 @@ def choose_parallelism(requested: str, world: World, precision: str,
     if requested == "auto":
         fits = available is None or needs("ddp") <= FITS_FRACTION * available
         choice = "ddp" if fits else "fsdp"
-    if choice == "fsdp" and optimizer == "adafactor":
+    if choice == "fsdp" and optimizer in ("adafactor", "muon"):
         # torch.optim.Adafactor's in-place updates fail on FSDP's DTensor shards (tried on
         # torch 2.13: "in-place operations that require placement changes are not supported").
+        # Muon orthogonalises each whole matrix: on a shard (some of its rows) that is another
+        # update, so it would train, wrongly.
         reason = ("training.parallelism is 'fsdp'" if requested == "fsdp" else
                   "a copy of the model and its training state does not fit one device, so "
                   "training.parallelism 'auto' would shard it with FSDP")
         raise ConfigurationError(
-            f"{reason}, and training.optimizer 'adafactor' cannot update sharded weights",
+            f"{reason}, and training.optimizer '{optimizer}' cannot update sharded weights",
             "set training.optimizer to 'adamw' (FSDP shards it), or train with "
             "training.parallelism 'ddp' (a copy of the model on every device)",
         )

@@ -154,6 +154,14 @@ class Trainer:
 
         A sharded checkpoint's dict has no "model": its tensors are read from its folder `path`.
         """
+        saved = state.get("config", {}).get("training", {}).get("optimizer", "adamw")
+        if saved != self.cfg.training.optimizer:  # another optimizer has other moments
+            raise TrainingError(
+                f"cannot resume from {path or 'this checkpoint'}: it was trained with "
+                f"training.optimizer '{saved}', the current config has "
+                f"'{self.cfg.training.optimizer}'",
+                f"set training.optimizer: '{saved}' in llm.config.js to resume, or start a new "
+                "run with `make train ARGS=--fresh`")
         if "model" not in state:  # sharded: each process reads its part, FSDP or not
             sharded_checkpoints.load_sharded(Path(path or ""), self.model, self.optimizer,
                                              state["optimizer_param_groups"])
