@@ -122,10 +122,9 @@ def losses(folder: Path, key: str = "loss") -> dict[int, float]:
     return {m["step"]: m[key] for m in metrics(folder) if key in m}
 
 
-def assert_close(a: dict[int, float], b: dict[int, float]) -> None:
+def assert_close(a: dict[int, float], b: dict[int, float], rtol: float = TOLERANCE) -> None:
     assert sorted(a) == sorted(b)
-    np.testing.assert_allclose([a[s] for s in sorted(a)], [b[s] for s in sorted(b)],
-                               rtol=TOLERANCE)
+    np.testing.assert_allclose([a[s] for s in sorted(a)], [b[s] for s in sorted(b)], rtol=rtol)
 
 
 @pytest.fixture(scope="module")
@@ -192,7 +191,9 @@ def test_adafactor_and_muon_train_under_ddp_like_one_process(prepared: Path, tmp
     two = copy(prepared, tmp_path / "two")
     ok(torchrun(two, "--training.parallelism", "ddp", *adafactor))
     assert sorted(losses(one)) == list(range(1, 13))
-    assert_close(losses(two), losses(one))
+    # Muon orthogonalises each update in bf16 (torch.optim.Muon's Newton-Schulz steps): the last
+    # bits by which DDP's summed gradients differ come out ~1e-5 relative after a few steps.
+    assert_close(losses(two), losses(one), rtol=1e-4 if optimizer == "muon" else TOLERANCE)
 
 
 # ---- stopping, resuming ----
