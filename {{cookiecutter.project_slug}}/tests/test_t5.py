@@ -41,7 +41,7 @@ from data.span_corruption import SpanCorruption
 from exporters.hf import check_hf_folder, hf_state_dict, special_tokens_of, t5_config
 from models.architectures.t5 import T5, relative_position_bucket
 from runtime.checkpoints import load_trained_model
-from runtime.seq2seq import generate_seq2seq, split_spans
+from runtime.seq2seq import evaluate_spans, generate_seq2seq, split_spans
 
 PROJECT = Path(__file__).resolve().parents[1]
 EOS, PAD = 0, 1  # "</s>", "<pad>": the first special tokens of the tokenizers here
@@ -209,6 +209,55 @@ def test_the_input_is_exactly_max_length_for_any_span_length(mean_span_length: f
     windows = np.random.default_rng(0).integers(200, 256, size=(4, raw))
     batch = make(windows, np.random.default_rng(1))
     assert batch["input_ids"].shape == (4, 64) and batch["labels"].shape == (4, out)
+
+
+class Scripted(torch.nn.Module):
+    """A stand-in for T5 that writes the given outputs (B, T) whatever its input, greedy or
+    teacher-forced: what evaluate_spans scores is then known exactly."""
+
+    def __init__(self, outputs: torch.Tensor, vocab_size: int = 256) -> None:
+        super().__init__()
+        self.logits = torch.nn.functional.one_hot(outputs, vocab_size).float()  # (B, T, V)
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # a device for the evaluation
+
+    def encode(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return input_ids
+
+    def new_kv_cache(self, batch_size: int, max_length: int) -> object:
+        return type("Cache", (), {"pos": 0})()
+
+    def decode(self, tokens: torch.Tensor, encoded: torch.Tensor, cache: object) -> torch.Tensor:
+        cache.pos += tokens.size(1)
+        return self.logits[:, cache.pos - tokens.size(1) : cache.pos]
+
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> tuple:
+        return self.logits[:, : decoder_input_ids.size(1)], None
+
+
+def test_span_match_is_the_share_of_spans_written_exactly() -> None:
+    """val_span_match counts a span right only when every token of it is, keyed by its
+    sentinel: the truth scores 1; one wrong token in one span of each row loses that span
+    only; an output cut short by </s> loses every span after the cut."""
+    make = corruption()
+    raw, _ = make.lengths(64)
+    windows = np.random.default_rng(0).integers(200, 256, size=(4, raw))
+    batch = {k: torch.from_numpy(v) for k, v in make(windows, np.random.default_rng(1)).items()}
+    labels = batch["labels"]
+    spans = make.counts(raw)[1]  # spans per row
+
+    def score(outputs: torch.Tensor) -> float:
+        return evaluate_spans(Scripted(outputs), [batch], torch.device("cpu"), PAD, EOS,
+                              SENTINELS)["val_span_match"]
+
+    assert spans >= 3 and score(labels) == 1.0
+    one_wrong = labels.clone()
+    one_wrong[:, 1] = 255 - one_wrong[:, 1] % 2  # the first span's first token: another one
+    assert score(one_wrong) == pytest.approx(1 - 1 / spans)
+    cut = labels.clone()
+    second = (torch.isin(labels, torch.tensor(SENTINELS)).cumsum(1) == 2).int().argmax(1)
+    for row, at in enumerate(second.tolist()):
+        cut[row, at] = EOS  # stop where the second span's sentinel is: only the first counts
+    assert score(cut) == pytest.approx(1 / spans)
 
 
 def test_spans_come_from_the_batches_generator_so_resume_repeats_them() -> None:
