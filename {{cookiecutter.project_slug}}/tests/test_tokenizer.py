@@ -118,6 +118,16 @@ def test_fast_encoder_turns_itself_off_if_it_ever_disagrees(bpe, stories, monkey
     assert all(np.array_equal(a, b) for a, b in zip(got, expected, strict=True))
 
 
+def test_a_batch_whose_every_text_holds_a_special_token_encodes_exactly(bpe, stories) -> None:
+    # Such texts all go to the tokenizer itself, which left the shortcut an empty batch (a
+    # separator written at the end of a line, not on its own, makes every chunk like this).
+    texts = [f"{story}<|endoftext|>" for story in stories[:5]]
+    for batch in (texts, texts + stories[5:8]):
+        got = DocumentEncoder(bpe).encode_batch(batch)
+        expected = bpe.encode_batch(batch, add_special_tokens=False)
+        assert [g.tolist() for g in got] == [e.ids for e in expected]
+
+
 def test_worker_processes_encode_like_one_process(bpe, stories, tmp_path) -> None:
     path = tmp_path / "tok.json"
     save_tokenizer(bpe, path)

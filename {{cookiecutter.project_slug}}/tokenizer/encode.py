@@ -192,7 +192,8 @@ class DocumentEncoder:
         # Each document's entries in order: its first segment's, then those of the rest.
         entries = np.empty(len(firsts) + len(rest), dtype=np.int64)
         is_first = np.zeros(len(entries), dtype=bool)
-        is_first[np.cumsum(counts, dtype=np.int64) - counts] = True
+        starts = np.cumsum(counts, dtype=np.int64) - np.array(counts, dtype=np.int64)
+        is_first[starts] = True  # (an int array even when every text holds a special token)
         entries[is_first] = first_entries
         entries[~is_first] = rest_entries
         pieces = iter(self._expand(entries, counts))
