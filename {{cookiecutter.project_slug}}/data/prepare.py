@@ -37,7 +37,7 @@ from corpus.sources import Chunk, Corpus, ValidationSplit, open_raw_corpus, open
 from data.splits import check_enough_tokens
 from errors import DataError, run_cli
 from project_lock import project_lock
-from tokenizer.encode import encode_stream
+from tokenizer.encode import Encoders
 from tokenizer.load import eot_id, load_tokenizer, tokenizer_hash
 
 BATCH_CHARS = 1 << 20  # encode ~1 MB of text per call: big enough for all cores, small in memory
@@ -84,12 +84,13 @@ class SplitWriter:
         self.pending_tokens = 0
         self.tokens = self.bytes = self.documents = 0
 
-    def add(self, ids: np.ndarray, text_bytes: int) -> None:
-        self.pending.append(ids.astype(self.dtype))
+    def add(self, ids: np.ndarray, text_bytes: int, chunks: int) -> None:
+        """Append `ids` (of this writer's dtype), the tokens of `chunks` chunks of text."""
+        self.pending.append(ids)
         self.pending_tokens += len(ids)
         self.tokens += len(ids)
         self.bytes += text_bytes
-        self.documents += 1
+        self.documents += chunks
         if self.pending_tokens >= FLUSH_TOKENS:
             self.flush()
 
@@ -109,17 +110,23 @@ class SplitWriter:
 
 
 def _batches(chunks: Iterable[tuple[str, Chunk]]
-             ) -> Iterator[tuple[list[tuple[str, Chunk]], list[str]]]:
-    """Group (split, chunk) pairs into batches of about BATCH_CHARS characters: (pairs, texts)."""
-    batch, size = [], 0
-    for item in chunks:
-        batch.append(item)
-        size += len(item[1].text)
+             ) -> Iterator[tuple[np.ndarray, list[str], list[bool]]]:
+    """Group (split, chunk) pairs into batches of about BATCH_CHARS characters:
+    (which chunks are validation, texts, which end a document)."""
+    names: list[str] = []
+    texts: list[str] = []
+    ends: list[bool] = []
+    size = 0
+    for name, chunk in chunks:
+        names.append(name)
+        texts.append(chunk.text)
+        ends.append(chunk.end_of_document)
+        size += len(chunk.text)
         if size >= BATCH_CHARS:
-            yield batch, [chunk.text for _, chunk in batch]
-            batch, size = [], 0
-    if batch:
-        yield batch, [chunk.text for _, chunk in batch]
+            yield np.array(names) == "val", texts, ends
+            names, texts, ends, size = [], [], [], 0
+    if texts:
+        yield np.array(names) == "val", texts, ends
 
 
 def _labelled_chunks(train: Corpus, val: Corpus | None, split: ValidationSplit
@@ -141,7 +148,7 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
     """
     tok = load_tokenizer(tokenizer.path)
     check_tokenizer_type(tok, tokenizer)
-    eot = np.array([eot_id(tok, tokenizer)], dtype=np.int64)
+    eot = eot_id(tok, tokenizer)
     vocab_size = tok.get_vocab_size()
     # Token ids go up to vocab_size - 1; uint16 halves the disk and memory of uint32.
     dtype = np.uint16 if vocab_size <= 2**16 else np.uint32
@@ -159,16 +166,18 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
     start = time.perf_counter()
     ok = False
     try:
-        with tqdm(total=total, unit="B", unit_scale=True, desc="Tokenizing", disable=not progress,
-                  dynamic_ncols=True) as bar:
+        with Encoders(tokenizer.path, workers, eot, dtype) as encoders, \
+                tqdm(total=total, unit="B", unit_scale=True, desc="Tokenizing",
+                     disable=not progress, dynamic_ncols=True) as bar:
             batches = _batches(_labelled_chunks(train, val, split))
-            for batch, id_arrays in encode_stream(batches, tokenizer.path, workers):
-                for (name, chunk), ids in zip(batch, id_arrays, strict=True):
-                    if chunk.end_of_document:
-                        ids = np.concatenate([ids, eot])
-                    text_bytes = len(chunk.text.encode("utf-8"))
-                    writers[name].add(ids, text_bytes)
-                    bar.update(text_bytes)
+            for is_val, encoded in encoders.map(batches):
+                # Each chunk's tokens go to its split, in order: two masks, not a loop.
+                in_val = np.repeat(is_val, encoded.tokens)
+                for writer, chunks, tokens in ((writers["train"], ~is_val, ~in_val),
+                                               (writers["val"], is_val, in_val)):
+                    writer.add(encoded.ids[tokens], int(encoded.text_bytes[chunks].sum()),
+                               int(chunks.sum()))
+                bar.update(int(encoded.text_bytes.sum()))
         if not writers["train"].documents + writers["val"].documents:
             raise train.no_text(data.raw_dir)
         bytes_per_token = max(1, writers["train"].bytes) / max(1, writers["train"].tokens)
@@ -183,7 +192,7 @@ def prepare(data: DataConfig, tokenizer: TokenizerConfig, batch_size: int, max_l
     meta = {
         "vocab_size": vocab_size,
         "dtype": np.dtype(dtype).name,
-        "eot_id": int(eot[0]),
+        "eot_id": eot,
         "tokenizer_hash": tokenizer_hash(tokenizer.path),
         "tokenizer_type": tokenizer.type,
         **{f"{name}_{key}": getattr(w, key) for name, w in writers.items()

@@ -190,6 +190,32 @@ def test_too_small_corpus_is_refused_with_how_much_text_is_needed(tmp_path,
     assert not list(out.glob("*.tmp"))
 
 
+def test_worker_processes_write_the_same_files_as_one_process(tmp_path, tokenizer_path,
+                                                              monkeypatch) -> None:
+    # Several files, a .jsonl, separator lines, chunks long enough to be cut, Unicode, a special
+    # token inside the text and a validation split, in many batches: the batches go to worker
+    # processes, and each chunk of each batch must still land in its own split, in order.
+    monkeypatch.setattr("data.prepare.BATCH_CHARS", 20_000)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    stories = list(generate_corpus(0.3, seed=3))
+    third = len(stories) // 3
+    (raw / "a.txt").write_text("".join(f"{s}\n{EOT}\n" for s in stories[:third]))
+    (raw / "b.txt").write_text("\n\n".join(stories[third:2 * third])
+                               + f" <|pad|> ½ café 日本 \r\n{EOT}\n")
+    (raw / "c.jsonl").write_text("".join(json.dumps({"text": s}) + "\n"
+                                         for s in stories[2 * third:]))
+    metas, files = [], []
+    for workers, name in ((1, "one"), (2, "two")):
+        cfg = DataConfig(raw_dir=str(raw), processed_dir=str(tmp_path / name), val_split=0.1)
+        metas.append(prepare(cfg, TokenizerConfig(path=tokenizer_path, vocab_size=400),
+                             batch_size=4, max_length=32, progress=False, workers=workers))
+        files.append([(tmp_path / name / f"{part}.bin").read_bytes() for part in ("train", "val")])
+    assert metas[0] == metas[1] and files[0] == files[1]
+    assert metas[0]["val_documents"] > 10  # (b.txt is one document, cut into chunks)
+    assert metas[0]["train_documents"] + metas[0]["val_documents"] > 2 * third
+
+
 # ---- batches ----
 
 

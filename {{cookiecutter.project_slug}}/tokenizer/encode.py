@@ -2,7 +2,8 @@
 
     encoder = DocumentEncoder(load_tokenizer("tokenizer/tokenizer.json"))
     id_arrays = encoder.encode_batch(["Once upon a time...", "The end."])   # list of np arrays
-    for payload, id_arrays in encode_stream(batches, "tokenizer/tokenizer.json", workers=2): ...
+    with Encoders("tokenizer/tokenizer.json", workers=2, end_id=0, dtype=np.uint16) as encoders:
+        for payload, encoded in encoders.map(batches): ...   # one array per batch of texts
 
 The ids are exactly those of `tokenizer.encode(text, add_special_tokens=False)`; only the speed
 differs. For byte-level BPE (our `bpe`) there is a shortcut: the tokenizer first splits text into
@@ -28,11 +29,12 @@ import json
 import multiprocessing
 import os
 import re
+import sys
 import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, repeat
-from typing import TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -190,7 +192,8 @@ class DocumentEncoder:
         # Each document's entries in order: its first segment's, then those of the rest.
         entries = np.empty(len(firsts) + len(rest), dtype=np.int64)
         is_first = np.zeros(len(entries), dtype=bool)
-        is_first[np.cumsum(counts, dtype=np.int64) - counts] = True
+        starts = np.cumsum(counts, dtype=np.int64) - np.array(counts, dtype=np.int64)
+        is_first[starts] = True  # (an int array even when every text holds a special token)
         entries[is_first] = first_entries
         entries[~is_first] = rest_entries
         pieces = iter(self._expand(entries, counts))
@@ -229,40 +232,93 @@ def _segments(text: str) -> list[str]:
 
 # ---- using every core: one DocumentEncoder per worker process ----
 
-_worker_encoder: DocumentEncoder | None = None
+
+class Encoded(NamedTuple):
+    """A batch of texts encoded for a .bin file: few, large arrays, cheap to send between
+    processes (a list of one small array per text cost more to pickle than to encode)."""
+
+    ids: np.ndarray  # every text's ids one after another, end_id after each that ends a document
+    tokens: np.ndarray  # how many of `ids` belong to each text (its end_id included)
+    text_bytes: np.ndarray  # each text's size in UTF-8 bytes
 
 
-def _start_worker(tokenizer_path: str) -> None:
-    global _worker_encoder
+def encode_joined(encoder: DocumentEncoder, texts: list[str], ends: list[bool], end_id: int,
+                  dtype: type[np.unsignedinteger]) -> Encoded:
+    """Encode `texts` into one array of `dtype`, with end_id after each text whose `ends` is
+    true."""
+    id_arrays = encoder.encode_batch(texts)
+    end = np.array([end_id], dtype=np.int64)
+    pieces: list[np.ndarray] = []
+    for ids, ends_document in zip(id_arrays, ends, strict=True):
+        pieces += (ids, end) if ends_document else (ids,)
+    tokens = np.fromiter(map(len, id_arrays), np.int64, len(texts)) + np.array(ends, np.int64)
+    return Encoded(np.concatenate(pieces).astype(dtype) if pieces else np.zeros(0, dtype), tokens,
+                   np.fromiter((len(t.encode("utf-8")) for t in texts), np.int64, len(texts)))
+
+
+_worker: tuple[DocumentEncoder, int, type[np.unsignedinteger]] | None = None
+
+
+def _start_worker(tokenizer_path: str, end_id: int, dtype: type[np.unsignedinteger]) -> None:
+    global _worker
     # One worker per core already: the tokenizer's own threads would only fight over them.
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    _worker_encoder = DocumentEncoder(Tokenizer.from_file(tokenizer_path))
+    _worker = DocumentEncoder(Tokenizer.from_file(tokenizer_path)), end_id, dtype
 
 
-def _encode_in_worker(texts: list[str]) -> list[np.ndarray]:
-    assert _worker_encoder is not None
-    return _worker_encoder.encode_batch(texts)
+def _encode_in_worker(texts: list[str], ends: list[bool]) -> Encoded:
+    assert _worker is not None
+    encoder, end_id, dtype = _worker
+    return encode_joined(encoder, texts, ends, end_id, dtype)
 
 
-def encode_stream(batches: Iterable[tuple[T, list[str]]], tokenizer_path: str,
-                  workers: int = 1) -> Iterator[tuple[T, list[np.ndarray]]]:
-    """Encode (payload, texts) batches in order, on `workers` processes; yields (payload, ids).
+class Encoders:
+    """`workers` processes (one: this process) encoding batches of texts in order.
 
+        with Encoders("tokenizer/tokenizer.json", workers=2, end_id=0, dtype=np.uint16) as enc:
+            for payload, encoded in enc.map(batches):   # batches of (payload, texts, ends)
+                ...
+
+    The processes start on entering, before anything else (a progress bar) starts a thread.
     Only 2 batches per worker are in flight at any time, so memory does not depend on how many
-    batches there are. With workers <= 1 everything runs in this process.
+    batches there are.
     """
-    if workers <= 1:
-        encoder = DocumentEncoder(Tokenizer.from_file(tokenizer_path))
-        for payload, texts in batches:
-            yield payload, encoder.encode_batch(texts)
-        return
-    # "spawn", not fork: the tokenizer's own thread pool does not survive a fork.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start_worker, initargs=(tokenizer_path,)) as pool:
+
+    def __init__(self, tokenizer_path: str, workers: int, end_id: int,
+                 dtype: type[np.unsignedinteger]) -> None:
+        self.args = (tokenizer_path, end_id, dtype)
+        self.workers = workers
+        self.pool: Any = None
+
+    def __enter__(self) -> Encoders:
+        if self.workers > 1:
+            # fork on Linux: a worker starts in milliseconds with this process's imports, where
+            # spawn starts a new interpreter (~0.3-0.5 s each, as long as encoding 5 MB). Not on
+            # macOS (fork is unsafe there) or Windows (no fork). The tokenizer has not encoded
+            # anything in this process yet, so its thread pool is not running.
+            method = "fork" if sys.platform.startswith("linux") else "spawn"
+            self.pool = multiprocessing.get_context(method).Pool(
+                self.workers, initializer=_start_worker, initargs=self.args)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+
+    def map(self, batches: Iterable[tuple[T, list[str], list[bool]]]
+            ) -> Iterator[tuple[T, Encoded]]:
+        """Encode (payload, texts, ends) batches; yield (payload, encoded) in the same order."""
+        if self.pool is None:
+            tokenizer_path, end_id, dtype = self.args
+            encoder = DocumentEncoder(Tokenizer.from_file(tokenizer_path))
+            for payload, texts, ends in batches:
+                yield payload, encode_joined(encoder, texts, ends, end_id, dtype)
+            return
         in_flight: deque = deque()
-        for payload, texts in batches:
-            in_flight.append((payload, pool.apply_async(_encode_in_worker, (texts,))))
-            if len(in_flight) >= 2 * workers:
+        for payload, texts, ends in batches:
+            in_flight.append((payload, self.pool.apply_async(_encode_in_worker, (texts, ends))))
+            if len(in_flight) >= 2 * self.workers:
                 done, result = in_flight.popleft()
                 yield done, result.get()
         while in_flight:
