@@ -1,8 +1,8 @@
 """Shared fixtures for the project's tests: microscopic models and configs, so the whole suite
 runs on a laptop CPU in minutes.
 
-    python -m pytest tests/            # make test
-    python -m pytest tests/ -m "not slow"
+    make test       # the everyday tests: not marked slow, browser or distributed (pyproject.toml)
+    make test-all   # every test
 """
 
 from __future__ import annotations
@@ -40,10 +40,6 @@ from config import ONLY_FOR, ModelConfig, available_architectures  # noqa: E402
 # This project's architecture (a project has the code of one: gpt, bert or t5). Tests that are
 # the same for every architecture build their models and configs for it.
 ARCHITECTURE = available_architectures()[0]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than a few seconds")
 
 
 @pytest.fixture(autouse=True)

@@ -754,7 +754,26 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("setup", "command", "fragments"), REFUSED)
+def first_of_each_command(cases: list) -> list:
+    """The cases with every one but the first of each command (tokenizer.train, training.train,
+    a resume, deploy.py export, chat.py...) that this architecture meets marked slow: `make test`
+    sees each entry point refuse bad input, `make test-all` runs the whole catalogue (each case
+    is a python process of its own, a few seconds)."""
+    seen: set[tuple[str, ...]] = set()
+    marked = []
+    for case in cases:
+        command = case.values[1]
+        entry = (*command[:2 if command[0] in ("-m", "deploy.py") else 1], "--resume" in command)
+        skipped = any(mark.name == "skipif" and mark.args[0] for mark in case.marks)
+        if skipped or entry in seen:
+            case = pytest.param(*case.values, id=case.id, marks=(*case.marks, pytest.mark.slow))
+        else:
+            seen.add(entry)
+        marked.append(case)
+    return marked
+
+
+@pytest.mark.parametrize(("setup", "command", "fragments"), first_of_each_command(REFUSED))
 def test_bad_input_is_refused_clearly_and_changes_nothing(
         project: Path, setup: Callable[[Path], None], command: tuple[str, ...],
         fragments: list[str]) -> None:
@@ -845,7 +864,7 @@ GOES_ON = [
 ]
 
 
-@pytest.mark.parametrize(("setup", "command", "line"), GOES_ON)
+@pytest.mark.parametrize(("setup", "command", "line"), first_of_each_command(GOES_ON))
 def test_recoverable_input_says_so_in_one_line_and_goes_on(
         project: Path, setup: Callable[[Path], None], command: tuple[str, ...],
         line: str) -> None:
