@@ -42,6 +42,13 @@ from config import ONLY_FOR, ModelConfig, available_architectures  # noqa: E402
 ARCHITECTURE = available_architectures()[0]
 
 
+def first_everyday(cases: list[Any]) -> list[Any]:
+    """Cases of a one-argument parametrize with all but the first marked slow: `make test` runs
+    the first, `make test-all` every one (each is a process of its own; the others feed the same
+    code other inputs)."""
+    return cases[:1] + [pytest.param(case, marks=pytest.mark.slow) for case in cases[1:]]
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     """Every test starts from the same random state."""
