@@ -17,8 +17,10 @@ DEMO_DIR := build/demo-llm
 BENCH_DIR := build/bench-llm
 PYTEST_ARGS ?=
 # The everyday tier leaves out the tests marked slow, browser or distributed (pyproject.toml says
-# why); -n auto spreads the tests over the CPU cores (pytest-xdist).
+# why). -n auto spreads the tests over the CPU cores (pytest-xdist), one by one, except that a
+# file marked with an xdist_group runs on one worker (its module-scoped fixtures are made once).
 FAST_TESTS := -m "not slow and not browser and not distributed"
+WORKERS := -n auto --dist loadgroup
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -44,10 +46,10 @@ bench: venv ## scaffold a project in build/ and print speed figures for the nano
 	$(MAKE) -C $(BENCH_DIR) bench PYTHON=$(PY) ARGS="--preset tiny --compare --skip data"
 
 test: venv ## the everyday tests: wrapper, hooks, bakes, each architecture's `make test`
-	$(PY) -m pytest tests -n auto $(FAST_TESTS) $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(WORKERS) $(FAST_TESTS) $(PYTEST_ARGS)
 
 test-all: venv ## every test, the slow bakes, browser and torchrun ones too (CI runs this)
-	$(PY) -m pytest tests -n auto --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest tests $(WORKERS) --durations=20 $(PYTEST_ARGS)
 
 lint: venv ## ruff over the wrapper, hooks and tests
 	$(PY) -m ruff check wrapper hooks tests

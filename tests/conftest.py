@@ -50,10 +50,10 @@ def baked(cookies_session) -> Callable[..., Path]:
     (runs its tests, trains) bakes its own with the `cookies` fixture."""
     defaults = {key: value[0] for key, value in cookiecutter_json().items()
                 if isinstance(value, list)}  # a choice's default is its first option
-    projects: dict[tuple, Path] = {}
+    projects: dict[str, Path] = {}
 
     def bake(**answers: Any) -> Path:
-        key = tuple(sorted({**defaults, **answers}.items()))
+        key = json.dumps({**defaults, **answers}, sort_keys=True)
         if key not in projects:
             result = cookies_session.bake(extra_context=answers)
             assert result.exception is None, result.exception

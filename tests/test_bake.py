@@ -285,22 +285,21 @@ def project_tests(project: Path, command: list[str]) -> None:
     assert result.returncode == 0, tail
 
 
-@pytest.mark.parametrize("model", MODELS)
-def test_baked_project_passes_its_everyday_tests(cookies, model):
-    """`make test` in a nano project of each architecture with every plugin (their tests are in
-    the project only when they are): the generated suite less what is marked slow, browser or
-    distributed, which still bakes, trains, resumes, generates, exports, imports and tunes, and
-    meets the bad-input catalogue. And ruff, as `make lint` runs it."""
-    project = bake(cookies, preset="nano", model=model, plugins=ALL_PLUGINS)
-    ruff_check(project)
-    project_tests(project, ["make", "test", f"PYTHON={sys.executable}",
-                            "ARGS=-p no:cacheprovider"])
-
-
-# What `make test-all` adds in each architecture's project: the tests `make test` skips. gpt's
-# run (with the everyday one) is its whole suite; bert and t5 run what is theirs (the rest of
-# the suite is the same code for every architecture): their own test file, a resume that
-# equals an uninterrupted run, and the bad-input cases of their architecture.
+# The generated suite's files `make test` runs in each architecture's project: gpt's whole suite
+# (less what is marked slow, browser or distributed); bert and t5 what is theirs, since the rest
+# is the same code for every architecture: their own test file (parity with transformers, the
+# objective, generate, chat, export), training and resume, the bad-input catalogue, and t5's
+# instruction tuning.
+EVERYDAY_OF = {
+    "gpt": [],
+    "bert": ["tests/test_bert.py", "tests/test_training.py", "tests/test_bad_inputs.py"],
+    "t5": ["tests/test_t5.py", "tests/test_training.py", "tests/test_bad_inputs.py",
+           "tests/test_finetune.py"],
+}
+# What `make test-all` adds: the tests `make test` skips (the browser test, torchrun, the long
+# training runs, the rest of the bad-input catalogue): gpt's all, and for bert and t5 those of
+# their test file, the resume that equals an uninterrupted run and their architecture's bad
+# inputs.
 REST = "slow or browser or distributed"
 REST_OF = {
     "gpt": [],
@@ -312,13 +311,26 @@ REST_OF = {
 }
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_baked_project_passes_its_everyday_tests(cookies, model):
+    """`make test` in a nano project of each architecture with every plugin (their tests are in
+    the project only when they are), on EVERYDAY_OF's files: it bakes, trains, resumes,
+    generates, exports, imports and tunes, and meets the bad-input catalogue. And ruff, as
+    `make lint` runs it."""
+    project = bake(cookies, preset="nano", model=model, plugins=ALL_PLUGINS)
+    ruff_check(project)
+    args = " ".join(["-p no:cacheprovider", *EVERYDAY_OF[model]])
+    project_tests(project, ["make", "test", f"PYTHON={sys.executable}", f"ARGS={args}"])
+
+
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.distributed
 @pytest.mark.parametrize("model", MODELS)
 def test_baked_project_passes_the_rest_of_its_tests(cookies, model):
-    """What `make test-all` runs in the project beyond `make test` (the browser test, torchrun,
-    the slow bad inputs and training runs), with -n auto and the slowest 20 listed."""
+    """What `make test-all` runs in the project beyond `make test` (REST_OF), with -n auto and
+    the slowest 20 listed."""
     project = bake(cookies, preset="nano", model=model, plugins=ALL_PLUGINS)
     project_tests(project, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n",
-                            "auto", "--durations=20", "-m", REST, *REST_OF[model]])
+                            "auto", "--dist", "loadfile", "--durations=20", "-m", REST,
+                            *REST_OF[model]])
