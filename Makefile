@@ -2,12 +2,13 @@
 #   make demo   set everything up, scaffold a nano project, train it on the built-in corpus,
 #               print generated text, instruction-tune it and have it answer a question about a
 #               story (the main job, on built-in defaults)
-#   make test   set everything up and run the whole test suite
+#   make test   set everything up and run the everyday tests (a few minutes on 2 cores)
+#   make test-all  every test, with the slow ones (what CI runs)
 #   make bench  speed figures on this machine (training, data preparation, generation)
 # Both install into ./.venv; TORCH_SPEC picks the torch build (default: torch).
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo bench test lint clean
+.PHONY: help venv demo bench test test-all lint clean
 
 TORCH_SPEC ?= torch
 VENV := $(CURDIR)/.venv
@@ -15,6 +16,11 @@ PY := $(VENV)/bin/python
 DEMO_DIR := build/demo-llm
 BENCH_DIR := build/bench-llm
 PYTEST_ARGS ?=
+# The everyday tier leaves out the tests marked slow, browser or distributed (pyproject.toml says
+# why). -n auto spreads the tests over the CPU cores (pytest-xdist), one by one, except that a
+# file marked with an xdist_group runs on one worker (its module-scoped fixtures are made once).
+FAST_TESTS := -m "not slow and not browser and not distributed"
+WORKERS := -n auto --dist loadgroup
 
 help: ## list the commands
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,8 +45,11 @@ bench: venv ## scaffold a project in build/ and print speed figures for the nano
 	$(MAKE) -C $(BENCH_DIR) bench PYTHON=$(PY) ARGS="--compare"
 	$(MAKE) -C $(BENCH_DIR) bench PYTHON=$(PY) ARGS="--preset tiny --compare --skip data"
 
-test: venv ## run the whole test suite (wrapper, hooks, bake, and the generated project's tests)
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+test: venv ## the everyday tests: wrapper, hooks, bakes, each architecture's `make test`
+	$(PY) -m pytest tests $(WORKERS) $(FAST_TESTS) $(PYTEST_ARGS)
+
+test-all: venv ## every test, the slow bakes, browser and torchrun ones too (CI runs this)
+	$(PY) -m pytest tests $(WORKERS) --durations=20 $(PYTEST_ARGS)
 
 lint: venv ## ruff over the wrapper, hooks and tests
 	$(PY) -m ruff check wrapper hooks tests

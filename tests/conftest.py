@@ -1,12 +1,13 @@
 """Shared helpers for the root test suite: the template, rendered hooks, baked-project checks.
 
-    .venv/bin/python -m pytest tests -x -q          # everything
-    .venv/bin/python -m pytest tests -m "not slow"  # skip the real .venv install
+    make test        # the everyday tier: not slow, browser or distributed, with -n auto
+    make test-all    # everything (CI): the slow bakes, the browser test, torchrun
 """
 
 import importlib.util
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -40,6 +41,27 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory) -> N
     monkeypatch.setenv("COOKIECUTTER_CONFIG", str(config))
     for name in ("CI", "CREATE_LLM_DEBUG", "CREATE_LLM_WRAPPER", "CREATE_LLM_ERROR_FILE"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def baked(cookies_session) -> Callable[..., Path]:
+    """baked(**answers): the project cookiecutter makes from these answers, baked once per test
+    run (per pytest-xdist worker) and shared. Read only: a test that writes into its project
+    (runs its tests, trains) bakes its own with the `cookies` fixture."""
+    defaults = {key: value[0] for key, value in cookiecutter_json().items()
+                if isinstance(value, list)}  # a choice's default is its first option
+    projects: dict[str, Path] = {}
+
+    def bake(**answers: Any) -> Path:
+        key = json.dumps({**defaults, **answers}, sort_keys=True)
+        if key not in projects:
+            result = cookies_session.bake(extra_context=answers)
+            assert result.exception is None, result.exception
+            assert result.exit_code == 0
+            projects[key] = result.project_path
+        return projects[key]
+
+    return bake
 
 
 def cookiecutter_json() -> dict[str, Any]:

@@ -105,8 +105,8 @@ def bake(cookies, **extra):
 
 
 @pytest.mark.parametrize("preset, model, tokenizer, license, plugins", MATRIX)
-def test_bake_matrix(cookies, tmp_path, preset, model, tokenizer, license, plugins):
-    project = bake(cookies, preset=preset, model=model, tokenizer=tokenizer, license=license,
+def test_bake_matrix(baked, tmp_path, preset, model, tokenizer, license, plugins):
+    project = baked(preset=preset, model=model, tokenizer=tokenizer, license=license,
                    plugins=plugins)
     context = rendered_context(preset=preset, model=model, tokenizer=tokenizer, license=license,
                                plugins=plugins)
@@ -266,40 +266,72 @@ def test_plain_cookiecutter_and_create_llm_make_identical_projects(tmp_path, mon
 
 
 @pytest.mark.parametrize("plugins", ["", ALL_PLUGINS])
-def test_baked_project_passes_its_own_ruff_check(cookies, plugins):
-    project = bake(cookies, preset="nano", plugins=plugins)
+def test_baked_project_passes_its_own_ruff_check(baked, plugins):
+    project = baked(preset="nano", plugins=plugins)
+    ruff_check(project)
+
+
+def ruff_check(project: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
                             cwd=project, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.slow
-def test_baked_project_passes_its_own_tests(cookies):
-    """The generated project's tests/ (what a user runs with `make test`), with this interpreter,
-    with every plugin (their tests are in the project only when they are)."""
-    project = bake(cookies, preset="nano", plugins=ALL_PLUGINS)
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-                            cwd=project, capture_output=True, text=True, check=False)
+def project_tests(project: Path, command: list[str]) -> None:
+    """Run the generated project's tests in `project` with this interpreter (whose venv has
+    everything the project's requirements.txt and its optional tests ask for)."""
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, check=False)
     tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
     assert result.returncode == 0, tail
 
 
+# The generated suite's files `make test` runs in each architecture's project: gpt's whole suite
+# (less what is marked slow, browser or distributed); bert and t5 what is theirs, since the rest
+# is the same code for every architecture: their own test file (parity with transformers, the
+# objective, generate, chat, export), training and resume, the bad-input catalogue, and t5's
+# instruction tuning.
+EVERYDAY_OF = {
+    "gpt": [],
+    "bert": ["tests/test_bert.py", "tests/test_training.py", "tests/test_bad_inputs.py"],
+    "t5": ["tests/test_t5.py", "tests/test_training.py", "tests/test_bad_inputs.py",
+           "tests/test_finetune.py"],
+}
+# What `make test-all` adds: the tests `make test` skips (the browser test, torchrun, the long
+# training runs, the rest of the bad-input catalogue): gpt's all, and for bert and t5 those of
+# their test file, the resume that equals an uninterrupted run and their architecture's bad
+# inputs.
+REST = "slow or browser or distributed"
+REST_OF = {
+    "gpt": [],
+    **{model: [f"tests/test_{model}.py",
+               "tests/test_training.py::test_resume_equals_an_uninterrupted_run",
+               "tests/test_bad_inputs.py", "-k",
+               f"test_{model} or resume_equals or architecture or mask or sentinel or {model}"]
+       for model in MODELS if model != "gpt"},
+}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_baked_project_passes_its_everyday_tests(cookies, model):
+    """`make test` in a nano project of each architecture with every plugin (their tests are in
+    the project only when they are), on EVERYDAY_OF's files: it bakes, trains, resumes,
+    generates, exports, imports and tunes, and meets the bad-input catalogue. And ruff, as
+    `make lint` runs it."""
+    project = bake(cookies, preset="nano", model=model, plugins=ALL_PLUGINS)
+    ruff_check(project)
+    project_tests(project, ["make", "test", f"PYTHON={sys.executable}",
+                            f"TESTS={' '.join(EVERYDAY_OF[model]) or 'tests'}",
+                            "ARGS=-p no:cacheprovider"])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("model", [m for m in MODELS if m != "gpt"])
-def test_baked_bert_and_t5_pass_their_architecture_s_tests(cookies, model):
-    """bert and t5 nano bakes run what is theirs (the gpt bake above runs the whole suite; the
-    rest of the suite is the same code for every architecture): their own test file (parity
-    with transformers, objective, generate, chat, export, Replicate), a resume that equals an
-    uninterrupted run, the bad-input cases of their architecture, and ruff."""
-    project = bake(cookies, preset="nano", model=model)
-    lint = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."],
-                          cwd=project, capture_output=True, text=True, check=False)
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"tests/test_{model}.py",
-         "tests/test_training.py::test_resume_equals_an_uninterrupted_run",
-         "tests/test_bad_inputs.py", "-k",
-         f"test_{model} or resume_equals or architecture or mask or sentinel or {model}"],
-        cwd=project, capture_output=True, text=True, check=False)
-    tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-    assert result.returncode == 0, tail
+@pytest.mark.browser
+@pytest.mark.distributed
+@pytest.mark.parametrize("model", MODELS)
+def test_baked_project_passes_the_rest_of_its_tests(cookies, model):
+    """What `make test-all` runs in the project beyond `make test` (REST_OF), with -n auto and
+    the slowest 20 listed."""
+    project = bake(cookies, preset="nano", model=model, plugins=ALL_PLUGINS)
+    project_tests(project, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n",
+                            "auto", "--dist", "loadfile", "--durations=20", "-m", REST,
+                            *REST_OF[model]])

@@ -25,6 +25,10 @@ def run(*args: str | Path, cwd: Path | None = None, env: dict | None = None) -> 
     return result.stdout
 
 
+# One pytest-xdist worker runs this file (make test: --dist loadgroup): one build of the wheel.
+pytestmark = pytest.mark.xdist_group("packaging")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     dist = tmp_path_factory.mktemp("dist")

@@ -18,6 +18,9 @@ from create_llm.presets import template_presets
 COOKIECUTTER = json.loads((REPO_ROOT / "cookiecutter.json").read_text())
 SHAPED = [name for name, preset in COOKIECUTTER["_presets"].items() if "layers" in preset]
 MODELS = COOKIECUTTER["model"]
+# One pytest-xdist worker runs this file (make test: --dist loadgroup), so each architecture's
+# project below is baked and measured once.
+pytestmark = pytest.mark.xdist_group("presets")
 SENTINELS = {"gpt": 0, "bert": 0, "t5": 100}  # tokenizer.sentinel_tokens of each llm.config.js
 
 # Custom answers (layers, heads, dim, vocab_size, max_length, tokenizer): legal and not, at and

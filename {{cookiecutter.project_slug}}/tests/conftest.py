@@ -1,8 +1,8 @@
 """Shared fixtures for the project's tests: microscopic models and configs, so the whole suite
 runs on a laptop CPU in minutes.
 
-    python -m pytest tests/            # make test
-    python -m pytest tests/ -m "not slow"
+    make test       # the everyday tests: not marked slow, browser or distributed (pyproject.toml)
+    make test-all   # every test
 """
 
 from __future__ import annotations
@@ -42,8 +42,11 @@ from config import ONLY_FOR, ModelConfig, available_architectures  # noqa: E402
 ARCHITECTURE = available_architectures()[0]
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than a few seconds")
+def first_everyday(cases: list[Any]) -> list[Any]:
+    """Cases of a one-argument parametrize with all but the first marked slow: `make test` runs
+    the first, `make test-all` every one (each is a process of its own; the others feed the same
+    code other inputs)."""
+    return cases[:1] + [pytest.param(case, marks=pytest.mark.slow) for case in cases[1:]]
 
 
 @pytest.fixture(autouse=True)

@@ -755,7 +755,29 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("setup", "command", "fragments"), REFUSED)
+def first_of_each_command(cases: list, seen: set[tuple]) -> list:
+    """The cases with all but the first of each command (tokenizer.train, training.train, a
+    resume, deploy.py export, chat.py...) that this architecture meets marked slow, `seen`
+    holding the commands met already: `make test` sees each entry point meet bad input once,
+    `make test-all` runs the whole catalogue (each case is a python process, a few seconds)."""
+    marked = []
+    for case in cases:
+        command = case.values[1]
+        entry = (*command[:2 if command[0] in ("-m", "deploy.py") else 1], "--resume" in command)
+        skipped = any(mark.name == "skipif" and mark.args[0] for mark in case.marks)
+        if skipped or entry in seen:
+            case = pytest.param(*case.values, id=case.id, marks=(*case.marks, pytest.mark.slow))
+        else:
+            seen.add(entry)
+        marked.append(case)
+    return marked
+
+
+EVERYDAY_COMMANDS: set[tuple] = set()  # the commands `make test` has met bad input with
+
+
+@pytest.mark.parametrize(("setup", "command", "fragments"),
+                         first_of_each_command(REFUSED, EVERYDAY_COMMANDS))
 def test_bad_input_is_refused_clearly_and_changes_nothing(
         project: Path, setup: Callable[[Path], None], command: tuple[str, ...],
         fragments: list[str]) -> None:
@@ -846,7 +868,8 @@ GOES_ON = [
 ]
 
 
-@pytest.mark.parametrize(("setup", "command", "line"), GOES_ON)
+@pytest.mark.parametrize(("setup", "command", "line"),
+                         first_of_each_command(GOES_ON, EVERYDAY_COMMANDS))
 def test_recoverable_input_says_so_in_one_line_and_goes_on(
         project: Path, setup: Callable[[Path], None], command: tuple[str, ...],
         line: str) -> None:
@@ -948,6 +971,7 @@ def small_disk(folder: Path, size: str) -> Iterator[None]:
         subprocess.run(["umount", "-l", str(folder)], check=True)
 
 
+@pytest.mark.slow
 def test_a_full_logs_disk_saves_the_model_then_stops_clearly(project: Path) -> None:
     """logs/ on a disk that fills up during the run (checkpoints/ on one with room): the run
     saves a checkpoint, then stops with one Error naming the logs folder and the fix."""
@@ -970,7 +994,8 @@ def test_a_full_logs_disk_saves_the_model_then_stops_clearly(project: Path) -> N
     assert 10 < step < 100000 and json.loads(records[0])["type"] == "run"
 
 
-@pytest.mark.parametrize("kind", ["hf", pytest.param("gguf", marks=only("gpt"))])
+@pytest.mark.parametrize("kind", [
+    "hf", pytest.param("gguf", marks=[only("gpt"), pytest.mark.slow])])
 def test_an_export_to_a_full_disk_says_so_and_leaves_no_half_export(project: Path,
                                                                      kind: str) -> None:
     (project / "export").mkdir()
@@ -987,6 +1012,7 @@ def test_an_export_to_a_full_disk_says_so_and_leaves_no_half_export(project: Pat
     assert left == [], left  # no half-written file
 
 
+@pytest.mark.slow
 def test_secrets_are_never_printed_or_saved(project: Path) -> None:
     """Tokens in the environment stay out of every output, log and checkpoint, even with
     --debug tracebacks on error paths."""

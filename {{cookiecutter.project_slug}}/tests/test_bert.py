@@ -441,8 +441,11 @@ def assert_transformers_fills_masks_like_us(hf: Path, model: torch.nn.Module,
 
 @pytest.mark.parametrize(("args", "says"), [
     (("--prompt", "No mask here."), "the prompt has no [MASK] token"),
-    (("--temperature", "0.5"), "`generation.temperature` is a setting of gpt and t5 models"),
-    (("--prompt", "[MASK] " * 80), "more than the model's context of 64"),
+    pytest.param(("--temperature", "0.5"),
+                 "`generation.temperature` is a setting of gpt and t5 models",
+                 marks=pytest.mark.slow),
+    pytest.param(("--prompt", "[MASK] " * 80), "more than the model's context of 64",
+                 marks=pytest.mark.slow),
 ])
 def test_generate_refuses_what_bert_cannot_do(trained: Path, args: tuple, says: str) -> None:
     result = run_in(trained, "-m", "evaluation.generate", *args)
@@ -452,6 +455,7 @@ def test_generate_refuses_what_bert_cannot_do(trained: Path, args: tuple, says: 
     assert "Suggestion: " in result.stderr
 
 
+@pytest.mark.slow
 def test_a_bpe_tokenizer_without_mask_is_refused_before_training(trained: Path,
                                                                  tmp_path: Path) -> None:
     """A byte-level BPE tokenizer.json from elsewhere that has [SEP] but no [MASK]: the data

@@ -249,6 +249,7 @@ def test_piped_session_with_commands(trained: Path) -> None:
         assert answer.split("Model:", 1)[1].strip() in result.stdout
 
 
+@pytest.mark.slow
 def test_a_seeded_session_repeats(trained: Path) -> None:
     stdin = "The dog\nand then?\n"
     first = run_python(trained, str(PROJECT / "chat.py"), "--seed", "3", stdin=stdin)

@@ -73,6 +73,7 @@ def projects(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.mark.skipif(ARCHITECTURE != "gpt", reason="bits per byte: gpt's measure (bert and t5 "
                     "are ranked by loss, one tokenizer only: the test below)")
+@pytest.mark.slow
 def test_compare_two_tokenizers_names_the_better_model(projects: tuple[Path, Path],
                                                        tmp_path: Path) -> None:
     good, weak = projects
@@ -121,6 +122,7 @@ def test_compare_two_tokenizers_names_the_better_model(projects: tuple[Path, Pat
     assert "![loss curves](curves.png)" in markdown and "## Prompt: The dog" in markdown
 
 
+@pytest.mark.slow
 def test_another_project_is_read_as_data_and_its_code_never_runs(projects: tuple[Path, Path],
                                                                  tmp_path: Path) -> None:
     """Issue 30: `compare.py . ../other` ran ../other/compare.py (which could do anything, or
@@ -211,6 +213,7 @@ def test_side_by_side_uses_columns_when_there_is_room() -> None:
     assert narrow == "[a]\n  x\n\n[b]\n  y"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(ARCHITECTURE == "bert", reason="bert is not tuned to chat")
 def test_a_tuned_project_is_compared_with_its_answer_accuracy(projects: tuple[Path, Path],
                                                                tmp_path: Path) -> None:

@@ -3,7 +3,7 @@ and a real headless browser watching a training run (slow; skipped without playw
 Chromium at /usr/bin/chromium).
 
     python -m pytest tests/test_dashboard.py                 # ~1 minute on 2 CPU cores
-    python -m pytest tests/test_dashboard.py -m "not slow"   # without the browser
+    python -m pytest tests/test_dashboard.py -m "not browser"   # without the browser
 """
 
 from __future__ import annotations
@@ -336,6 +336,7 @@ def step(page) -> int:  # noqa: ANN001
     return int(page.evaluate("document.body.dataset.step"))
 
 
+@pytest.mark.browser
 def test_the_page_shows_hostile_records_as_text_and_keeps_working(browser) -> None:
     """Markup in a metric's name, a sample or a path is shown as characters (no element is
     made of it, no script runs); NaN and Infinity show as those words, a gap in the charts."""
@@ -367,6 +368,7 @@ def test_the_page_shows_hostile_records_as_text_and_keeps_working(browser) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.browser
 def test_a_browser_watches_the_run_live_and_afterwards(micro_project: Path, browser) -> None:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     port = free_port()

@@ -164,6 +164,7 @@ def fsdp(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ---- the same training as one process ----
 
 
+@pytest.mark.distributed
 def test_ddp_and_fsdp_give_the_losses_of_one_process(one_process: Path, ddp: Path,
                                                       fsdp: Path) -> None:
     reference = losses(one_process)
@@ -179,6 +180,7 @@ def test_ddp_and_fsdp_give_the_losses_of_one_process(one_process: Path, ddp: Pat
     assert checkpoints.best_checkpoint(fsdp / "checkpoints").name == "best_000012.dcp"
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("optimizer", ["adafactor", "muon"])
 def test_adafactor_and_muon_train_under_ddp_like_one_process(prepared: Path, tmp_path: Path,
                                                              optimizer: str) -> None:
@@ -199,6 +201,7 @@ def test_adafactor_and_muon_train_under_ddp_like_one_process(prepared: Path, tmp
 # ---- stopping, resuming ----
 
 
+@pytest.mark.distributed
 @pytest.mark.parametrize("parallelism", ["ddp", "fsdp"])
 def test_a_signal_to_one_process_stops_all_and_the_run_resumes_exactly(
         parallelism: str, prepared: Path, tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -215,6 +218,7 @@ def test_a_signal_to_one_process_stops_all_and_the_run_resumes_exactly(
     assert losses(folder) == uninterrupted  # bitwise: the same floats at every step
 
 
+@pytest.mark.distributed
 def test_sharded_resumes_in_one_process_and_one_file_under_fsdp(
         one_process: Path, fsdp: Path, tmp_path: Path) -> None:
     # FSDP, 2 processes -> 1 process (batch_size 8 keeps the global batch, hence the batches).
@@ -233,6 +237,7 @@ def test_sharded_resumes_in_one_process_and_one_file_under_fsdp(
     assert (folder / "checkpoints" / "step_000012.dcp").is_dir()
 
 
+@pytest.mark.distributed
 def test_a_failing_process_stops_the_run_with_one_error(prepared: Path, tmp_path: Path) -> None:
     """Rank 1 raises at step 3 of a run meant to last 100,000 steps: torchrun ends the run at
     once (no waiting for the process group's 10-minute timeout), and the error shows once."""
@@ -253,6 +258,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.distributed
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG)")
 def test_kill_9_of_torchrun_stops_its_processes_which_save_and_free_the_lock(
         prepared: Path, tmp_path: Path) -> None:
@@ -313,6 +319,7 @@ def test_the_first_failure_of_a_torchrun_job_is_the_only_one_printed(monkeypatch
 # ---- sharded checkpoints downstream ----
 
 
+@pytest.mark.distributed
 def test_sharded_checkpoints_generate_evaluate_and_consolidate(fsdp: Path, tmp_path: Path,
                                                                monkeypatch) -> None:
     from evaluation.evaluate import main as evaluate
@@ -345,6 +352,7 @@ def test_sharded_checkpoints_generate_evaluate_and_consolidate(fsdp: Path, tmp_p
     assert evaluate(["--checkpoint", "best"]) == 0
 
 
+@pytest.mark.distributed
 def test_a_damaged_shard_is_skipped(fsdp: Path, tmp_path: Path, capsys) -> None:
     folder = shutil.copytree(fsdp / "checkpoints", tmp_path / "checkpoints")
     shard = folder / "step_000012.dcp" / "__1_0.distcp"

@@ -33,7 +33,14 @@ import pytest
 import torch
 from tokenizers import Tokenizer
 
-from conftest import FakeHub, free_port, http_json, serve_cog, write_project_config
+from conftest import (
+    FakeHub,
+    first_everyday,
+    free_port,
+    http_json,
+    serve_cog,
+    write_project_config,
+)
 from runtime.checkpoints import load_trained_model
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -155,7 +162,7 @@ def test_greedy_pipeline_text_equals_make_generate(exported: Path) -> None:
     assert len(theirs) > len(PROMPT) + 10  # the model wrote something worth comparing
 
 
-@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("dtype", first_everyday(["bf16", "fp16"]))
 def test_half_precision_exports_are_half_the_size_and_load(project: Path, dtype: str) -> None:
     full = (project / "export" / "hf" / "model.safetensors").stat().st_size
     result = deploy(project, "export", "--dtype", dtype)
@@ -232,6 +239,7 @@ def test_gguf_refuses_a_tokenizer_llama_cpp_would_get_wrong() -> None:
         require_byte_level_bpe(wordpiece)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("file_type", ["f16", "q8_0"])
 def test_smaller_gguf_files(project: Path, file_type: str) -> None:
     pytest.importorskip("gguf")
@@ -266,6 +274,7 @@ def test_deploy_uploads_exactly_the_export_folder(project: Path, fake_hub: FakeH
     assert not any(TOKEN.encode() in content for content in every_file(project).values())
 
 
+@pytest.mark.slow
 def test_deploy_public_when_asked(project: Path, fake_hub: FakeHub) -> None:
     result = deploy(project, "deploy", "--repo-id", "me/my-llm", "--private", "false",
                     env=hub_env(fake_hub))
@@ -273,8 +282,9 @@ def test_deploy_public_when_asked(project: Path, fake_hub: FakeHub) -> None:
     assert fake_hub.created()["visibility"] == "public"
 
 
-@pytest.mark.parametrize(("status", "says"), [(401, "rejected your token"),
-                                              (403, "may not write to someone/my-llm")])
+@pytest.mark.parametrize(("status", "says"), [
+    (401, "rejected your token"),
+    pytest.param(403, "may not write to someone/my-llm", marks=pytest.mark.slow)])
 def test_deploy_refused_by_the_hub(project: Path, fake_hub: FakeHub, status: int,
                                    says: str) -> None:
     fake_hub.fail["/api/repos/create"] = [status] * 10
@@ -395,7 +405,7 @@ def snapshot(folder: Path) -> dict[str, str]:
             for p in folder.rglob("*") if p.is_file() and p.name != ".llm.lock"}
 
 
-@pytest.mark.parametrize("case", list(BAD))
+@pytest.mark.parametrize("case", first_everyday(list(BAD)))
 def test_bad_input_is_one_clear_error(project: Path, case: str) -> None:
     change, args, says = BAD[case]
     if change is not None:

@@ -397,6 +397,7 @@ def test_tuning_resumes_bit_for_bit(project: Path, tmp_path: Path) -> None:
     assert sorted(resumed) == list(range(1, 25)) and resumed == uninterrupted
 
 
+@pytest.mark.slow
 def test_chat_and_eval_use_the_tuned_model(project: Path) -> None:
     assert finetune() == 0
     result = run(project, "chat.py", "--seed", "0", stdin="What comes after two?\n")
@@ -428,6 +429,7 @@ def test_a_fresh_base_run_moves_the_tuning_aside_with_it(project: Path) -> None:
     assert not (project / "checkpoints" / "finetune").exists()
 
 
+@pytest.mark.slow
 def test_the_export_answers_as_make_chat_does(project: Path) -> None:
     """export/hf/ of the tuned model: tokenizer.apply_chat_template + greedy generate() give
     exactly the tokens make chat writes; GGUF and the Ollama Modelfile carry the chat format."""

@@ -34,7 +34,7 @@ import torch
 from safetensors.torch import load_file
 
 from config import GenerationConfig, load_config
-from conftest import PROJECT_ROOT, JSONHandler
+from conftest import PROJECT_ROOT, JSONHandler, first_everyday
 from errors import CreateLLMError, DataError
 from runtime import checkpoints
 from runtime.checkpoints import load_trained_model
@@ -506,6 +506,7 @@ class NotFoundHub(JSONHandler):
     do_HEAD = do_GET
 
 
+@pytest.mark.slow
 def test_a_hub_id_that_does_not_exist(tmp_path: Path) -> None:
     import threading
 
@@ -523,8 +524,8 @@ def test_a_hub_id_that_does_not_exist(tmp_path: Path) -> None:
     assert snapshot(project) == before
 
 
-@pytest.mark.parametrize("env", [{"HF_HUB_OFFLINE": "1"},
-                                 {"HF_ENDPOINT": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}],
+@pytest.mark.parametrize("env", first_everyday([
+    {"HF_HUB_OFFLINE": "1"}, {"HF_ENDPOINT": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1"}]),
                          ids=["offline", "unreachable"])
 def test_no_network_says_to_download_elsewhere(env: dict[str, str], tmp_path: Path) -> None:
     project = new_project(tmp_path / "project")
@@ -535,6 +536,7 @@ def test_no_network_says_to_download_elsewhere(env: dict[str, str], tmp_path: Pa
     assert snapshot(project) == before
 
 
+@pytest.mark.slow
 def test_the_command_line_refuses_a_bad_folder(tmp_path: Path) -> None:
     project = new_project(tmp_path / "project")
     (tmp_path / "empty").mkdir()
@@ -577,6 +579,7 @@ def run_command(project: Path, *argv: str) -> subprocess.CompletedProcess:
     return result
 
 
+@pytest.mark.slow
 def test_make_train_continues_from_the_import_and_finetune_trains_lora(imported, tmp_path):
     """make data, make train (continued pretraining from the imported weights, the embedding's
     padded rows kept), make resume, make finetune with LoRA (only the adapters change), and the

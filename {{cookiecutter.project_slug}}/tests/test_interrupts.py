@@ -28,7 +28,7 @@ from unittest.mock import ANY
 import pytest
 import torch
 
-from conftest import prepare_project
+from conftest import first_everyday, prepare_project
 from errors import TrainingError, run_cli
 from runtime import checkpoints
 from training.callbacks.base import Callback
@@ -198,7 +198,8 @@ def printed_steps(output: str) -> list[int]:
     return [int(n) for n in re.findall(r"^step +(\d+)/", output, re.MULTILINE)]
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("signum", first_everyday([signal.SIGINT, signal.SIGTERM]),
+                         ids=["ctrl-c", "sigterm"])
 def test_a_signal_saves_and_says_how_to_resume(project: Path, signum: int) -> None:
     process = start_training(project, "--checkpoints.save_interval", "1000")
     lines = read_until(process, r"^step +3/")
@@ -219,6 +220,7 @@ def test_a_signal_saves_and_says_how_to_resume(project: Path, signum: int) -> No
         "type": "end", "step": step, "reason": name, "elapsed": ANY}
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_quits_at_once(project: Path) -> None:
     # Big batches make a step take about a second, so both Ctrl+C land inside step 3.
     process = start_training(project, "--checkpoints.save_interval", "1",
@@ -285,6 +287,7 @@ TEN_STEPS = ("--training.max_steps", "30", "--training.eval_interval", "10",
              "--checkpoints.save_interval", "10")
 
 
+@pytest.mark.slow
 def test_a_second_training_is_refused_and_the_first_writes_what_a_lone_run_writes(
         project: Path, tmp_path: Path) -> None:
     lone = tmp_path / "lone"
@@ -325,6 +328,7 @@ def test_data_preparation_is_refused_while_a_training_runs(project: Path) -> Non
     assert (project / "tokenizer" / "tokenizer.json").read_bytes() == tokenizer
 
 
+@pytest.mark.slow
 def test_a_lock_left_by_kill_9_never_blocks_the_next_run(project: Path) -> None:
     training = start_training(project)
     assert wait_until(lambda: len(step_files(project)) >= 2, training, timeout=60)
@@ -337,6 +341,7 @@ def test_a_lock_left_by_kill_9_never_blocks_the_next_run(project: Path) -> None:
     assert "Resuming from checkpoints/step_" in result.stdout
 
 
+@pytest.mark.slow
 def test_readers_keep_working_while_a_training_saves(project: Path) -> None:
     """eval/generate/chat/compare load checkpoints without a lock: every save is a rename, so a
     reader sees the old file or the new one, never half of one (best.pt and a new step
@@ -369,6 +374,7 @@ def train_in(folder: Path, monkeypatch: pytest.MonkeyPatch, *args: str,
     return main(list(args), extra_callbacks=callbacks)
 
 
+@pytest.mark.slow
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(project: Path) -> None:
     """A learning rate of 1e15 with AdamW: the weights overflow within a few steps. (Adafactor,
     t5's optimizer, caps its relative step at 1/sqrt(step), so no learning rate makes it blow

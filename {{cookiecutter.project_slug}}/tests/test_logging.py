@@ -13,7 +13,7 @@ import pytest
 from test_training import StopAt  # SIGTERM at a step, as a pre-empted job gets
 
 from config import load_config
-from conftest import ARCHITECTURE, read_records
+from conftest import ARCHITECTURE, first_everyday, read_records
 
 # What differs between two runs of the same steps: time and memory.
 MEASURED = {"elapsed", "eta", "tokens_per_sec", "rss_mb", "gpu_mb", "started"}
@@ -161,8 +161,9 @@ for step in range(1, 201):
 """
 
 
-@pytest.mark.parametrize("end", ["raise RuntimeError('a crash')", "raise KeyboardInterrupt",
-                                 "sys.exit(3)"], ids=["crash", "ctrl-c", "exit"])
+@pytest.mark.parametrize("end", first_everyday(["raise RuntimeError('a crash')",
+                                                "raise KeyboardInterrupt", "sys.exit(3)"]),
+                         ids=["crash", "ctrl-c", "exit"])
 def test_no_record_is_lost_when_the_process_ends_at_once(tmp_path: Path, end: str) -> None:
     import subprocess
 

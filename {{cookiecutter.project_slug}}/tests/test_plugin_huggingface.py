@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from conftest import FakeHub, read_records, run_project_module
 
 TOKEN = "hf_plugintokenthatmustneverbeprinted42"
@@ -36,6 +38,7 @@ def test_the_trained_model_is_pushed_when_training_ends(micro_project: Path,
     assert TOKEN not in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_push_on_best_pushes_during_training_too(micro_project: Path, fake_hub: FakeHub) -> None:
     result = train(micro_project, fake_hub, "--deployment.repo_id", "me/micro-llm",
                    "--huggingface.push_on_best", "true")
@@ -46,6 +49,7 @@ def test_push_on_best_pushes_during_training_too(micro_project: Path, fake_hub: 
     assert 2 <= commits(fake_hub) <= len(bests) + 1
 
 
+@pytest.mark.slow
 def test_without_a_repository_training_goes_on_and_nothing_is_sent(micro_project: Path,
                                                                    fake_hub: FakeHub) -> None:
     result = train(micro_project, fake_hub)
@@ -56,6 +60,7 @@ def test_without_a_repository_training_goes_on_and_nothing_is_sent(micro_project
     assert (micro_project / "checkpoints" / "best.pt").exists() and fake_hub.requests == []
 
 
+@pytest.mark.slow
 def test_without_a_token_training_goes_on_and_nothing_is_sent(micro_project: Path,
                                                               fake_hub: FakeHub) -> None:
     result = train(micro_project, fake_hub, "--deployment.repo_id", "me/micro-llm", token=None)

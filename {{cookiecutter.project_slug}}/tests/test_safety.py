@@ -82,6 +82,7 @@ def project(trained: Path, tmp_path: Path) -> Path:
 # ---- 1. a resume from an older step is a branch: what came later is kept ----
 
 
+@pytest.mark.slow
 def test_resuming_from_an_older_step_keeps_the_better_best_and_the_later_work(
         project: Path) -> None:
     folder = project / "checkpoints"
@@ -112,6 +113,7 @@ def test_resuming_from_an_older_step_keeps_the_better_best_and_the_later_work(
     assert max(steps) == 40 and steps == sorted(steps)
 
 
+@pytest.mark.slow
 def test_a_plain_resume_moves_nothing(project: Path) -> None:
     result = run(project, "-m", "training.train", "--resume", "--training.max_steps", "70")
     assert result.returncode == 0, result.stdout + result.stderr
@@ -247,6 +249,7 @@ def test_any_value_in_the_config_file_is_a_config_or_a_configuration_error(key, 
     assert all(math.isfinite(v) for v in values if isinstance(v, float))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(key=st.sampled_from(KEYS), raw=st.text(max_size=30))
 def test_any_command_line_override_is_a_config_or_a_configuration_error(key, raw) -> None:

@@ -246,6 +246,7 @@ def losses(cfg: Any, tokens: np.ndarray, seed: int, precision: str, steps: int,
     return np.array([trainer.train_step(lr=3e-3).item() for _ in range(steps)])
 
 
+@pytest.mark.slow
 def test_bf16_trains_within_the_run_to_run_noise_of_fp32(make_tiny_config,
                                                          tiny_tokenizer) -> None:
     """200 steps: bf16 and fp32 from the same seed differ less than two fp32 seeds do.

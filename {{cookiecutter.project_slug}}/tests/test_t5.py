@@ -427,7 +427,8 @@ def test_transformers_loads_the_export_and_writes_what_we_write(trained: Path) -
 
 @pytest.mark.parametrize(("args", "says"), [
     (("--prompt", "w " * 300), "more than the model's context of 64"),
-    (("--top-p", "0"), "generation.top_p must be in [0.000001, 1]"),
+    pytest.param(("--top-p", "0"), "generation.top_p must be in [0.000001, 1]",
+                 marks=pytest.mark.slow),
 ])
 def test_generate_refuses_clearly(trained: Path, args: tuple, says: str) -> None:
     result = run_in(trained, "-m", "evaluation.generate", *args)
