@@ -3,12 +3,12 @@
 #               print generated text, instruction-tune it and have it answer a question about a
 #               story (the main job, on built-in defaults)
 #   make test   set everything up and run the everyday tests (a few minutes on 2 cores)
-#   make test-all  every test, with the slow ones (what CI runs)
+#   make test-all  every test, with the slow ones (CI runs it as make test, then make test-rest)
 #   make bench  speed figures on this machine (training, data preparation, generation)
 # Both install into ./.venv; TORCH_SPEC picks the torch build (default: torch).
 
 .DEFAULT_GOAL := help
-.PHONY: help venv demo bench test test-all lint clean
+.PHONY: help venv demo bench test test-rest test-all lint clean
 
 TORCH_SPEC ?= torch
 VENV := $(CURDIR)/.venv
@@ -20,6 +20,7 @@ PYTEST_ARGS ?=
 # why). -n auto spreads the tests over the CPU cores (pytest-xdist), one by one, except that a
 # file marked with an xdist_group runs on one worker (its module-scoped fixtures are made once).
 FAST_TESTS := -m "not slow and not browser and not distributed"
+REST_TESTS := -m "slow or browser or distributed"
 WORKERS := -n auto --dist loadgroup
 
 help: ## list the commands
@@ -48,7 +49,10 @@ bench: venv ## scaffold a project in build/ and print speed figures for the nano
 test: venv ## the everyday tests: wrapper, hooks, bakes, each architecture's `make test`
 	$(PY) -m pytest tests $(WORKERS) $(FAST_TESTS) $(PYTEST_ARGS)
 
-test-all: venv ## every test, the slow bakes, browser and torchrun ones too (CI runs this)
+test-rest: venv ## the tests make test leaves out (slow, browser, torchrun): CI runs it after make test
+	$(PY) -m pytest tests $(WORKERS) $(REST_TESTS) --durations=20 $(PYTEST_ARGS)
+
+test-all: venv ## every test in one run: make test's and make test-rest's
 	$(PY) -m pytest tests $(WORKERS) --durations=20 $(PYTEST_ARGS)
 
 lint: venv ## ruff over the wrapper, hooks and tests

@@ -1,7 +1,8 @@
 """Shared helpers for the root test suite: the template, rendered hooks, baked-project checks.
 
     make test        # the everyday tier: not slow, browser or distributed, with -n auto
-    make test-all    # everything (CI): the slow bakes, the browser test, torchrun
+    make test-rest   # the rest: the slow bakes, the browser test, torchrun (CI: make test, then this)
+    make test-all    # both in one run
 """
 
 import importlib.util
