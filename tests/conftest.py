@@ -1,7 +1,7 @@
 """Shared helpers for the root test suite: the template, rendered hooks, baked-project checks.
 
     make test        # the everyday tier: not slow, browser or distributed, with -n auto
-    make test-rest   # the rest: the slow bakes, the browser test, torchrun (CI: make test, then this)
+    make test-rest   # the rest: slow bakes, the browser test, torchrun (CI: make test, then this)
     make test-all    # both in one run
 """
 
