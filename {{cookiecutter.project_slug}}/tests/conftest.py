@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -36,10 +37,23 @@ import torch_env  # noqa: E402, F401, I001
 import torch  # noqa: E402
 
 from config import ONLY_FOR, ModelConfig, available_architectures  # noqa: E402
+from training.callbacks.base import Callback  # noqa: E402
 
 # This project's architecture (a project has the code of one: gpt, bert or t5). Tests that are
 # the same for every architecture build their models and configs for it.
 ARCHITECTURE = available_architectures()[0]
+
+
+class StopAt(Callback):
+    """Send ourselves SIGTERM at a step: the same path as a pre-empted job or Ctrl+C (the run
+    saves and stops; `make resume` continues)."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, trainer, metrics) -> None:
+        if trainer.step == self.step:
+            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def first_everyday(cases: list[Any]) -> list[Any]:

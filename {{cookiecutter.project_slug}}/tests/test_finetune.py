@@ -22,7 +22,7 @@ import torch
 from tokenizers import Tokenizer
 
 from config import load_config
-from conftest import ARCHITECTURE, prepare_project
+from conftest import ARCHITECTURE, StopAt, prepare_project
 from corpus.conversations import parse_conversation, read_conversations, split_conversations
 from corpus.instructions import builtin_conversations, questions
 from corpus.sample import StoryWriter
@@ -31,7 +31,6 @@ from errors import DataError, TrainingError
 from runtime import checkpoints
 from runtime.chat_tuning import answered, normalise
 from tokenizer.chat_format import ChatFormat
-from training.callbacks.base import Callback
 
 pytestmark = pytest.mark.skipif(ARCHITECTURE == "bert", reason="bert is not tuned to chat")
 
@@ -341,17 +340,6 @@ def finetune(*args: str, callbacks: list | None = None) -> int:
 def records(folder: Path) -> list[dict]:
     path = folder / "logs" / "finetune" / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-class StopAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, metrics) -> None:
-        if trainer.step == self.step:
-            import signal
-
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 def test_tuning_learns_the_answers_in_its_own_run_folder(project: Path) -> None:

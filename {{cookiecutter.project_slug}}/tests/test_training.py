@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,10 +13,9 @@ import pytest
 import torch
 
 from config import load_config
-from conftest import ARCHITECTURE, prepare_project
+from conftest import ARCHITECTURE, StopAt, prepare_project
 from errors import TrainingError
 from runtime import checkpoints
-from training.callbacks.base import Callback
 from training.optimizer import lr_at
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -84,17 +82,6 @@ def test_loss_falls_on_the_built_in_corpus(project: Path) -> None:
     assert (project / "checkpoints" / "best.pt").exists()
     # save_total_limit 2: only the two newest step checkpoints remain
     assert [s for s, _ in checkpoints.list_step_checkpoints(project / "checkpoints")] == [30, 40]
-
-
-class StopAt(Callback):
-    """Send ourselves SIGTERM at a step: the same path as a pre-empted job."""
-
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, trainer, metrics) -> None:
-        if trainer.step == self.step:
-            os.kill(os.getpid(), signal.SIGTERM)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "muon"])
